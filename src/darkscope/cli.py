@@ -1,0 +1,78 @@
+"""The ``darkscope`` command: thin wrappers over the library, one subcommand per part.
+
+Subcommands are imported lazily so ``darkscope --help`` stays instant and a part's heavy
+dependencies load only when that part runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+
+from darkscope import __version__
+from darkscope.clikit import common, debug_enabled
+from darkscope.errors import DarkscopeError
+
+# name -> "module:attribute"; each part owns its own command module.
+COMMANDS: dict[str, str] = {
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="darkscope")
+@common
+def cli() -> None:
+    """darkscope: machine-learning cyber-threat monitoring.
+
+    Darknet captures to columnar tables, DDoS backscatter detection, scanner fingerprint
+    mining, dark web market monitoring, and privacy-preserving learning across organizations.
+    Run `darkscope COMMAND --help` for each part.
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user mistakes become one line on stderr and a non-zero exit."""
+    try:
+        code = cli.main(args=argv, prog_name="darkscope", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("darkscope: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except DarkscopeError as exc:
+        if debug_enabled():
+            traceback.print_exc()
+        click.echo(f"darkscope: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("darkscope: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: say so, show the traceback only when asked
+        if debug_enabled():
+            traceback.print_exc()
+        click.echo(f"darkscope: internal error: {type(exc).__name__}: {exc} "
+                   "(run with --debug for the traceback)", err=True)
+        return 70
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

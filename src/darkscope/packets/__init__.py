@@ -1,0 +1,1 @@
+"""Captures (pcap, pcapng; compressed) to the columnar packet table every darknet part reads."""

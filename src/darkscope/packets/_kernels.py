@@ -1,0 +1,558 @@
+"""Compiled record walkers and frame decoders (numba): the only per-packet code in darkscope.
+
+A walker consumes as many whole records of a buffer as fit, decodes each frame straight into
+preallocated column arrays, and returns where it stopped and why. Python handles the rare
+things (file headers, pcapng section and interface blocks, errors, refills) between calls, so
+the hot loop stays small and allocation-free.
+
+Column arrays are grouped by width (``u32[k, row]``, ``u16``, ``u8``) so that a walker takes a
+handful of arguments; ``val[k, row]`` holds the validity (non-null) flag of each nullable field.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# --- column slots -------------------------------------------------------------------------
+U32_SRC, U32_DST, U32_SEQ, U32_ACK, U32_TSVAL, U32_TSECR = 0, 1, 2, 3, 4, 5
+U32_INNER_SRC, U32_INNER_DST, U32_CAPLEN, U32_WIRELEN, U32_IPLEN, U32_PAYLEN = 6, 7, 8, 9, 10, 11
+N_U32 = 12
+
+U16_SPORT, U16_DPORT, U16_WIN, U16_IPID, U16_MSS = 0, 1, 2, 3, 4
+U16_INNER_SPORT, U16_INNER_DPORT, U16_FRAGOFF, U16_VLAN, U16_LINKTYPE = 5, 6, 7, 8, 9
+N_U16 = 10
+
+U8_IPVER, U8_PROTO, U8_FLAGS, U8_TTL, U8_TOS, U8_ICMPTYPE = 0, 1, 2, 3, 4, 5
+U8_ICMPCODE, U8_WSCALE, U8_INNER_PROTO, U8_IPFLAGS, U8_FRAG, U8_SACKOK = 6, 7, 8, 9, 10, 11
+N_U8 = 12
+
+# validity flags; one per group of fields that are present together
+V_TS, V_VLAN, V_IP, V_V4, V_V6, V_IPID, V_PORTS, V_TCP = 0, 1, 2, 3, 4, 5, 6, 7
+V_MSS, V_WSCALE, V_TSOPT, V_ICMP, V_INNER4, V_INNER6, V_INNER_PROTO, V_INNER_PORTS = (
+    8, 9, 10, 11, 12, 13, 14, 15)
+V_PAYLEN, V_FRAGINFO = 16, 17
+N_VAL = 18
+
+V6_SRC, V6_DST, V6_INNER_SRC, V6_INNER_DST = 0, 1, 2, 3
+
+HEAD_BYTES = 16
+OPTS_MAX = 40
+LAYOUT_MAX = 4 * OPTS_MAX  # longest token "sack" + separator, per option byte
+
+# --- walker status codes ------------------------------------------------------------------
+ST_FULL = 0          # row capacity reached
+ST_NEED_MORE = 1     # the next record does not fit in the buffer
+ST_PYTHON = 2        # pcapng section header or interface description: handled in Python
+ST_BAD_FRAC = 3      # timestamp fraction >= one second
+ST_BAD_CAPLEN = 4    # captured length larger than the snap length
+ST_BAD_WIRELEN = 5   # captured length larger than the original length, or absurd length
+ST_BAD_BLOCKLEN = 6  # pcapng block length not a multiple of 4 or too small
+ST_BAD_TRAILER = 7   # pcapng block length trailer differs from its header
+ST_BAD_IFACE = 8     # pcapng packet names an interface that was not described
+ST_BAD_PKTLEN = 9    # pcapng packet data longer than its block
+
+MAX_WIRE_LEN = 1 << 24
+
+LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LOOP, LINK_SLL = 0, 1, 101, 108, 113
+LINK_IPV4, LINK_IPV6, LINK_SLL2 = 228, 229, 276
+LINK_RAW_BSD12, LINK_RAW_BSD14 = 12, 14
+SUPPORTED_LINK_TYPES = frozenset({LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LOOP, LINK_SLL,
+                                  LINK_IPV4, LINK_IPV6, LINK_SLL2, LINK_RAW_BSD12, LINK_RAW_BSD14})
+
+# option kind -> token written into tcp_layout
+_TOKENS = {0: "eol", 1: "nop", 2: "mss", 3: "ws", 4: "sok", 5: "sack", 8: "ts"}
+TOKEN_BYTES = np.zeros((256, 4), dtype=np.uint8)
+TOKEN_LENS = np.zeros(256, dtype=np.int64)
+for _kind in range(256):
+    _text = _TOKENS.get(_kind, str(_kind)).encode()
+    TOKEN_BYTES[_kind, : len(_text)] = np.frombuffer(_text, dtype=np.uint8)
+    TOKEN_LENS[_kind] = len(_text)
+
+
+@njit(inline="always")
+def _be16(buf, p):
+    return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+
+
+@njit(inline="always")
+def _be32(buf, p):
+    return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
+            | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3]))
+
+
+@njit(inline="always")
+def _rd16(buf, p, swapped):
+    if swapped:
+        return _be16(buf, p)
+    return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
+
+
+@njit(inline="always")
+def _rd32(buf, p, swapped):
+    if swapped:
+        return _be32(buf, p)
+    return (np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
+            | (np.int64(buf[p + 2]) << 16) | (np.int64(buf[p + 3]) << 24))
+
+
+@njit(inline="always")
+def _copy(buf, start, stop, out, out_pos):
+    for i in range(stop - start):
+        out[out_pos + i] = buf[start + i]
+
+
+@njit
+def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off, lay_data, lay_off,
+                 tok_bytes, tok_lens):
+    """Copy raw options and record kinds in order; values of MSS, WS, SACK-ok, timestamps."""
+    o = opt_off[row]
+    _copy(buf, start, stop, opt_data, o)
+    opt_off[row + 1] = o + (stop - start)
+    w = lay_off[row]
+    i = start
+    while i < stop:
+        kind = buf[i]
+        if w != lay_off[row]:
+            lay_data[w] = 44  # ','
+            w += 1
+        n = tok_lens[kind]
+        for k in range(n):
+            lay_data[w + k] = tok_bytes[kind, k]
+        w += n
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= stop:
+            break
+        olen = np.int64(buf[i + 1])
+        if olen < 2 or i + olen > stop:
+            break
+        if kind == 2 and olen == 4:
+            u16[U16_MSS, row] = _be16(buf, i + 2)
+            val[V_MSS, row] = 1
+        elif kind == 3 and olen == 3:
+            u8[U8_WSCALE, row] = buf[i + 2]
+            val[V_WSCALE, row] = 1
+        elif kind == 4 and olen == 2:
+            u8[U8_SACKOK, row] = 1
+        elif kind == 8 and olen == 10:
+            u32[U32_TSVAL, row] = _be32(buf, i + 2)
+            u32[U32_TSECR, row] = _be32(buf, i + 6)
+            val[V_TSOPT, row] = 1
+        i += olen
+    lay_off[row + 1] = w
+
+
+@njit
+def _inner_ports(buf, p, stop, proto, row, u16, val):
+    if (proto == 6 or proto == 17 or proto == 132 or proto == 33) and p + 4 <= stop:
+        u16[U16_INNER_SPORT, row] = _be16(buf, p)
+        u16[U16_INNER_DPORT, row] = _be16(buf, p + 2)
+        val[V_INNER_PORTS, row] = 1
+
+
+@njit
+def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val, v6,
+               head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
+    """Decode TCP/UDP/ICMP at ``l4``; ``wire_len`` is the transport length the IP header claims."""
+    hdr = 0
+    if proto == 6:
+        if l4 + 20 > cap_stop:
+            return
+        u16[U16_SPORT, row] = _be16(buf, l4)
+        u16[U16_DPORT, row] = _be16(buf, l4 + 2)
+        u32[U32_SEQ, row] = _be32(buf, l4 + 4)
+        u32[U32_ACK, row] = _be32(buf, l4 + 8)
+        u8[U8_FLAGS, row] = buf[l4 + 13]
+        u16[U16_WIN, row] = _be16(buf, l4 + 14)
+        val[V_PORTS, row] = 1
+        val[V_TCP, row] = 1
+        hdr = (np.int64(buf[l4 + 12]) >> 4) * 4
+        if hdr < 20:
+            hdr = 20
+        _tcp_options(buf, l4 + 20, min(l4 + hdr, cap_stop), row, u32, u16, u8, val,
+                     opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+    elif proto == 17:
+        if l4 + 8 > cap_stop:
+            return
+        u16[U16_SPORT, row] = _be16(buf, l4)
+        u16[U16_DPORT, row] = _be16(buf, l4 + 2)
+        val[V_PORTS, row] = 1
+        hdr = 8
+    elif proto == 1 or proto == 58:
+        if l4 + 8 > cap_stop:
+            return
+        itype = buf[l4]
+        u8[U8_ICMPTYPE, row] = itype
+        u8[U8_ICMPCODE, row] = buf[l4 + 1]
+        val[V_ICMP, row] = 1
+        hdr = 8
+        q = l4 + 8
+        if proto == 1 and (itype == 3 or itype == 4 or itype == 5 or itype == 11 or itype == 12):
+            if q + 20 <= cap_stop and (buf[q] >> 4) == 4:
+                ihl = (np.int64(buf[q]) & 15) * 4
+                u32[U32_INNER_SRC, row] = _be32(buf, q + 12)
+                u32[U32_INNER_DST, row] = _be32(buf, q + 16)
+                u8[U8_INNER_PROTO, row] = buf[q + 9]
+                val[V_INNER4, row] = 1
+                val[V_INNER_PROTO, row] = 1
+                if ihl >= 20 and (_be16(buf, q + 6) & 0x1FFF) == 0:
+                    _inner_ports(buf, q + ihl, cap_stop, buf[q + 9], row, u16, val)
+        elif proto == 58 and itype >= 1 and itype <= 4:
+            if q + 40 <= cap_stop and (buf[q] >> 4) == 6:
+                _copy(buf, q + 8, q + 24, v6[V6_INNER_SRC, row], 0)
+                _copy(buf, q + 24, q + 40, v6[V6_INNER_DST, row], 0)
+                u8[U8_INNER_PROTO, row] = buf[q + 6]
+                val[V_INNER6, row] = 1
+                val[V_INNER_PROTO, row] = 1
+                _inner_ports(buf, q + 40, cap_stop, buf[q + 6], row, u16, val)
+    payload = l4 + hdr
+    paylen = wire_len - hdr
+    u32[U32_PAYLEN, row] = paylen if paylen > 0 else 0
+    val[V_PAYLEN, row] = 1
+    _head(buf, payload, cap_stop, row, head_data, head_off)
+
+
+@njit(inline="always")
+def _head(buf, start, stop, row, head_data, head_off):
+    o = head_off[row]
+    n = min(stop - start, HEAD_BYTES)
+    if n < 0:
+        n = 0
+    _copy(buf, start, start + n, head_data, o)
+    head_off[row + 1] = o + n
+
+
+@njit
+def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
+          lay_data, lay_off, tok_bytes, tok_lens):
+    if q + 20 > stop or (buf[q] >> 4) != 4:
+        return
+    ihl = (np.int64(buf[q]) & 15) * 4
+    if ihl < 20 or q + ihl > stop:
+        return
+    total = _be16(buf, q + 2)
+    ff = _be16(buf, q + 6)
+    flags = ff >> 13
+    frag_off = ff & 0x1FFF
+    proto = buf[q + 9]
+    u8[U8_IPVER, row] = 4
+    u8[U8_TOS, row] = buf[q + 1]
+    u32[U32_IPLEN, row] = total
+    u16[U16_IPID, row] = _be16(buf, q + 4)
+    u8[U8_IPFLAGS, row] = flags
+    u16[U16_FRAGOFF, row] = frag_off
+    u8[U8_FRAG, row] = 1 if (flags & 1) or frag_off else 0
+    u8[U8_TTL, row] = buf[q + 8]
+    u8[U8_PROTO, row] = proto
+    u32[U32_SRC, row] = _be32(buf, q + 12)
+    u32[U32_DST, row] = _be32(buf, q + 16)
+    val[V_IP, row] = 1
+    val[V_V4, row] = 1
+    val[V_IPID, row] = 1
+    val[V_FRAGINFO, row] = 1
+    if total < ihl:
+        return  # inconsistent header (e.g. TSO placeholders): no transport fields
+    l4 = q + ihl
+    cap_stop = min(stop, q + total)  # excludes Ethernet padding
+    if frag_off:
+        u32[U32_PAYLEN, row] = total - ihl
+        val[V_PAYLEN, row] = 1
+        _head(buf, l4, cap_stop, row, head_data, head_off)
+        return
+    _transport(buf, l4, cap_stop, total - ihl, proto, False, row, u32, u16, u8, val, v6,
+               head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+
+
+@njit
+def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
+          lay_data, lay_off, tok_bytes, tok_lens):
+    if q + 40 > stop or (buf[q] >> 4) != 6:
+        return
+    plen = _be16(buf, q + 4)
+    nh = np.int64(buf[q + 6])
+    u8[U8_IPVER, row] = 6
+    u8[U8_TOS, row] = (_be16(buf, q) >> 4) & 0xFF
+    u8[U8_TTL, row] = buf[q + 7]
+    u32[U32_IPLEN, row] = plen + 40
+    _copy(buf, q + 8, q + 24, v6[V6_SRC, row], 0)
+    _copy(buf, q + 24, q + 40, v6[V6_DST, row], 0)
+    val[V_IP, row] = 1
+    val[V_V6, row] = 1
+    end_wire = q + 40 + plen
+    cap_stop = min(stop, end_wire)
+    p = q + 40
+    later_fragment = False
+    frag_flags = 0
+    frag_off = 0
+    while nh == 0 or nh == 43 or nh == 44 or nh == 51 or nh == 60 or nh == 135 \
+            or nh == 139 or nh == 140:
+        if p + 8 > cap_stop:
+            break
+        if nh == 44:
+            fo = _be16(buf, p + 2)
+            frag_off = fo >> 3
+            frag_flags = fo & 1
+            hlen = 8
+            if frag_off:
+                later_fragment = True
+        elif nh == 51:
+            hlen = (np.int64(buf[p + 1]) + 2) * 4
+        else:
+            hlen = (np.int64(buf[p + 1]) + 1) * 8
+        nh = np.int64(buf[p])
+        p += hlen
+        if later_fragment:
+            break
+    u8[U8_PROTO, row] = nh
+    u8[U8_IPFLAGS, row] = frag_flags
+    u16[U16_FRAGOFF, row] = frag_off
+    u8[U8_FRAG, row] = 1 if frag_flags or frag_off else 0
+    val[V_FRAGINFO, row] = 1
+    if later_fragment:
+        u32[U32_PAYLEN, row] = max(end_wire - p, 0)
+        val[V_PAYLEN, row] = 1
+        _head(buf, p, cap_stop, row, head_data, head_off)
+        return
+    _transport(buf, p, cap_stop, end_wire - p, nh, True, row, u32, u16, u8, val, v6,
+               head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+
+
+@njit
+def decode_frame(buf, p, caplen, wirelen, link, ts, has_ts, row, tsarr, u32, u16, u8, val, v6,
+                 head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
+    """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns."""
+    for k in range(N_VAL):
+        val[k, row] = 0
+    u8[U8_SACKOK, row] = 0
+    u8[U8_FRAG, row] = 0
+    head_off[row + 1] = head_off[row]
+    opt_off[row + 1] = opt_off[row]
+    lay_off[row + 1] = lay_off[row]
+    tsarr[row] = ts
+    val[V_TS, row] = has_ts
+    u32[U32_CAPLEN, row] = caplen
+    u32[U32_WIRELEN, row] = wirelen
+    u16[U16_LINKTYPE, row] = link
+    stop = p + caplen
+    q = p
+    ethertype = -1
+    if link == LINK_ETHERNET:
+        if caplen < 14:
+            return
+        ethertype = _be16(buf, p + 12)
+        q = p + 14
+        while (ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100) \
+                and q + 4 <= stop:
+            if val[V_VLAN, row] == 0:
+                u16[U16_VLAN, row] = _be16(buf, q) & 0xFFF
+                val[V_VLAN, row] = 1
+            ethertype = _be16(buf, q + 2)
+            q += 4
+    elif link == LINK_SLL:
+        if caplen < 16:
+            return
+        ethertype = _be16(buf, p + 14)
+        q = p + 16
+    elif link == LINK_SLL2:
+        if caplen < 20:
+            return
+        ethertype = _be16(buf, p)
+        q = p + 20
+    elif link == LINK_NULL or link == LINK_LOOP:
+        if caplen < 4:
+            return
+        family = _be32(buf, p)
+        if link == LINK_NULL and family > 0xFFFF:
+            family = _rd32(buf, p, False)  # host byte order of the capturing machine
+        if family == 2:
+            ethertype = 0x0800
+        elif family == 10 or family == 24 or family == 28 or family == 30:
+            ethertype = 0x86DD
+        q = p + 4
+    elif link == LINK_IPV4:
+        ethertype = 0x0800
+    elif link == LINK_IPV6:
+        ethertype = 0x86DD
+    elif link == LINK_RAW or link == LINK_RAW_BSD12 or link == LINK_RAW_BSD14:
+        if caplen < 1:
+            return
+        version = buf[p] >> 4
+        if version == 4:
+            ethertype = 0x0800
+        elif version == 6:
+            ethertype = 0x86DD
+    if ethertype == 0x0800:
+        _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
+              lay_data, lay_off, tok_bytes, tok_lens)
+    elif ethertype == 0x86DD:
+        _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
+              lay_data, lay_off, tok_bytes, tok_lens)
+
+
+@njit(cache=True, nogil=True)
+def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_rows, row0,
+              tsarr, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
+              lay_data, lay_off, tok_bytes, tok_lens):
+    """Decode classic pcap records from ``buf[pos:end]`` into rows ``row0..``.
+
+    Returns ``(pos, rows, status)``: the offset of the first record not consumed, the row after
+    the last one written, and why it stopped (``ST_*``).
+    """
+    row = row0
+    while True:
+        if row >= max_rows:
+            return pos, row, ST_FULL
+        if pos + 16 > end:
+            return pos, row, ST_NEED_MORE
+        sec = _rd32(buf, pos, swapped)
+        frac = _rd32(buf, pos + 4, swapped)
+        caplen = _rd32(buf, pos + 8, swapped)
+        wirelen = _rd32(buf, pos + 12, swapped)
+        if frac >= frac_limit:
+            return pos, row, ST_BAD_FRAC
+        if caplen > snaplen:
+            return pos, row, ST_BAD_CAPLEN
+        if caplen > wirelen or wirelen > MAX_WIRE_LEN:
+            return pos, row, ST_BAD_WIRELEN
+        if pos + 16 + caplen > end:
+            return pos, row, ST_NEED_MORE
+        decode_frame(buf, pos + 16, caplen, wirelen, link, sec * 1_000_000_000 + frac * frac_ns,
+                     1, row, tsarr, u32, u16, u8, val, v6, head_data, head_off, opt_data,
+                     opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+        row += 1
+        pos += 16 + caplen
+
+
+@njit(cache=True, nogil=True)
+def find_pcap_record(buf, pos, end, swapped, frac_limit, snaplen):
+    """First offset >= ``pos`` where two consecutive plausible record headers start (or a
+    plausible record ends exactly at ``end``); -1 if none in the buffer. Used to resynchronise
+    after a corrupt record."""
+    while pos + 16 <= end:
+        ok = True
+        p = pos
+        for _ in range(2):
+            if p == end:
+                break
+            if p + 16 > end:
+                ok = False
+                break
+            frac = _rd32(buf, p + 4, swapped)
+            caplen = _rd32(buf, p + 8, swapped)
+            wirelen = _rd32(buf, p + 12, swapped)
+            if frac >= frac_limit or caplen > snaplen or caplen > wirelen \
+                    or wirelen > MAX_WIRE_LEN or p + 16 + caplen > end:
+                ok = False
+                break
+            p += 16 + caplen
+        if ok:
+            return pos
+        pos += 1
+    return -1
+
+
+@njit(inline="always")
+def _pcapng_ts(hi, lo, if_pow2, if_exp, if_offset_ns, iface):
+    raw = (hi << 32) | lo
+    e = if_exp[iface]
+    if if_pow2[iface]:
+        whole = raw >> e
+        frac = raw & ((np.int64(1) << e) - 1)
+        ns = whole * 1_000_000_000 + np.int64(frac * 1e9 / (2.0 ** e))
+    elif e <= 9:
+        ns = raw * np.int64(10 ** (9 - e))
+    else:
+        ns = raw // np.int64(10 ** (e - 9))
+    return ns + if_offset_ns[iface]
+
+
+@njit(cache=True, nogil=True)
+def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if_offset_ns,
+                n_if, max_rows, row0, tsarr, u32, u16, u8, val, v6, head_data, head_off,
+                opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens, skipped):
+    """Decode pcapng packet blocks (enhanced, simple, obsolete packet) from ``buf[pos:end]``.
+
+    Stops with ``ST_PYTHON`` at a section header or interface description block. Packets of
+    interfaces whose link type is unsupported (``if_link < 0``) are counted in
+    ``skipped[0]`` (records) and ``skipped[1]`` (bytes).
+    """
+    row = row0
+    while True:
+        if row >= max_rows:
+            return pos, row, ST_FULL
+        if pos + 12 > end:
+            return pos, row, ST_NEED_MORE
+        btype = _rd32(buf, pos, swapped)
+        if btype == 0x0A0D0D0A or btype == 1:
+            return pos, row, ST_PYTHON
+        blen = _rd32(buf, pos + 4, swapped)
+        if blen < 12 or blen % 4 != 0:
+            return pos, row, ST_BAD_BLOCKLEN
+        if pos + blen > end:
+            return pos, row, ST_NEED_MORE
+        if _rd32(buf, pos + blen - 4, swapped) != blen:
+            return pos, row, ST_BAD_TRAILER
+        if btype == 6 or btype == 2:
+            if blen < 32:
+                return pos, row, ST_BAD_BLOCKLEN
+            if btype == 6:
+                iface = _rd32(buf, pos + 8, swapped)
+            else:
+                iface = _rd16(buf, pos + 8, swapped)
+            hi = _rd32(buf, pos + 12, swapped)
+            lo = _rd32(buf, pos + 16, swapped)
+            caplen = _rd32(buf, pos + 20, swapped)
+            wirelen = _rd32(buf, pos + 24, swapped)
+            if iface >= n_if:
+                return pos, row, ST_BAD_IFACE
+            if 28 + caplen > blen - 4:
+                return pos, row, ST_BAD_PKTLEN
+            if caplen > wirelen or wirelen > MAX_WIRE_LEN:
+                return pos, row, ST_BAD_WIRELEN
+            if if_link[iface] < 0:
+                skipped[0] += 1
+                skipped[1] += blen
+            else:
+                ts = _pcapng_ts(hi, lo, if_pow2, if_exp, if_offset_ns, iface)
+                decode_frame(buf, pos + 28, caplen, wirelen, if_link[iface], ts, 1, row, tsarr,
+                             u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
+                             lay_data, lay_off, tok_bytes, tok_lens)
+                row += 1
+        elif btype == 3:
+            if n_if < 1:
+                return pos, row, ST_BAD_IFACE
+            wirelen = _rd32(buf, pos + 8, swapped)
+            caplen = min(wirelen, blen - 16)
+            if if_snaplen[0] > 0:
+                caplen = min(caplen, if_snaplen[0])
+            if wirelen > MAX_WIRE_LEN:
+                return pos, row, ST_BAD_WIRELEN
+            if if_link[0] < 0:
+                skipped[0] += 1
+                skipped[1] += blen
+            else:
+                decode_frame(buf, pos + 12, caplen, wirelen, if_link[0], 0, 0, row, tsarr,
+                             u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
+                             lay_data, lay_off, tok_bytes, tok_lens)
+                row += 1
+        pos += blen
+
+
+@njit(cache=True, nogil=True)
+def find_pcapng_block(buf, pos, end, swapped):
+    """First 4-byte step >= ``pos`` where a known block type with a consistent length and
+    trailer starts; -1 if none in the buffer."""
+    while pos + 12 <= end:
+        btype = _rd32(buf, pos, swapped)
+        if btype == 0x0A0D0D0A or (btype >= 1 and btype <= 6) or btype == 0x0BAD \
+                or btype == 0x40000BAD:
+            blen = _rd32(buf, pos + 4, swapped)
+            if blen >= 12 and blen % 4 == 0 and pos + blen <= end \
+                    and _rd32(buf, pos + blen - 4, swapped) == blen:
+                return pos
+        pos += 4
+    return -1

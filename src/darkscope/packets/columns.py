@@ -1,0 +1,135 @@
+"""Preallocated column arrays the compiled walkers fill, and their zero-copy turn into Arrow.
+
+Arrays are allocated with ``np.empty``: pages that no packet touches (IPv6 addresses in an IPv4
+capture, TCP options of option-less SYNs) never become resident. Null slots hold garbage that
+Arrow's validity bitmaps hide; nothing reads them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from darkscope.packets import _kernels as k
+from darkscope.packets.schema import PACKET_SCHEMA
+
+LAYOUT_BYTES_PER_ROW = 5 * k.OPTS_MAX
+
+
+class Columns:
+    """One batch worth of rows, written by the walkers from ``rows`` on."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.rows = 0
+        self.ts = np.empty(capacity, np.int64)
+        self.u32 = np.empty((k.N_U32, capacity), np.uint32)
+        self.u16 = np.empty((k.N_U16, capacity), np.uint16)
+        self.u8 = np.empty((k.N_U8, capacity), np.uint8)
+        self.val = np.empty((k.N_VAL, capacity), np.uint8)
+        self.v6 = np.empty((4, capacity, 16), np.uint8)
+        self.head_data = np.empty(capacity * k.HEAD_BYTES, np.uint8)
+        self.head_off = self._offsets(capacity)
+        self.opt_data = np.empty(capacity * k.OPTS_MAX, np.uint8)
+        self.opt_off = self._offsets(capacity)
+        self.lay_data = np.empty(capacity * LAYOUT_BYTES_PER_ROW, np.uint8)
+        self.lay_off = self._offsets(capacity)
+
+    @staticmethod
+    def _offsets(capacity: int) -> np.ndarray:
+        offsets = np.empty(capacity + 1, np.int32)
+        offsets[0] = 0
+        return offsets
+
+    @property
+    def full(self) -> bool:
+        return self.rows >= self.capacity
+
+    def kernel_args(self) -> tuple[np.ndarray, ...]:
+        """The column arguments every walker takes, in order."""
+        return (self.ts, self.u32, self.u16, self.u8, self.val, self.v6, self.head_data,
+                self.head_off, self.opt_data, self.opt_off, self.lay_data, self.lay_off,
+                k.TOKEN_BYTES, k.TOKEN_LENS)
+
+    def to_batch(self) -> pa.RecordBatch:
+        n = self.rows
+        val = self.val[:, :n]
+        bitmaps: dict[int, tuple[pa.Buffer | None, int]] = {}
+
+        def validity(flag: int) -> tuple[pa.Buffer | None, int]:
+            if flag not in bitmaps:
+                present = int(np.count_nonzero(val[flag]))
+                if present == n:
+                    bitmaps[flag] = (None, 0)
+                else:
+                    bits = np.packbits(val[flag], bitorder="little")
+                    bitmaps[flag] = (pa.py_buffer(bits), n - present)
+            return bitmaps[flag]
+
+        def prim(typ: pa.DataType, data: np.ndarray, flag: int | None) -> pa.Array:
+            bitmap, nulls = validity(flag) if flag is not None else (None, 0)
+            return pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(data)], null_count=nulls)
+
+        def boolean(data: np.ndarray, flag: int) -> pa.Array:
+            bitmap, nulls = validity(flag)
+            bits = pa.py_buffer(np.packbits(data, bitorder="little"))
+            return pa.Array.from_buffers(pa.bool_(), n, [bitmap, bits], null_count=nulls)
+
+        def variable(typ: pa.DataType, offsets: np.ndarray, data: np.ndarray,
+                     flag: int) -> pa.Array:
+            bitmap, nulls = validity(flag)
+            used = int(offsets[n])
+            return pa.Array.from_buffers(
+                typ, n, [bitmap, pa.py_buffer(offsets[: n + 1]), pa.py_buffer(data[:used])],
+                null_count=nulls)
+
+        def ipv6(slot: int, flag: int) -> pa.Array:
+            return prim(pa.binary(16), self.v6[slot, :n], flag)
+
+        u32, u16, u8 = self.u32[:, :n], self.u16[:, :n], self.u8[:, :n]
+        arrays = {
+            "ts": prim(pa.timestamp("ns", tz="UTC"), self.ts[:n], k.V_TS),
+            "link_type": prim(pa.uint16(), u16[k.U16_LINKTYPE], None),
+            "cap_len": prim(pa.uint32(), u32[k.U32_CAPLEN], None),
+            "wire_len": prim(pa.uint32(), u32[k.U32_WIRELEN], None),
+            "vlan": prim(pa.uint16(), u16[k.U16_VLAN], k.V_VLAN),
+            "ip_version": prim(pa.uint8(), u8[k.U8_IPVER], k.V_IP),
+            "src": prim(pa.uint32(), u32[k.U32_SRC], k.V_V4),
+            "dst": prim(pa.uint32(), u32[k.U32_DST], k.V_V4),
+            "src6": ipv6(k.V6_SRC, k.V_V6),
+            "dst6": ipv6(k.V6_DST, k.V_V6),
+            "proto": prim(pa.uint8(), u8[k.U8_PROTO], k.V_IP),
+            "ttl": prim(pa.uint8(), u8[k.U8_TTL], k.V_IP),
+            "tos": prim(pa.uint8(), u8[k.U8_TOS], k.V_IP),
+            "ip_id": prim(pa.uint16(), u16[k.U16_IPID], k.V_IPID),
+            "ip_flags": prim(pa.uint8(), u8[k.U8_IPFLAGS], k.V_FRAGINFO),
+            "frag_offset": prim(pa.uint16(), u16[k.U16_FRAGOFF], k.V_FRAGINFO),
+            "fragment": boolean(u8[k.U8_FRAG], k.V_FRAGINFO),
+            "ip_len": prim(pa.uint32(), u32[k.U32_IPLEN], k.V_IP),
+            "payload_len": prim(pa.uint32(), u32[k.U32_PAYLEN], k.V_PAYLEN),
+            "sport": prim(pa.uint16(), u16[k.U16_SPORT], k.V_PORTS),
+            "dport": prim(pa.uint16(), u16[k.U16_DPORT], k.V_PORTS),
+            "tcp_flags": prim(pa.uint8(), u8[k.U8_FLAGS], k.V_TCP),
+            "seq": prim(pa.uint32(), u32[k.U32_SEQ], k.V_TCP),
+            "ack": prim(pa.uint32(), u32[k.U32_ACK], k.V_TCP),
+            "win": prim(pa.uint16(), u16[k.U16_WIN], k.V_TCP),
+            "tcp_opts": variable(pa.binary(), self.opt_off, self.opt_data, k.V_TCP),
+            "tcp_layout": variable(pa.string(), self.lay_off, self.lay_data, k.V_TCP),
+            "tcp_mss": prim(pa.uint16(), u16[k.U16_MSS], k.V_MSS),
+            "tcp_wscale": prim(pa.uint8(), u8[k.U8_WSCALE], k.V_WSCALE),
+            "tcp_sack_ok": boolean(u8[k.U8_SACKOK], k.V_TCP),
+            "tcp_tsval": prim(pa.uint32(), u32[k.U32_TSVAL], k.V_TSOPT),
+            "tcp_tsecr": prim(pa.uint32(), u32[k.U32_TSECR], k.V_TSOPT),
+            "icmp_type": prim(pa.uint8(), u8[k.U8_ICMPTYPE], k.V_ICMP),
+            "icmp_code": prim(pa.uint8(), u8[k.U8_ICMPCODE], k.V_ICMP),
+            "inner_src": prim(pa.uint32(), u32[k.U32_INNER_SRC], k.V_INNER4),
+            "inner_dst": prim(pa.uint32(), u32[k.U32_INNER_DST], k.V_INNER4),
+            "inner_src6": ipv6(k.V6_INNER_SRC, k.V_INNER6),
+            "inner_dst6": ipv6(k.V6_INNER_DST, k.V_INNER6),
+            "inner_proto": prim(pa.uint8(), u8[k.U8_INNER_PROTO], k.V_INNER_PROTO),
+            "inner_sport": prim(pa.uint16(), u16[k.U16_INNER_SPORT], k.V_INNER_PORTS),
+            "inner_dport": prim(pa.uint16(), u16[k.U16_INNER_DPORT], k.V_INNER_PORTS),
+            "payload_head": variable(pa.binary(), self.head_off, self.head_data, k.V_PAYLEN),
+        }
+        return pa.RecordBatch.from_arrays([arrays[f.name] for f in PACKET_SCHEMA],
+                                          schema=PACKET_SCHEMA)

@@ -1,0 +1,430 @@
+"""Stream captures into Arrow record batches: bounded memory, compiled per-record work.
+
+A file is read into one reusable buffer; the compiled walker consumes whole records and
+stops at the buffer's end, a full batch, or something it leaves to Python (pcapng section and
+interface blocks, corrupt records). Bytes of a record cut by the buffer's end are moved to its
+front before the next read, so memory stays at one buffer plus one batch whatever the input size.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+
+from darkscope.errors import CaptureFormatError, UsageError
+from darkscope.packets import _kernels as k
+from darkscope.packets.columns import Columns
+from darkscope.packets.schema import PACKET_SCHEMA
+from darkscope.packets.sources import PCAP_MAGICS, PCAPNG_MAGIC, CaptureStream, expand_inputs
+from darkscope.progress import Tracker
+
+OnError = Literal["raise", "skip"]
+
+DEFAULT_BATCH_ROWS = 1 << 19
+DEFAULT_BUFFER_BYTES = 1 << 24
+MAX_BUFFER_BYTES = 1 << 28
+# Readers use 262144 as the largest sane snap length; allow captures that declare more.
+MAX_SNAPLEN = 1 << 24
+
+_STATUS_TEXT = {
+    k.ST_BAD_FRAC: "record timestamp fraction is not below one second",
+    k.ST_BAD_CAPLEN: "record captured length exceeds the snap length",
+    k.ST_BAD_WIRELEN: "record captured length exceeds its original length, or the original "
+                      "length is absurd",
+    k.ST_BAD_BLOCKLEN: "block length is not a multiple of 4 or too small for its type",
+    k.ST_BAD_TRAILER: "block trailing length differs from its leading length (corrupt block)",
+    k.ST_BAD_IFACE: "packet block names an interface that no interface description defined",
+    k.ST_BAD_PKTLEN: "packet data is longer than its block",
+}
+
+
+@dataclass
+class ReadReport:
+    """What a read covered, and what it had to skip (with ``on_error="skip"``)."""
+
+    files: int = 0
+    packets: int = 0
+    bytes: int = 0
+    skipped_records: int = 0
+    skipped_bytes: int = 0
+    problems: list[CaptureFormatError] = field(default_factory=list)
+
+
+@dataclass
+class _Sink:
+    """The batch being filled; replaced by the reader each time a full batch is taken."""
+
+    cols: Columns
+
+
+class _Buffer:
+    """A growable window onto a stream; ``base`` is the stream offset of ``data[0]``."""
+
+    def __init__(self, stream: CaptureStream, size: int) -> None:
+        self.stream = stream
+        self.data = np.empty(size, np.uint8)
+        self.base = 0
+        self.pos = 0
+        self.end = 0
+        self.eof = False
+
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def available(self) -> int:
+        return self.end - self.pos
+
+    def refill(self) -> bool:
+        """Keep the unconsumed tail, read more after it; False when nothing new arrived."""
+        if self.eof:
+            return False
+        tail = self.end - self.pos
+        if self.pos:
+            self.data[:tail] = self.data[self.pos:self.end]
+            self.base += self.pos
+            self.pos, self.end = 0, tail
+        if self.end == len(self.data):
+            if len(self.data) >= MAX_BUFFER_BYTES:
+                raise CaptureFormatError(self.stream.path, "record larger than "
+                                         f"{MAX_BUFFER_BYTES} bytes", self.offset)
+            grown = np.empty(len(self.data) * 2, np.uint8)
+            grown[: self.end] = self.data[: self.end]
+            self.data = grown
+        got = self.stream.readinto(memoryview(self.data)[self.end:])
+        if got == 0:
+            self.eof = True
+            return False
+        self.end += got
+        return True
+
+    def ensure(self, n: int) -> bool:
+        """Make ``n`` bytes available at ``pos``; False if the stream ends first."""
+        while self.available() < n:
+            if not self.refill():
+                return False
+        return True
+
+    def bytes_at(self, start: int, n: int) -> bytes:
+        return self.data[self.pos + start: self.pos + start + n].tobytes()
+
+
+class _FileDecoder:
+    """Shared error policy: raise, or record the problem, count what is skipped and go on."""
+
+    def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport) -> None:
+        self.path = path
+        self.buf = buf
+        self.on_error = on_error
+        self.report = report
+
+    def problem(self, message: str, offset: int, skipped_bytes: int = 0,
+                skipped_records: int = 1) -> None:
+        error = CaptureFormatError(self.path, message, offset)
+        if self.on_error == "raise":
+            raise error
+        self.report.problems.append(error)
+        self.report.skipped_records += skipped_records
+        self.report.skipped_bytes += skipped_bytes
+
+    def truncated_end(self, what: str) -> None:
+        remaining = self.buf.available()
+        self.problem(f"file ends inside {what}", self.buf.offset, skipped_bytes=remaining)
+        self.buf.pos = self.buf.end
+
+    def resync(self, finder, *args: object) -> None:
+        """Skip forward from a corrupt record to the next plausible one (or the end)."""
+        buf = self.buf
+        start = buf.offset
+        search_from = buf.pos + 1
+        while True:
+            found = finder(buf.data, search_from, buf.end, *args)
+            if found >= 0:
+                buf.pos = found
+                break
+            # Keep a window a record long: a candidate near the end could not be confirmed yet.
+            keep_from = max(search_from, buf.end - 2 * (16 + self.max_record))
+            buf.pos = keep_from
+            if not buf.refill():
+                buf.pos = buf.end
+                break
+            search_from = buf.pos
+        self.report.skipped_bytes += buf.offset - start
+
+    max_record = 1 << 16
+
+
+class _PcapDecoder(_FileDecoder):
+    def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport) -> None:
+        super().__init__(path, buf, on_error, report)
+        header = buf.bytes_at(0, 24)
+        self.swapped, self.frac_ns = PCAP_MAGICS[header[:4]]
+        order = ">" if self.swapped else "<"
+        major, minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII",
+                                                                         header[4:])
+        if major != 2:
+            raise CaptureFormatError(path, f"unsupported pcap version {major}.{minor}", 4)
+        self.snaplen = snaplen if 0 < snaplen <= MAX_SNAPLEN else MAX_SNAPLEN
+        self.max_record = self.snaplen
+        self.link = linktype & 0x0FFFFFFF  # upper bits carry FCS information
+        self.frac_limit = 1_000_000 if self.frac_ns == 1000 else 1_000_000_000
+        buf.pos += 24
+        if self.link not in k.SUPPORTED_LINK_TYPES:
+            self.problem(f"unsupported link type {self.link}", 20,
+                         skipped_bytes=0, skipped_records=0)
+            self.unsupported = True
+        else:
+            self.unsupported = False
+
+    def decode(self, sink: _Sink) -> Iterator[None]:
+        """Fill ``sink.cols``; yields whenever they are full so the caller swaps in new ones."""
+        buf = self.buf
+        if self.unsupported:
+            while buf.refill():
+                buf.pos = buf.end
+            return
+        while True:
+            cols = sink.cols
+            pos, rows, status = k.walk_pcap(
+                buf.data, buf.pos, buf.end, self.swapped, self.frac_ns, self.frac_limit,
+                self.snaplen, self.link, cols.capacity, cols.rows, *cols.kernel_args())
+            self.report.packets += rows - cols.rows
+            cols.rows = rows
+            buf.pos = pos
+            if status == k.ST_FULL:
+                yield
+            elif status == k.ST_NEED_MORE:
+                if not buf.refill():
+                    if buf.available() >= 16:
+                        caplen = struct.unpack(">I" if self.swapped else "<I",
+                                               buf.bytes_at(8, 4))[0]
+                        self.truncated_end(f"a record (truncated: {buf.available()} of "
+                                           f"{16 + caplen} bytes present)")
+                    elif buf.available():
+                        self.truncated_end("a record header")
+                    return
+            else:
+                self._bad_record(status)
+
+    def _bad_record(self, status: int) -> None:
+        """Report a bad record; skip just it when its framing is sound, else resynchronise."""
+        buf = self.buf
+        _sec, frac, caplen, wirelen = struct.unpack(">IIII" if self.swapped else "<IIII",
+                                                    buf.bytes_at(0, 16))
+        details = {
+            k.ST_BAD_FRAC: f" ({frac} >= {self.frac_limit})",
+            k.ST_BAD_CAPLEN: f" ({caplen} > {self.snaplen})",
+            k.ST_BAD_WIRELEN: f" (captured {caplen}, original {wirelen})",
+        }
+        framed = caplen <= self.snaplen and caplen <= wirelen <= k.MAX_WIRE_LEN
+        if framed and buf.ensure(16 + caplen):
+            self.problem(_STATUS_TEXT[status] + details[status], buf.offset,
+                         skipped_bytes=16 + caplen)
+            buf.pos += 16 + caplen
+            return
+        self.problem(_STATUS_TEXT[status] + details[status], buf.offset)
+        self.resync(k.find_pcap_record, self.swapped, self.frac_limit, self.snaplen)
+
+
+class _PcapngDecoder(_FileDecoder):
+    def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport) -> None:
+        super().__init__(path, buf, on_error, report)
+        self.swapped = False
+        self.interfaces: list[tuple[int, int, bool, int, int]] = []
+        self.max_record = 1 << 18
+        self._arrays()
+
+    def _arrays(self) -> None:
+        rows = self.interfaces or [(0, 0, False, 6, 0)]
+        self.if_link = np.array([r[0] for r in rows], np.int64)
+        self.if_snaplen = np.array([r[1] for r in rows], np.int64)
+        self.if_pow2 = np.array([r[2] for r in rows], np.bool_)
+        self.if_exp = np.array([r[3] for r in rows], np.int64)
+        self.if_offset = np.array([r[4] for r in rows], np.int64)
+
+    def _section_header(self) -> None:
+        buf = self.buf
+        if not buf.ensure(12):
+            self.truncated_end("a section header block")
+            return
+        magic = buf.bytes_at(8, 4)
+        if magic == b"\x4d\x3c\x2b\x1a":
+            self.swapped = False
+        elif magic == b"\x1a\x2b\x3c\x4d":
+            self.swapped = True
+        else:
+            raise CaptureFormatError(self.path, "section header has no valid byte-order magic",
+                                     buf.offset + 8)
+        blen = self._u32(4)
+        if blen < 28 or blen % 4:
+            raise CaptureFormatError(self.path, f"section header length {blen} is invalid",
+                                     buf.offset)
+        if not buf.ensure(blen):
+            self.truncated_end("a section header block")
+            return
+        self.interfaces = []
+        self._arrays()
+        buf.pos += blen
+
+    def _interface(self) -> None:
+        buf = self.buf
+        if not buf.ensure(12):
+            self.truncated_end("an interface description block")
+            return
+        blen = self._u32(4)
+        if blen < 20 or blen % 4 or not buf.ensure(blen) or self._u32(blen - 4) != blen:
+            if buf.available() < blen:
+                self.truncated_end("an interface description block")
+                return
+            self.problem("interface description block is corrupt", buf.offset)
+            self.resync(k.find_pcapng_block, self.swapped)
+            return
+        order = ">" if self.swapped else "<"
+        link, _reserved, snaplen = struct.unpack(order + "HHI", buf.bytes_at(8, 8))
+        pow2, exponent, offset_ns = False, 6, 0
+        options = buf.bytes_at(16, blen - 20)
+        i = 0
+        while i + 4 <= len(options):
+            code, length = struct.unpack(order + "HH", options[i:i + 4])
+            value = options[i + 4:i + 4 + length]
+            if code == 0:
+                break
+            if code == 9 and length == 1:
+                pow2, exponent = bool(value[0] & 0x80), value[0] & 0x7F
+            elif code == 14 and length == 8:
+                offset_ns = struct.unpack(order + "q", value)[0] * 1_000_000_000
+            i += 4 + length + (-length % 4)
+        if (pow2 and exponent > 62) or (not pow2 and exponent > 18):
+            self.problem(f"interface {len(self.interfaces)} has unusable if_tsresol", buf.offset,
+                         skipped_records=0)
+            pow2, exponent = False, 6
+        if link not in k.SUPPORTED_LINK_TYPES:
+            self.problem(f"unsupported link type {link} (interface {len(self.interfaces)})",
+                         buf.offset + 8, skipped_records=0)
+            link = -1
+        self.interfaces.append((link, snaplen, pow2, exponent, offset_ns))
+        self._arrays()
+        buf.pos += blen
+
+    def _u32(self, at: int) -> int:
+        return struct.unpack(">I" if self.swapped else "<I", self.buf.bytes_at(at, 4))[0]
+
+    def decode(self, sink: _Sink) -> Iterator[None]:
+        buf = self.buf
+        skipped = np.zeros(2, np.int64)
+        while True:
+            cols = sink.cols
+            pos, rows, status = k.walk_pcapng(
+                buf.data, buf.pos, buf.end, self.swapped, self.if_link, self.if_snaplen,
+                self.if_pow2, self.if_exp, self.if_offset, len(self.interfaces),
+                cols.capacity, cols.rows, *cols.kernel_args(), skipped)
+            self.report.packets += rows - cols.rows
+            cols.rows = rows
+            buf.pos = pos
+            if status == k.ST_FULL:
+                yield
+            elif status == k.ST_NEED_MORE:
+                if not buf.refill():
+                    if buf.available():
+                        self.truncated_end("a block")
+                    break
+            elif status == k.ST_PYTHON:
+                if buf.bytes_at(0, 4) == PCAPNG_MAGIC:
+                    self._section_header()
+                else:
+                    self._interface()
+            elif status in (k.ST_BAD_IFACE, k.ST_BAD_PKTLEN, k.ST_BAD_WIRELEN):
+                blen = self._u32(4)  # the block's framing is sound: skip exactly this block
+                self.problem(_STATUS_TEXT[status], buf.offset, skipped_bytes=blen)
+                buf.pos += blen
+            else:
+                self.problem(_STATUS_TEXT[status], buf.offset)
+                self.resync(k.find_pcapng_block, self.swapped)
+        if skipped[0]:
+            self.report.skipped_records += int(skipped[0])
+            self.report.skipped_bytes += int(skipped[1])
+
+
+class CaptureReader:
+    """Iterate over record batches of the packet table from one or more captures.
+
+    ``on_error="raise"`` stops at the first problem with a :class:`CaptureFormatError` naming
+    file, byte offset and cause; ``"skip"`` keeps every good packet, resynchronises after corrupt
+    records and collects problems and skip counts in :attr:`report`.
+    """
+
+    def __init__(self, inputs: list[str | Path] | str | Path, *, on_error: OnError = "raise",
+                 batch_rows: int = DEFAULT_BATCH_ROWS,
+                 buffer_bytes: int = DEFAULT_BUFFER_BYTES, tracker: Tracker | None = None) -> None:
+        if on_error not in ("raise", "skip"):
+            raise UsageError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        if batch_rows < 1:
+            raise UsageError("batch_rows must be positive")
+        self.paths = expand_inputs(inputs)
+        self.on_error: OnError = on_error
+        self.batch_rows = batch_rows
+        self.buffer_bytes = buffer_bytes
+        self.tracker = tracker or Tracker(None, None)
+        self.report = ReadReport()
+        self.schema = PACKET_SCHEMA
+
+    def total_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.paths)
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        sink = _Sink(Columns(self.batch_rows))
+        for path in self.paths:
+            for _ in self._decode_file(path, sink):
+                yield sink.cols.to_batch()
+                sink.cols = Columns(self.batch_rows)
+        if sink.cols.rows:
+            yield sink.cols.to_batch()
+
+    def _decode_file(self, path: Path, sink: _Sink) -> Iterator[None]:
+        with CaptureStream(path) as stream:
+            buf = _Buffer(stream, self.buffer_bytes)
+            reported = 0
+            try:
+                decoder = self._decoder(path, buf)
+                if decoder is None:
+                    return
+                self.report.files += 1
+                for _ in decoder.decode(sink):
+                    yield
+                    reported = self._progress(stream, reported)
+            finally:
+                self.report.bytes += buf.base + buf.end
+                self._progress(stream, reported)
+
+    def _progress(self, stream: CaptureStream, reported: int) -> int:
+        position = stream.raw_position()
+        self.tracker.advance(position - reported)
+        return position
+
+    def _decoder(self, path: Path, buf: _Buffer) -> _PcapDecoder | _PcapngDecoder | None:
+        buf.ensure(24)
+        head = buf.bytes_at(0, 4)
+        if head in PCAP_MAGICS:
+            if buf.available() < 24:
+                self._bad_header(path, f"file ends inside the pcap file header "
+                                       f"({buf.available()} of 24 bytes)")
+                return None
+            return _PcapDecoder(path, buf, self.on_error, self.report)
+        if head == PCAPNG_MAGIC:
+            return _PcapngDecoder(path, buf, self.on_error, self.report)
+        shown = buf.bytes_at(0, 8).hex(" ") or "empty file"
+        self._bad_header(path, f"not a pcap or pcapng capture (starts with {shown})")
+        return None
+
+    def _bad_header(self, path: Path, message: str) -> None:
+        error = CaptureFormatError(path, message, 0)
+        if self.on_error == "raise":
+            raise error
+        self.report.problems.append(error)
+        self.report.skipped_bytes += path.stat().st_size

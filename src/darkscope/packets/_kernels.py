@@ -6,7 +6,8 @@ things (file headers, pcapng section and interface blocks, errors, refills) betw
 the hot loop stays small and allocation-free.
 
 Column arrays are grouped by width (``u32[k, row]``, ``u16``, ``u8``) so that a walker takes a
-handful of arguments; ``val[k, row]`` holds the validity (non-null) flag of each nullable field.
+handful of arguments; ``val[row, k]`` holds the validity (non-null) flags of a row, row-major so
+that a packet's flags share one cache line.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def _copy(buf, start, stop, out, out_pos):
         out[out_pos + i] = buf[start + i]
 
 
-@njit
+@njit(inline="always")
 def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off, lay_data, lay_off,
                  tok_bytes, tok_lens):
     """Copy raw options and record kinds in order; values of MSS, WS, SACK-ok, timestamps."""
@@ -132,29 +133,29 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off, la
             break
         if kind == 2 and olen == 4:
             u16[U16_MSS, row] = _be16(buf, i + 2)
-            val[V_MSS, row] = 1
+            val[row, V_MSS] = 1
         elif kind == 3 and olen == 3:
             u8[U8_WSCALE, row] = buf[i + 2]
-            val[V_WSCALE, row] = 1
+            val[row, V_WSCALE] = 1
         elif kind == 4 and olen == 2:
             u8[U8_SACKOK, row] = 1
         elif kind == 8 and olen == 10:
             u32[U32_TSVAL, row] = _be32(buf, i + 2)
             u32[U32_TSECR, row] = _be32(buf, i + 6)
-            val[V_TSOPT, row] = 1
+            val[row, V_TSOPT] = 1
         i += olen
     lay_off[row + 1] = w
 
 
-@njit
+@njit(inline="always")
 def _inner_ports(buf, p, stop, proto, row, u16, val):
     if (proto == 6 or proto == 17 or proto == 132 or proto == 33) and p + 4 <= stop:
         u16[U16_INNER_SPORT, row] = _be16(buf, p)
         u16[U16_INNER_DPORT, row] = _be16(buf, p + 2)
-        val[V_INNER_PORTS, row] = 1
+        val[row, V_INNER_PORTS] = 1
 
 
-@njit
+@njit(inline="always")
 def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val, v6,
                head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
     """Decode TCP/UDP/ICMP at ``l4``; ``wire_len`` is the transport length the IP header claims."""
@@ -168,8 +169,8 @@ def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val
         u32[U32_ACK, row] = _be32(buf, l4 + 8)
         u8[U8_FLAGS, row] = buf[l4 + 13]
         u16[U16_WIN, row] = _be16(buf, l4 + 14)
-        val[V_PORTS, row] = 1
-        val[V_TCP, row] = 1
+        val[row, V_PORTS] = 1
+        val[row, V_TCP] = 1
         hdr = (np.int64(buf[l4 + 12]) >> 4) * 4
         if hdr < 20:
             hdr = 20
@@ -180,7 +181,7 @@ def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val
             return
         u16[U16_SPORT, row] = _be16(buf, l4)
         u16[U16_DPORT, row] = _be16(buf, l4 + 2)
-        val[V_PORTS, row] = 1
+        val[row, V_PORTS] = 1
         hdr = 8
     elif proto == 1 or proto == 58:
         if l4 + 8 > cap_stop:
@@ -188,7 +189,7 @@ def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val
         itype = buf[l4]
         u8[U8_ICMPTYPE, row] = itype
         u8[U8_ICMPCODE, row] = buf[l4 + 1]
-        val[V_ICMP, row] = 1
+        val[row, V_ICMP] = 1
         hdr = 8
         q = l4 + 8
         if proto == 1 and (itype == 3 or itype == 4 or itype == 5 or itype == 11 or itype == 12):
@@ -197,8 +198,8 @@ def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val
                 u32[U32_INNER_SRC, row] = _be32(buf, q + 12)
                 u32[U32_INNER_DST, row] = _be32(buf, q + 16)
                 u8[U8_INNER_PROTO, row] = buf[q + 9]
-                val[V_INNER4, row] = 1
-                val[V_INNER_PROTO, row] = 1
+                val[row, V_INNER4] = 1
+                val[row, V_INNER_PROTO] = 1
                 if ihl >= 20 and (_be16(buf, q + 6) & 0x1FFF) == 0:
                     _inner_ports(buf, q + ihl, cap_stop, buf[q + 9], row, u16, val)
         elif proto == 58 and itype >= 1 and itype <= 4:
@@ -206,13 +207,13 @@ def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val
                 _copy(buf, q + 8, q + 24, v6[V6_INNER_SRC, row], 0)
                 _copy(buf, q + 24, q + 40, v6[V6_INNER_DST, row], 0)
                 u8[U8_INNER_PROTO, row] = buf[q + 6]
-                val[V_INNER6, row] = 1
-                val[V_INNER_PROTO, row] = 1
+                val[row, V_INNER6] = 1
+                val[row, V_INNER_PROTO] = 1
                 _inner_ports(buf, q + 40, cap_stop, buf[q + 6], row, u16, val)
     payload = l4 + hdr
     paylen = wire_len - hdr
     u32[U32_PAYLEN, row] = paylen if paylen > 0 else 0
-    val[V_PAYLEN, row] = 1
+    val[row, V_PAYLEN] = 1
     _head(buf, payload, cap_stop, row, head_data, head_off)
 
 
@@ -226,7 +227,7 @@ def _head(buf, start, stop, row, head_data, head_off):
     head_off[row + 1] = o + n
 
 
-@njit
+@njit(inline="always")
 def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
           lay_data, lay_off, tok_bytes, tok_lens):
     if q + 20 > stop or (buf[q] >> 4) != 4:
@@ -250,24 +251,24 @@ def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     u8[U8_PROTO, row] = proto
     u32[U32_SRC, row] = _be32(buf, q + 12)
     u32[U32_DST, row] = _be32(buf, q + 16)
-    val[V_IP, row] = 1
-    val[V_V4, row] = 1
-    val[V_IPID, row] = 1
-    val[V_FRAGINFO, row] = 1
+    val[row, V_IP] = 1
+    val[row, V_V4] = 1
+    val[row, V_IPID] = 1
+    val[row, V_FRAGINFO] = 1
     if total < ihl:
         return  # inconsistent header (e.g. TSO placeholders): no transport fields
     l4 = q + ihl
     cap_stop = min(stop, q + total)  # excludes Ethernet padding
     if frag_off:
         u32[U32_PAYLEN, row] = total - ihl
-        val[V_PAYLEN, row] = 1
+        val[row, V_PAYLEN] = 1
         _head(buf, l4, cap_stop, row, head_data, head_off)
         return
     _transport(buf, l4, cap_stop, total - ihl, proto, False, row, u32, u16, u8, val, v6,
                head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
 
 
-@njit
+@njit(inline="always")
 def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
           lay_data, lay_off, tok_bytes, tok_lens):
     if q + 40 > stop or (buf[q] >> 4) != 6:
@@ -280,8 +281,8 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     u32[U32_IPLEN, row] = plen + 40
     _copy(buf, q + 8, q + 24, v6[V6_SRC, row], 0)
     _copy(buf, q + 24, q + 40, v6[V6_DST, row], 0)
-    val[V_IP, row] = 1
-    val[V_V6, row] = 1
+    val[row, V_IP] = 1
+    val[row, V_V6] = 1
     end_wire = q + 40 + plen
     cap_stop = min(stop, end_wire)
     p = q + 40
@@ -311,29 +312,29 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     u8[U8_IPFLAGS, row] = frag_flags
     u16[U16_FRAGOFF, row] = frag_off
     u8[U8_FRAG, row] = 1 if frag_flags or frag_off else 0
-    val[V_FRAGINFO, row] = 1
+    val[row, V_FRAGINFO] = 1
     if later_fragment:
         u32[U32_PAYLEN, row] = max(end_wire - p, 0)
-        val[V_PAYLEN, row] = 1
+        val[row, V_PAYLEN] = 1
         _head(buf, p, cap_stop, row, head_data, head_off)
         return
     _transport(buf, p, cap_stop, end_wire - p, nh, True, row, u32, u16, u8, val, v6,
                head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
 
 
-@njit
+@njit(inline="always")
 def decode_frame(buf, p, caplen, wirelen, link, ts, has_ts, row, tsarr, u32, u16, u8, val, v6,
                  head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
     """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns."""
     for k in range(N_VAL):
-        val[k, row] = 0
+        val[row, k] = 0
     u8[U8_SACKOK, row] = 0
     u8[U8_FRAG, row] = 0
     head_off[row + 1] = head_off[row]
     opt_off[row + 1] = opt_off[row]
     lay_off[row + 1] = lay_off[row]
     tsarr[row] = ts
-    val[V_TS, row] = has_ts
+    val[row, V_TS] = has_ts
     u32[U32_CAPLEN, row] = caplen
     u32[U32_WIRELEN, row] = wirelen
     u16[U16_LINKTYPE, row] = link
@@ -347,9 +348,9 @@ def decode_frame(buf, p, caplen, wirelen, link, ts, has_ts, row, tsarr, u32, u16
         q = p + 14
         while (ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100) \
                 and q + 4 <= stop:
-            if val[V_VLAN, row] == 0:
+            if val[row, V_VLAN] == 0:
                 u16[U16_VLAN, row] = _be16(buf, q) & 0xFFF
-                val[V_VLAN, row] = 1
+                val[row, V_VLAN] = 1
             ethertype = _be16(buf, q + 2)
             q += 4
     elif link == LINK_SLL:

@@ -112,7 +112,8 @@ class _Buffer:
         return True
 
     def bytes_at(self, start: int, n: int) -> bytes:
-        return self.data[self.pos + start: self.pos + start + n].tobytes()
+        """Up to ``n`` bytes at ``pos + start``, never past what was read."""
+        return self.data[self.pos + start: min(self.pos + start + n, self.end)].tobytes()
 
 
 class _FileDecoder:
@@ -138,11 +139,12 @@ class _FileDecoder:
         self.problem(f"file ends inside {what}", self.buf.offset, skipped_bytes=remaining)
         self.buf.pos = self.buf.end
 
-    def resync(self, finder, *args: object) -> None:
-        """Skip forward from a corrupt record to the next plausible one (or the end)."""
+    def resync(self, finder, step: int, *args: object) -> None:
+        """Skip forward from a corrupt record to the next plausible one (or the end);
+        ``step`` is the format's alignment (pcapng blocks start on 4-byte boundaries)."""
         buf = self.buf
         start = buf.offset
-        search_from = buf.pos + 1
+        search_from = buf.pos + step
         while True:
             found = finder(buf.data, search_from, buf.end, *args)
             if found >= 0:
@@ -229,7 +231,7 @@ class _PcapDecoder(_FileDecoder):
             buf.pos += 16 + caplen
             return
         self.problem(_STATUS_TEXT[status] + details[status], buf.offset)
-        self.resync(k.find_pcap_record, self.swapped, self.frac_limit, self.snaplen)
+        self.resync(k.find_pcap_record, 1, self.swapped, self.frac_limit, self.snaplen)
 
 
 class _PcapngDecoder(_FileDecoder):
@@ -283,7 +285,7 @@ class _PcapngDecoder(_FileDecoder):
                 self.truncated_end("an interface description block")
                 return
             self.problem("interface description block is corrupt", buf.offset)
-            self.resync(k.find_pcapng_block, self.swapped)
+            self.resync(k.find_pcapng_block, 4, self.swapped)
             return
         order = ">" if self.swapped else "<"
         link, _reserved, snaplen = struct.unpack(order + "HHI", buf.bytes_at(8, 8))
@@ -345,7 +347,7 @@ class _PcapngDecoder(_FileDecoder):
                 buf.pos += blen
             else:
                 self.problem(_STATUS_TEXT[status], buf.offset)
-                self.resync(k.find_pcapng_block, self.swapped)
+                self.resync(k.find_pcapng_block, 4, self.swapped)
         if skipped[0]:
             self.report.skipped_records += int(skipped[0])
             self.report.skipped_bytes += int(skipped[1])
@@ -418,8 +420,9 @@ class CaptureReader:
             return _PcapDecoder(path, buf, self.on_error, self.report)
         if head == PCAPNG_MAGIC:
             return _PcapngDecoder(path, buf, self.on_error, self.report)
-        shown = buf.bytes_at(0, 8).hex(" ") or "empty file"
-        self._bad_header(path, f"not a pcap or pcapng capture (starts with {shown})")
+        first = buf.bytes_at(0, 8)
+        shown = f"starts with {first.hex(' ')}" if first else "empty file"
+        self._bad_header(path, f"not a pcap or pcapng capture ({shown})")
         return None
 
     def _bad_header(self, path: Path, message: str) -> None:

@@ -1,0 +1,122 @@
+"""Corrupt and truncated captures: clear errors with file and offset, or skip and keep the rest."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+import darkscope.packets as packets
+from darkscope.data import sample_capture
+from darkscope.errors import CaptureFormatError, UsageError
+
+from .captures import LINK_ETHERNET, LINK_RAW, frames_for, write_pcap, write_pcapng
+
+
+def test_truncated_last_record(tmp_path: Path) -> None:
+    data = sample_capture().read_bytes()[:50000]  # cut inside record 622
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(data)
+    with pytest.raises(CaptureFormatError) as info:
+        packets.read(path)
+    assert info.value.offset == 49944
+    assert "truncated" in str(info.value) and str(path) in str(info.value)
+    reader = packets.CaptureReader(path, on_error="skip")
+    assert sum(b.num_rows for b in reader) == 621
+    assert reader.report.skipped_records == 1
+    assert reader.report.skipped_bytes == 50000 - 49944
+
+
+def test_record_longer_than_snaplen_resynchronises(tmp_path: Path) -> None:
+    frames = frames_for(LINK_RAW)
+    good = write_pcap(frames, LINK_RAW, snaplen=200)
+    # Corrupt the third record's captured length; the records after it must still be found.
+    offset = 24 + sum(16 + len(f.data) for f in frames[:2])
+    bad = bytearray(good)
+    bad[offset + 8: offset + 12] = struct.pack("<I", 5000)
+    path = tmp_path / "snap.pcap"
+    path.write_bytes(bytes(bad))
+    with pytest.raises(CaptureFormatError, match="exceeds the snap length") as info:
+        packets.read(path)
+    assert info.value.offset == offset
+    reader = packets.CaptureReader(path, on_error="skip")
+    assert sum(b.num_rows for b in reader) == len(frames) - 1
+    assert reader.report.skipped_bytes == 16 + len(frames[2].data)
+
+
+def test_garbage_header_and_empty_file(tmp_path: Path) -> None:
+    garbage = tmp_path / "notes.pcap"
+    garbage.write_bytes(b"hello, this is not a capture at all")
+    with pytest.raises(CaptureFormatError, match="not a pcap or pcapng capture") as info:
+        packets.read(garbage)
+    assert info.value.offset == 0
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    with pytest.raises(CaptureFormatError, match="empty file"):
+        packets.read(empty)
+
+
+def test_unknown_link_type(tmp_path: Path) -> None:
+    path = tmp_path / "user0.pcap"
+    path.write_bytes(write_pcap(frames_for(LINK_RAW), 147))
+    with pytest.raises(CaptureFormatError, match="unsupported link type 147"):
+        packets.read(path)
+
+
+def test_corrupt_pcapng_block_skips_only_that_block(tmp_path: Path) -> None:
+    frames = frames_for(LINK_ETHERNET)
+    data = bytearray(write_pcapng([(LINK_ETHERNET, None)], [(0, f) for f in frames],
+                                  unknown_blocks=False))
+    # Find the fifth enhanced packet block and break its trailing length.
+    pos, seen = 0, 0
+    while True:
+        btype, blen = struct.unpack("<II", data[pos:pos + 8])
+        if btype == 6:
+            seen += 1
+            if seen == 5:
+                break
+        pos += blen
+    data[pos + blen - 4: pos + blen] = struct.pack("<I", blen + 8)
+    path = tmp_path / "corrupt.pcapng"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CaptureFormatError, match="trailing length") as info:
+        packets.read(path)
+    assert info.value.offset == pos
+    reader = packets.CaptureReader(path, on_error="skip")
+    assert sum(b.num_rows for b in reader) == len(frames) - 1
+    assert reader.report.skipped_bytes == blen
+
+
+def test_invalid_nanosecond_fractions_are_rejected() -> None:
+    path = sample_capture("tcpdump_timestamp_invalid_nano_sll.pcap")
+    with pytest.raises(CaptureFormatError, match="fraction") as info:
+        packets.read(path)
+    assert info.value.offset == 116
+    reader = packets.CaptureReader(path, on_error="skip")
+    table = list(reader)
+    assert sum(b.num_rows for b in table) == 1
+    assert reader.report.skipped_records == 2
+
+
+def test_corrupt_fuzz_record_from_ndpi(shared_data: Path) -> None:
+    path = shared_data / "pcaps" / "ndpi__fuzz-2021-06-07-c6c72a0a56_corrupt.pcap"
+    with pytest.raises(CaptureFormatError) as info:
+        packets.read(path)
+    assert info.value.offset == 24
+
+
+def test_compressed_stream_truncated(tmp_path: Path) -> None:
+    import gzip
+    blob = gzip.compress(write_pcap(frames_for(LINK_RAW), LINK_RAW))
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CaptureFormatError, match="gzip stream is corrupt or truncated"):
+        packets.read(path)
+
+
+def test_missing_input_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such file"):
+        packets.read(tmp_path / "nope.pcap")
+    with pytest.raises(UsageError, match="no file matches"):
+        packets.read(str(tmp_path / "*.pcap"))

@@ -114,3 +114,17 @@ def test_directory_and_glob_in_natural_order(tmp_path: Path) -> None:
     order = chunks[2] + chunks[0] + chunks[1]  # pcap1, pcap2, pcap10
     assert_rows_match(by_dir, order)
     assert_rows_match(packets.read(str(tmp_path / "trace.pcap*")), order)
+
+
+def test_parallel_decoding_of_large_batches(tmp_path: Path) -> None:
+    """Enough rows per walker call that they are decoded in parallel chunks and compacted."""
+    frames = (frames_for(LINK_ETHERNET) + frames_for(LINK_RAW)) * 200
+    links = {f.link for f in frames}
+    assert links == {LINK_ETHERNET, LINK_RAW}
+    interfaces = [(LINK_ETHERNET, None), (LINK_RAW, 9)]
+    pairs = [(0 if f.link == LINK_ETHERNET else 1, f) for f in frames]
+    path = tmp_path / "many.pcapng"
+    path.write_bytes(write_pcapng(interfaces, pairs, unknown_blocks=False))
+    table = packets.read(path)
+    assert table.num_rows > 4096 * 2
+    assert_rows_match(table, frames, ts_of=lambda f: f.ts_ns)

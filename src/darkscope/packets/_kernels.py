@@ -13,7 +13,7 @@ that a packet's flags share one cache line.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import config, njit, prange
 
 # --- column slots -------------------------------------------------------------------------
 U32_SRC, U32_DST, U32_SEQ, U32_ACK, U32_TSVAL, U32_TSECR = 0, 1, 2, 3, 4, 5
@@ -39,7 +39,11 @@ V6_SRC, V6_DST, V6_INNER_SRC, V6_INNER_DST = 0, 1, 2, 3
 
 HEAD_BYTES = 16
 OPTS_MAX = 40
-LAYOUT_MAX = 4 * OPTS_MAX  # longest token "sack" + separator, per option byte
+LAYOUT_MAX = 5 * OPTS_MAX  # per option byte at most a 4-letter token and a separator
+
+# Rows are decoded in this many parallel chunks when a call has enough of them.
+N_CHUNKS = max(1, config.NUMBA_NUM_THREADS)
+PARALLEL_MIN_ROWS = 4096
 
 # --- walker status codes ------------------------------------------------------------------
 ST_FULL = 0          # row capacity reached
@@ -106,15 +110,19 @@ def _copy(buf, start, stop, out, out_pos):
 @njit(inline="always")
 def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off, lay_data, lay_off,
                  tok_bytes, tok_lens):
-    """Copy raw options and record kinds in order; values of MSS, WS, SACK-ok, timestamps."""
-    o = opt_off[row]
+    """Copy raw options and record kinds in order; values of MSS, WS, SACK-ok, timestamps.
+
+    Bytes go to the row's fixed slot and lengths to ``*_off[row + 1]``; :func:`_compact` turns
+    them into Arrow offsets afterwards (rows are decoded in parallel)."""
+    o = row * OPTS_MAX
     _copy(buf, start, stop, opt_data, o)
-    opt_off[row + 1] = o + (stop - start)
-    w = lay_off[row]
+    opt_off[row + 1] = stop - start
+    base = row * LAYOUT_MAX
+    w = base
     i = start
     while i < stop:
         kind = buf[i]
-        if w != lay_off[row]:
+        if w != base:
             lay_data[w] = 44  # ','
             w += 1
         n = tok_lens[kind]
@@ -144,7 +152,7 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off, la
             u32[U32_TSECR, row] = _be32(buf, i + 6)
             val[row, V_TSOPT] = 1
         i += olen
-    lay_off[row + 1] = w
+    lay_off[row + 1] = w - base
 
 
 @njit(inline="always")
@@ -219,12 +227,11 @@ def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val
 
 @njit(inline="always")
 def _head(buf, start, stop, row, head_data, head_off):
-    o = head_off[row]
     n = min(stop - start, HEAD_BYTES)
     if n < 0:
         n = 0
-    _copy(buf, start, start + n, head_data, o)
-    head_off[row + 1] = o + n
+    _copy(buf, start, start + n, head_data, row * HEAD_BYTES)
+    head_off[row + 1] = n
 
 
 @njit(inline="always")
@@ -323,21 +330,16 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
 
 
 @njit(inline="always")
-def decode_frame(buf, p, caplen, wirelen, link, ts, has_ts, row, tsarr, u32, u16, u8, val, v6,
-                 head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
+def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_data, head_off,
+                 opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
     """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns."""
-    for k in range(N_VAL):
+    for k in range(1, N_VAL):  # V_TS (0) was set by the record scan
         val[row, k] = 0
     u8[U8_SACKOK, row] = 0
     u8[U8_FRAG, row] = 0
-    head_off[row + 1] = head_off[row]
-    opt_off[row + 1] = opt_off[row]
-    lay_off[row + 1] = lay_off[row]
-    tsarr[row] = ts
-    val[row, V_TS] = has_ts
-    u32[U32_CAPLEN, row] = caplen
-    u32[U32_WIRELEN, row] = wirelen
-    u16[U16_LINKTYPE, row] = link
+    head_off[row + 1] = 0
+    opt_off[row + 1] = 0
+    lay_off[row + 1] = 0
     stop = p + caplen
     q = p
     ethertype = -1
@@ -394,9 +396,60 @@ def decode_frame(buf, p, caplen, wirelen, link, ts, has_ts, row, tsarr, u32, u16
               lay_data, lay_off, tok_bytes, tok_lens)
 
 
+@njit(inline="always")
+def _record(row, off, caplen, wirelen, link, ts, has_ts, rec_off, tsarr, u32, u16, val):
+    """What the serial scan knows of a record; the frame itself is decoded later."""
+    rec_off[row] = off
+    tsarr[row] = ts
+    val[row, V_TS] = has_ts
+    u32[U32_CAPLEN, row] = caplen
+    u32[U32_WIRELEN, row] = wirelen
+    u16[U16_LINKTYPE, row] = link
+
+
+@njit(parallel=True, nogil=True)
+def _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, head_off,
+                 opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
+    """Decode rows ``row0..row1`` in parallel: every row writes only its own slots."""
+    n = row1 - row0
+    chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
+    for c in prange(chunks):
+        lo = row0 + n * c // chunks
+        hi = row0 + n * (c + 1) // chunks
+        for row in range(lo, hi):
+            decode_frame(buf, rec_off[row], u32[U32_CAPLEN, row], u16[U16_LINKTYPE, row], row,
+                         u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
+                         lay_data, lay_off, tok_bytes, tok_lens)
+
+
+@njit(inline="always")
+def _compact(off, data, row0, row1, slot):
+    """Turn per-row lengths in ``off[row + 1]`` into offsets, packing slot data down in place."""
+    pos = off[row0]
+    for row in range(row0, row1):
+        n = off[row + 1]
+        src = row * slot
+        if src != pos:
+            for i in range(n):
+                data[pos + i] = data[src + i]
+        pos += n
+        off[row + 1] = pos
+
+
+@njit(inline="always")
+def _finish(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, head_off, opt_data,
+            opt_off, lay_data, lay_off, tok_bytes, tok_lens):
+    if row1 > row0:
+        _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, head_off,
+                     opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+        _compact(head_off, head_data, row0, row1, HEAD_BYTES)
+        _compact(opt_off, opt_data, row0, row1, OPTS_MAX)
+        _compact(lay_off, lay_data, row0, row1, LAYOUT_MAX)
+
+
 @njit(cache=True, nogil=True)
 def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_rows, row0,
-              tsarr, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
+              rec_off, tsarr, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
               lay_data, lay_off, tok_bytes, tok_lens):
     """Decode classic pcap records from ``buf[pos:end]`` into rows ``row0..``.
 
@@ -404,28 +457,37 @@ def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_ro
     the last one written, and why it stopped (``ST_*``).
     """
     row = row0
+    status = ST_FULL
     while True:
         if row >= max_rows:
-            return pos, row, ST_FULL
+            status = ST_FULL
+            break
         if pos + 16 > end:
-            return pos, row, ST_NEED_MORE
+            status = ST_NEED_MORE
+            break
         sec = _rd32(buf, pos, swapped)
         frac = _rd32(buf, pos + 4, swapped)
         caplen = _rd32(buf, pos + 8, swapped)
         wirelen = _rd32(buf, pos + 12, swapped)
         if frac >= frac_limit:
-            return pos, row, ST_BAD_FRAC
+            status = ST_BAD_FRAC
+            break
         if caplen > snaplen:
-            return pos, row, ST_BAD_CAPLEN
+            status = ST_BAD_CAPLEN
+            break
         if caplen > wirelen or wirelen > MAX_WIRE_LEN:
-            return pos, row, ST_BAD_WIRELEN
+            status = ST_BAD_WIRELEN
+            break
         if pos + 16 + caplen > end:
-            return pos, row, ST_NEED_MORE
-        decode_frame(buf, pos + 16, caplen, wirelen, link, sec * 1_000_000_000 + frac * frac_ns,
-                     1, row, tsarr, u32, u16, u8, val, v6, head_data, head_off, opt_data,
-                     opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+            status = ST_NEED_MORE
+            break
+        _record(row, pos + 16, caplen, wirelen, link, sec * 1_000_000_000 + frac * frac_ns, 1,
+                rec_off, tsarr, u32, u16, val)
         row += 1
         pos += 16 + caplen
+    _finish(buf, rec_off, row0, row, u32, u16, u8, val, v6, head_data, head_off, opt_data,
+            opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+    return pos, row, status
 
 
 @njit(cache=True, nogil=True)
@@ -473,8 +535,8 @@ def _pcapng_ts(hi, lo, if_pow2, if_exp, if_offset_ns, iface):
 
 @njit(cache=True, nogil=True)
 def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if_offset_ns,
-                n_if, max_rows, row0, tsarr, u32, u16, u8, val, v6, head_data, head_off,
-                opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens, skipped):
+                n_if, max_rows, row0, rec_off, tsarr, u32, u16, u8, val, v6, head_data,
+                head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens, skipped):
     """Decode pcapng packet blocks (enhanced, simple, obsolete packet) from ``buf[pos:end]``.
 
     Stops with ``ST_PYTHON`` at a section header or interface description block. Packets of
@@ -482,24 +544,32 @@ def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if
     ``skipped[0]`` (records) and ``skipped[1]`` (bytes).
     """
     row = row0
+    status = ST_FULL
     while True:
         if row >= max_rows:
-            return pos, row, ST_FULL
+            status = ST_FULL
+            break
         if pos + 12 > end:
-            return pos, row, ST_NEED_MORE
+            status = ST_NEED_MORE
+            break
         btype = _rd32(buf, pos, swapped)
         if btype == 0x0A0D0D0A or btype == 1:
-            return pos, row, ST_PYTHON
+            status = ST_PYTHON
+            break
         blen = _rd32(buf, pos + 4, swapped)
         if blen < 12 or blen % 4 != 0:
-            return pos, row, ST_BAD_BLOCKLEN
+            status = ST_BAD_BLOCKLEN
+            break
         if pos + blen > end:
-            return pos, row, ST_NEED_MORE
+            status = ST_NEED_MORE
+            break
         if _rd32(buf, pos + blen - 4, swapped) != blen:
-            return pos, row, ST_BAD_TRAILER
+            status = ST_BAD_TRAILER
+            break
         if btype == 6 or btype == 2:
             if blen < 32:
-                return pos, row, ST_BAD_BLOCKLEN
+                status = ST_BAD_BLOCKLEN
+                break
             if btype == 6:
                 iface = _rd32(buf, pos + 8, swapped)
             else:
@@ -509,38 +579,44 @@ def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if
             caplen = _rd32(buf, pos + 20, swapped)
             wirelen = _rd32(buf, pos + 24, swapped)
             if iface >= n_if:
-                return pos, row, ST_BAD_IFACE
+                status = ST_BAD_IFACE
+                break
             if 28 + caplen > blen - 4:
-                return pos, row, ST_BAD_PKTLEN
+                status = ST_BAD_PKTLEN
+                break
             if caplen > wirelen or wirelen > MAX_WIRE_LEN:
-                return pos, row, ST_BAD_WIRELEN
+                status = ST_BAD_WIRELEN
+                break
             if if_link[iface] < 0:
                 skipped[0] += 1
                 skipped[1] += blen
             else:
                 ts = _pcapng_ts(hi, lo, if_pow2, if_exp, if_offset_ns, iface)
-                decode_frame(buf, pos + 28, caplen, wirelen, if_link[iface], ts, 1, row, tsarr,
-                             u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
-                             lay_data, lay_off, tok_bytes, tok_lens)
+                _record(row, pos + 28, caplen, wirelen, if_link[iface], ts, 1, rec_off, tsarr,
+                        u32, u16, val)
                 row += 1
         elif btype == 3:
             if n_if < 1:
-                return pos, row, ST_BAD_IFACE
+                status = ST_BAD_IFACE
+                break
             wirelen = _rd32(buf, pos + 8, swapped)
             caplen = min(wirelen, blen - 16)
             if if_snaplen[0] > 0:
                 caplen = min(caplen, if_snaplen[0])
             if wirelen > MAX_WIRE_LEN:
-                return pos, row, ST_BAD_WIRELEN
+                status = ST_BAD_WIRELEN
+                break
             if if_link[0] < 0:
                 skipped[0] += 1
                 skipped[1] += blen
             else:
-                decode_frame(buf, pos + 12, caplen, wirelen, if_link[0], 0, 0, row, tsarr,
-                             u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
-                             lay_data, lay_off, tok_bytes, tok_lens)
+                _record(row, pos + 12, caplen, wirelen, if_link[0], 0, 0, rec_off, tsarr,
+                        u32, u16, val)
                 row += 1
         pos += blen
+    _finish(buf, rec_off, row0, row, u32, u16, u8, val, v6, head_data, head_off, opt_data,
+            opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+    return pos, row, status
 
 
 @njit(cache=True, nogil=True)

@@ -13,7 +13,6 @@ import pyarrow as pa
 from darkscope.packets import _kernels as k
 from darkscope.packets.schema import PACKET_SCHEMA
 
-LAYOUT_BYTES_PER_ROW = 5 * k.OPTS_MAX
 _ROW_PAD = 80
 
 
@@ -28,6 +27,7 @@ class Columns:
         # another from the same cache sets (this alone doubles the walkers' speed).
         stride = capacity + _ROW_PAD
         self.ts = np.empty(capacity, np.int64)
+        self.rec_off = np.empty(capacity, np.int64)  # scratch: where each record's frame starts
         self.u32 = np.empty((k.N_U32, stride), np.uint32)
         self.u16 = np.empty((k.N_U16, stride), np.uint16)
         self.u8 = np.empty((k.N_U8, stride), np.uint8)
@@ -37,7 +37,7 @@ class Columns:
         self.head_off = self._offsets(capacity)
         self.opt_data = np.empty(capacity * k.OPTS_MAX, np.uint8)
         self.opt_off = self._offsets(capacity)
-        self.lay_data = np.empty(capacity * LAYOUT_BYTES_PER_ROW, np.uint8)
+        self.lay_data = np.empty(capacity * k.LAYOUT_MAX, np.uint8)
         self.lay_off = self._offsets(capacity)
 
     @staticmethod
@@ -52,9 +52,9 @@ class Columns:
 
     def kernel_args(self) -> tuple[np.ndarray, ...]:
         """The column arguments every walker takes, in order."""
-        return (self.ts, self.u32, self.u16, self.u8, self.val, self.v6, self.head_data,
-                self.head_off, self.opt_data, self.opt_off, self.lay_data, self.lay_off,
-                k.TOKEN_BYTES, k.TOKEN_LENS)
+        return (self.rec_off, self.ts, self.u32, self.u16, self.u8, self.val, self.v6,
+                self.head_data, self.head_off, self.opt_data, self.opt_off, self.lay_data,
+                self.lay_off, k.TOKEN_BYTES, k.TOKEN_LENS)
 
     def to_batch(self) -> pa.RecordBatch:
         n = self.rows

@@ -37,7 +37,8 @@ debug_option = click.option(
 overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace the output if it exists.")
 seed_option = click.option(
-    "--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same output.")
+    "--seed", type=click.IntRange(0), default=0, show_default=True,
+    help="Random seed; same seed, same output.")
 format_option = click.option(
     "--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"]), default=None,
     help="Output format (default: from the file suffix, else Parquet).")

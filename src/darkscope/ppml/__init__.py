@@ -4,6 +4,17 @@ Parties add their encrypted ``HᵀH`` and ``HᵀT`` at an aggregator that holds 
 key holder decrypts only the total and solves the output weights. See docs/ppml.md.
 """
 
-from darkscope.ppml.elm import ELM
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["ELM"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so the party and aggregator processes start without importing scikit-learn.
+    if name == "ELM":
+        from darkscope.ppml.elm import ELM
+
+        return ELM
+    raise AttributeError(name)

@@ -18,8 +18,8 @@ from darkscope.errors import DarkscopeError, InputFormatError
 from darkscope.io import atomic_path
 from darkscope.ppml import backends
 from darkscope.ppml.client import AggregatorClient
-from darkscope.ppml.elm import ELM, local_sums
 from darkscope.ppml.encoding import CapacityError, pack_sums, unpack_sums
+from darkscope.ppml.hidden import local_sums
 from darkscope.ppml.rounds import RoundConfig
 from darkscope.ppml.wire import Message, WireFormatError, decode
 
@@ -111,7 +111,7 @@ def decrypt_aggregate(keys: backends.Backend, config: RoundConfig,
 
 def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: float,
           output: str | Path | None = None, wait_seconds: float = 0.0,
-          overwrite: bool = False) -> tuple[ELM, dict[str, Any]]:
+          overwrite: bool = False) -> tuple[Any, dict[str, Any]]:
     """Fetch the aggregate, decrypt it, solve β, save and publish the model."""
     started = time.perf_counter()
     keys = load_keys(keys_dir)
@@ -123,6 +123,8 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
     fetched = time.perf_counter()
     gram, cross = decrypt_aggregate(keys, config, aggregate)
     decrypted = time.perf_counter()
+    from darkscope.ppml.elm import ELM
+
     model = ELM(n_hidden=config.n_hidden, activation=config.activation, C=C,
                 random_state=config.seed, scale_bits=config.scale_bits)
     model.fit_sums(config.layer, gram, cross, config.class_array)

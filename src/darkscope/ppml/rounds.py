@@ -17,8 +17,8 @@ import numpy as np
 
 from darkscope.errors import DarkscopeError
 from darkscope.ppml.backends import BACKENDS
-from darkscope.ppml.elm import ACTIVATIONS, HiddenLayer
 from darkscope.ppml.encoding import FixedPoint, packed_length
+from darkscope.ppml.hidden import ACTIVATIONS, HiddenLayer
 from darkscope.ppml.tokens import check_name
 
 ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -222,3 +222,14 @@ def test_round_naming_a_party_without_token_is_refused(deployment):
     with deployment.client(tokens.KEYHOLDER) as keyholder, \
             pytest.raises(AggregatorError, match=r"parties without a token here: \['mallory'\]"):
         roles.open_round(keyholder, deployment.work / "keys", RoundConfig.from_json(raw))
+
+
+def test_party_with_more_rows_than_agreed_fails_before_encrypting(deployment):
+    deployment.open("toomany")
+    features, labels = deployment.shares["alice"]
+    many = np.repeat(features, 3, axis=0)[:101]
+    with deployment.client("alice") as alice, \
+            pytest.raises(DarkscopeError, match="101 rows exceed the round's max_rows_per_party"):
+        roles.contribute(alice, "toomany", "alice", many, np.repeat(labels, 3)[:101])
+    with deployment.client("alice") as alice:
+        assert alice.status("toomany")["contributed"] == []

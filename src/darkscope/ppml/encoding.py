@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.blas import dsyrk
 
 from darkscope.errors import DarkscopeError
 
-# float64 holds every integer below 2**53 exactly: BLAS products of pieces stay under it.
-_FLOAT_EXACT_BITS = 53
-_PIECE_BITS = 10
-_ROW_BLOCK = 8192
+# float64 holds every integer up to 2**53 exactly: BLAS sums of digit products stay below it.
+_PIECE_BITS = 20
+_ROW_BLOCK = 1 << 12  # rows per block: 2**12 * (2**20)**2 = 2**52 < 2**53
 _MAX_SCALE_BITS = 24
 
 
@@ -72,36 +72,49 @@ def largest_scale_bits(rows: int, plaintext_bound: int, cap: int = 20) -> int:
 
 
 def _pieces(q: np.ndarray, value_bits: int) -> list[np.ndarray]:
-    """Split |q| <= 2**value_bits into base-2**10 digits, the top one signed and <= 2**10."""
+    """Split |q| <= 2**value_bits into as few base-2**k digits as keep |digit| <= 2**20.
+
+    Low digits are unsigned, the top one signed; ``q = sum(digit_i << (k * i))``.
+    """
+    count = max(1, -(-value_bits // _PIECE_BITS))
+    width = -(-value_bits // count)
+    mask = (1 << width) - 1
     pieces = []
     rest = q
-    mask = (1 << _PIECE_BITS) - 1
-    for _ in range((value_bits - 1) // _PIECE_BITS):
+    for _ in range(count - 1):
         pieces.append((rest & mask).astype(np.float64))
-        rest = rest >> _PIECE_BITS
+        rest = rest >> width
     pieces.append(rest.astype(np.float64))
     return pieces
+
+
+def _piece_width(value_bits: int) -> int:
+    count = max(1, -(-value_bits // _PIECE_BITS))
+    return -(-value_bits // count)
 
 
 def exact_gram(q: np.ndarray, value_bits: int) -> np.ndarray:
     """``qᵀq`` as exact int64 for |q| <= 2**value_bits, computed with float64 BLAS.
 
-    numpy's int64 matmul does not use BLAS and is ~50x slower; splitting each value into
-    10-bit digits makes every digit product sum exact in float64, and the digit products
-    recombine with shifts into the exact integer result.
+    numpy's int64 matmul does not use BLAS and is ~50x slower. Blocks of 2**12 rows of digits
+    of at most 2**20 keep every partial sum at most 2**52, which float64 holds exactly; for
+    ``value_bits <= 20`` that is one symmetric rank-k update (BLAS ``dsyrk``) per block, wider
+    values split into digits whose products recombine with shifts into the exact integers.
     """
     n, width = q.shape
-    block = min(_ROW_BLOCK, 1 << (_FLOAT_EXACT_BITS - 2 * (_PIECE_BITS + 1)))
+    shift = _piece_width(value_bits)
     gram = np.zeros((width, width), dtype=np.int64)
-    for start in range(0, n, block):
-        pieces = _pieces(q[start:start + block], value_bits)
+    for start in range(0, n, _ROW_BLOCK):
+        pieces = _pieces(q[start:start + _ROW_BLOCK], value_bits)
         for i, left in enumerate(pieces):
-            for j in range(i, len(pieces)):
+            # left is C-ordered (rows, L): its transpose is Fortran-ordered, so no copy.
+            upper = dsyrk(1.0, left.T, trans=0)
+            gram += np.triu(upper).astype(np.int64) << (2 * shift * i)
+            for j in range(i + 1, len(pieces)):
                 product = (left.T @ pieces[j]).astype(np.int64)
-                if j != i:
-                    product += product.T
-                gram += product << (_PIECE_BITS * (i + j))
-    return gram
+                gram += np.triu(product + product.T) << (shift * (i + j))
+    upper_only = np.triu(gram, 1)
+    return gram + upper_only.T
 
 
 def exact_cross(q: np.ndarray, targets: np.ndarray) -> np.ndarray:

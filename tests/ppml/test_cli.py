@@ -76,3 +76,32 @@ def test_bench_digits_private_accuracy(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["identical_predictions"] is True
     assert report["accuracy_private"] > 0.9
+
+
+def test_round_config_missing_fields_names_the_file(tmp_path, capsys):
+    assert main(["ppml", "keys", "-o", str(tmp_path / "k"), "--poly-degree", "4096"]) == 0
+    (tmp_path / "round.json").write_text(json.dumps({"round_id": "r", "parties": ["a", "b"]}))
+    (tmp_path / "kh.token").write_text("t\n")
+    code = main(["ppml", "round", "--server", "http://127.0.0.1:9", "--token-file",
+                 str(tmp_path / "kh.token"), "--keys", str(tmp_path / "k"),
+                 "--config", str(tmp_path / "round.json")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "round.json" in err
+    assert "max_rows_per_party" in err
+
+
+def test_serve_on_a_busy_port_is_a_clear_error(tmp_path, capsys):
+    import socket
+
+    from darkscope.ppml import tokens
+
+    tokens.issue(["a", "b"], tmp_path / "t")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["ppml", "serve", "--state", str(tmp_path / "s"), "--tokens",
+                     str(tmp_path / "t" / tokens.HASHES_FILE), "--port", str(port)])
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

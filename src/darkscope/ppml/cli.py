@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from darkscope.clikit import common, output_option, overwrite_option, seed_option
-from darkscope.errors import InputFormatError, UsageError
+from darkscope.errors import DarkscopeError, InputFormatError, UsageError
 
 _SERVER = click.option("--server", required=True, metavar="URL",
                        help="Aggregator base URL, e.g. http://127.0.0.1:8750.")
@@ -126,11 +126,20 @@ def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
     except (OSError, ValueError) as exc:
         raise InputFormatError(config_file, f"not a readable JSON round config ({exc})") from exc
     keys = roles.load_keys(Path(keys_dir) / roles.PUBLIC_FILE)
+    if not isinstance(raw, dict):
+        raise InputFormatError(config_file, "a round config is a JSON object")
     raw.setdefault("backend", keys.name)
     if raw.get("scale_bits", "auto") == "auto":
-        rows = int(raw["max_rows_per_party"]) * len(raw["parties"])
+        try:
+            rows = int(raw["max_rows_per_party"]) * len(raw["parties"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputFormatError(config_file, "scale_bits \"auto\" needs max_rows_per_party "
+                                                f"and parties ({exc!r})") from exc
         raw["scale_bits"] = largest_scale_bits(rows, keys.plaintext_bound)
-    config = RoundConfig.from_json(raw)
+    try:
+        config = RoundConfig.from_json(raw)
+    except DarkscopeError as exc:
+        raise InputFormatError(config_file, str(exc)) from exc
     with AggregatorClient(server, tokens.read_token(token_file)) as client:
         answer = roles.open_round(client, keys_dir, config)
     _emit({**answer, "scale_bits": config.scale_bits, "n_values": config.n_values}, as_json)

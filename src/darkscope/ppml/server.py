@@ -285,7 +285,11 @@ async def _serve(app: web.Application, host: str, port: int, ready_file: Path | 
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise DarkscopeError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     bound = runner.addresses[0]
     url = f"http://{bound[0]}:{bound[1]}"
     if ready_file is not None:

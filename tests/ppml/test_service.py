@@ -1,6 +1,7 @@
 """The three roles against a real aggregator process on 127.0.0.1 (real HTTP, real BFV)."""
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from darkscope.ppml.client import AggregatorClient, AggregatorError
 from darkscope.ppml.encoding import pack_sums
 from darkscope.ppml.hidden import local_sums
 from darkscope.ppml.rounds import RoundConfig
+from darkscope.ppml.totals import Totals
 from darkscope.ppml.wire import Message, decode
 
 pytestmark = pytest.mark.network
@@ -233,3 +235,34 @@ def test_party_with_more_rows_than_agreed_fails_before_encrypting(deployment):
         roles.contribute(alice, "toomany", "alice", many, np.repeat(labels, 3)[:101])
     with deployment.client("alice") as alice:
         assert alice.status("toomany")["contributed"] == []
+
+
+def test_online_rounds_accumulate_to_the_pooled_model(deployment, tmp_path):
+    """Two rounds over the same hidden layer: totals add up to the ELM on all rows."""
+    halves = {n: (len(y) // 2) for n, (_, y) in deployment.shares.items()}
+    totals = tmp_path / "totals.npz"
+    for index, round_id in enumerate(["online-1", "online-2"]):
+        deployment.open(round_id)
+        for name in PARTIES:
+            features, labels = deployment.shares[name]
+            part = slice(0, halves[name]) if index == 0 else slice(halves[name], None)
+            with deployment.client(name) as client:
+                roles.contribute(client, round_id, name, features[part], labels[part])
+        with deployment.client(tokens.KEYHOLDER) as keyholder:
+            model, report = roles.solve(keyholder, round_id, deployment.work / "keys", C=100.0,
+                                        totals_path=totals)
+    assert report["rounds_in_model"] == ["online-1", "online-2"]
+    assert stat.S_IMODE(totals.stat().st_mode) == 0o600
+    features = np.concatenate([deployment.shares[n][0] for n in PARTIES])
+    labels = np.concatenate([deployment.shares[n][1] for n in PARTIES])
+    plain = ELM(n_hidden=20, C=100.0, random_state=11, scale_bits=16,
+                feature_low=deployment.low, feature_high=deployment.high).fit(features, labels)
+    assert np.array_equal(model.gram_, plain.gram_)
+    X_test, _ = deployment.test
+    assert np.array_equal(model.predict(X_test), plain.predict(X_test))
+    # The same round cannot be counted twice, and a round with another layer is refused.
+    accumulated = Totals.load(totals)
+    with pytest.raises(DarkscopeError, match="already in the totals"):
+        accumulated.add(deployment.config("online-2"), model.gram_, model.cross_)
+    with pytest.raises(DarkscopeError, match="another hidden layer"):
+        accumulated.add(deployment.config("other", n_hidden=21), model.gram_, model.cross_)

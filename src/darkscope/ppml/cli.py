@@ -179,12 +179,16 @@ def party_command(server: str, token_file: str, round_id: str, data: str, label_
               help="Ridge regularisation C of (HᵀH + I/C) β = HᵀT.")
 @click.option("--wait", type=float, default=0.0, show_default=True,
               help="Seconds to wait for missing parties.")
+@click.option("--totals", type=click.Path(dir_okay=False), default=None,
+              help="Key holder's running totals (.npz, kept private): add this round's "
+                   "aggregate to earlier rounds' and solve from all (online learning).")
 @output_option(required=False, help="Also save the model (.npz) here.")
 @overwrite_option
 @_JSON
 @common
 def solve_command(server: str, token_file: str, round_id: str, keys_dir: str, C: float,
-                  wait: float, output: str | None, overwrite: bool, as_json: bool) -> None:
+                  wait: float, totals: str | None, output: str | None, overwrite: bool,
+                  as_json: bool) -> None:
     """Key holder: decrypt the aggregate only, solve β, publish the model."""
     from darkscope.ppml import roles, tokens
     from darkscope.ppml.client import AggregatorClient
@@ -192,7 +196,8 @@ def solve_command(server: str, token_file: str, round_id: str, keys_dir: str, C:
     if not math.isfinite(C) or C <= 0:
         raise UsageError(f"--C must be a positive number, got {C}")
     with AggregatorClient(server, tokens.read_token(token_file)) as client:
-        _, report = roles.solve(client, round_id, keys_dir, C, output, wait, overwrite)
+        _, report = roles.solve(client, round_id, keys_dir, C, output, wait, overwrite,
+                                totals)
     _emit(report, as_json)
 
 

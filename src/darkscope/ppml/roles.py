@@ -21,7 +21,9 @@ from darkscope.ppml.client import AggregatorClient
 from darkscope.ppml.encoding import CapacityError, pack_sums, unpack_sums
 from darkscope.ppml.hidden import local_sums
 from darkscope.ppml.rounds import RoundConfig
+from darkscope.ppml.totals import Totals
 from darkscope.ppml.wire import Message, WireFormatError, decode
+from darkscope.progress import track
 
 SECRET_FILE = "secret.key"
 PUBLIC_FILE = "public.key"
@@ -86,7 +88,13 @@ def contribute(client: AggregatorClient, round_id: str, party: str, features: np
     fetched = time.perf_counter()
     gram, cross = local_sums(config.layer, config.encoding, features, labels, config.class_array)
     summed = time.perf_counter()
-    chunks = keys.encrypt(pack_sums(gram, cross))
+    values = pack_sums(gram, cross)
+    chunks: list[bytes] = []
+    step = keys.slots * 8
+    with track("encrypting", total=len(values), unit="values") as bar:
+        for start in range(0, len(values), step):
+            chunks += keys.encrypt(values[start:start + step])
+            bar.advance(len(values[start:start + step]))
     body = Message({"kind": "contribution", "round": round_id, "party": party,
                     "n_values": config.n_values}, chunks).encode()
     encrypted = time.perf_counter()
@@ -111,8 +119,13 @@ def decrypt_aggregate(keys: backends.Backend, config: RoundConfig,
 
 def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: float,
           output: str | Path | None = None, wait_seconds: float = 0.0,
-          overwrite: bool = False) -> tuple[Any, dict[str, Any]]:
-    """Fetch the aggregate, decrypt it, solve β, save and publish the model."""
+          overwrite: bool = False,
+          totals_path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """Fetch the aggregate, decrypt it, solve β, save and publish the model.
+
+    With ``totals_path`` the aggregate is added to the key holder's totals of earlier rounds
+    (created if absent) and β is solved from all of them: the online form across rounds.
+    """
     started = time.perf_counter()
     keys = load_keys(keys_dir)
     if not keys.has_secret_key():
@@ -122,6 +135,12 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
     aggregate = client.aggregate(round_id, wait_seconds)
     fetched = time.perf_counter()
     gram, cross = decrypt_aggregate(keys, config, aggregate)
+    rounds = [round_id]
+    if totals_path is not None:
+        totals = Totals.load(totals_path) if Path(totals_path).exists() else Totals.empty(config)
+        totals.add(config, gram, cross)
+        totals.save(totals_path)
+        gram, cross, rounds = totals.gram, totals.cross, totals.rounds
     decrypted = time.perf_counter()
     from darkscope.ppml.elm import ELM
 
@@ -135,7 +154,8 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
             tmp.write_bytes(model_bytes)
     client.publish_model(round_id, model_bytes)
     done = time.perf_counter()
-    return model, {"round": round_id, "bytes_received": sum(len(c) for c in aggregate.chunks),
+    return model, {"round": round_id, "rounds_in_model": rounds,
+                   "bytes_received": sum(len(c) for c in aggregate.chunks),
                    "seconds_fetch_aggregate": fetched - started,
                    "seconds_decrypt": decrypted - fetched, "seconds_solve": solved - decrypted,
                    "seconds_publish": done - solved, "seconds": done - started}

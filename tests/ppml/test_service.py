@@ -266,3 +266,22 @@ def test_online_rounds_accumulate_to_the_pooled_model(deployment, tmp_path):
         accumulated.add(deployment.config("online-2"), model.gram_, model.cross_)
     with pytest.raises(DarkscopeError, match="another hidden layer"):
         accumulated.add(deployment.config("other", n_hidden=21), model.gram_, model.cross_)
+
+
+def test_party_pinning_the_key_refuses_a_substituted_key(deployment, tmp_path):
+    """An aggregator that swaps in its own public key could decrypt; a pinned party refuses."""
+    deployment.open("pinned")
+    published = (deployment.work / "keys" / roles.PUBLIC_FILE).read_bytes()
+    fingerprint = roles.key_fingerprint(decode(published).chunks[0])
+    mallory_keys = tmp_path / "mallory"
+    header = roles.make_keys(mallory_keys, "bfv", poly_modulus_degree=4096)
+    assert header["public_key_sha256"] != fingerprint
+    features, labels = deployment.shares["bob"]
+    with deployment.client("bob") as bob, \
+            pytest.raises(DarkscopeError, match="not the key holder's"):
+        roles.contribute(bob, "pinned", "bob", features, labels,
+                         expect_key=header["public_key_sha256"])
+    with deployment.client("bob") as bob:
+        assert bob.status("pinned")["contributed"] == []
+        report = roles.contribute(bob, "pinned", "bob", features, labels, expect_key=fingerprint)
+    assert report["party"] == "bob"

@@ -105,7 +105,8 @@ def run_bench(dataset: str, n_parties: int, n_hidden: int, backend: str = "bfv",
             round_open = time.perf_counter()
             running = [subprocess.Popen(
                 _command("party", "--server", url, "--token-file", token[name], "--round",
-                         round_id, "--data", str(work / f"{name}.csv"), "--json"),
+                         round_id, "--data", str(work / f"{name}.csv"), "--expect-key",
+                         keys["public_key_sha256"], "--json"),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=party_env)
                 for name in names]
             party_reports = []

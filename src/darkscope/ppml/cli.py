@@ -75,11 +75,16 @@ def tokens_command(parties: str, output: str) -> None:
 @common
 def keys_command(backend: str, poly_degree: str, paillier_bits: int, output: str,
                  overwrite: bool, as_json: bool) -> None:
-    """Key holder: make a key pair and report the security level of its parameters."""
+    """Key holder: make a key pair and report the security level of its parameters.
+
+    Give the printed public_key_sha256 to the parties out of band (they pass it as
+    `ppml party --expect-key`), so a key substituted in transit is refused.
+    """
     from darkscope.ppml import roles
 
     header = roles.make_keys(output, backend, int(poly_degree), paillier_bits, overwrite)
-    _emit({"backend": header["backend"], **header["security"]}, as_json)
+    _emit({"backend": header["backend"], **header["security"],
+           "public_key_sha256": header["public_key_sha256"]}, as_json)
 
 
 @ppml.command("serve")
@@ -153,10 +158,13 @@ def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
               help="CSV with a header, numeric features and a label column.")
 @click.option("--label-column", default="label", show_default=True, help="Label column.")
 @click.option("--name", default=None, help="Party name (default: token file name stem).")
+@click.option("--expect-key", default=None, metavar="SHA256",
+              help="The key holder's public_key_sha256 (from `ppml keys`, given out of band); "
+                   "refuse a round carrying any other key.")
 @_JSON
 @common
 def party_command(server: str, token_file: str, round_id: str, data: str, label_column: str,
-                  name: str | None, as_json: bool) -> None:
+                  name: str | None, expect_key: str | None, as_json: bool) -> None:
     """Party: compute HᵀH and HᵀT of local data, encrypt them, upload once."""
     from darkscope.ppml import roles, tokens
     from darkscope.ppml.client import AggregatorClient
@@ -165,7 +173,7 @@ def party_command(server: str, token_file: str, round_id: str, data: str, label_
     features, labels = read_labelled_csv(data, label_column)
     party = name or Path(token_file).stem
     with AggregatorClient(server, tokens.read_token(token_file)) as client:
-        report = roles.contribute(client, round_id, party, features, labels)
+        report = roles.contribute(client, round_id, party, features, labels, expect_key)
     _emit(report, as_json)
 
 

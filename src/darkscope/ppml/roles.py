@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -36,14 +37,30 @@ def make_keys(directory: str | Path, backend: str = "bfv", poly_modulus_degree: 
     directory.mkdir(parents=True, exist_ok=True)
     keys = backends.generate(backend, poly_modulus_degree=poly_modulus_degree,
                              paillier_bits=paillier_bits)
-    header = {"backend": backend, "security": keys.security()}
+    public = keys.public_bytes()
+    header = {"backend": backend, "security": keys.security(),
+              "public_key_sha256": key_fingerprint(public)}
     with atomic_path(directory / SECRET_FILE, overwrite) as tmp:
         tmp.touch(mode=0o600)
         os.chmod(tmp, 0o600)
         tmp.write_bytes(Message({**header, "kind": "secret-key"}, [keys.secret_bytes()]).encode())
     with atomic_path(directory / PUBLIC_FILE, overwrite) as tmp:
-        tmp.write_bytes(Message({**header, "kind": "public-key"}, [keys.public_bytes()]).encode())
+        tmp.write_bytes(Message({**header, "kind": "public-key"}, [public]).encode())
     return header
+
+
+def key_fingerprint(public_key: bytes) -> str:
+    """SHA-256 of the public key as published: parties pin it to detect a substituted key."""
+    return hashlib.sha256(public_key).hexdigest()
+
+
+def _read_key_message(path: Path) -> Message:
+    try:
+        return decode(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise DarkscopeError(f"cannot read key file {path}: {exc.strerror}") from exc
+    except WireFormatError as exc:
+        raise InputFormatError(path, str(exc)) from exc
 
 
 def load_keys(path: str | Path) -> backends.Backend:
@@ -51,31 +68,36 @@ def load_keys(path: str | Path) -> backends.Backend:
     path = Path(path)
     if path.is_dir():
         path = path / SECRET_FILE
-    try:
-        message = decode(path.read_bytes(), str(path))
-    except OSError as exc:
-        raise DarkscopeError(f"cannot read key file {path}: {exc.strerror}") from exc
-    except WireFormatError as exc:
-        raise InputFormatError(path, str(exc)) from exc
+    message = _read_key_message(path)
     return backends.load(message.header["backend"], message.chunks[0])
 
 
 def open_round(client: AggregatorClient, keys_dir: str | Path,
                config: RoundConfig) -> dict[str, Any]:
     """Publish the round configuration and the public key (only) through the aggregator."""
-    keys = load_keys(Path(keys_dir) / PUBLIC_FILE)
-    if keys.name != config.backend:
-        raise DarkscopeError(f"keys are for {keys.name!r}, round asks for {config.backend!r}")
+    public = _read_key_message(Path(keys_dir) / PUBLIC_FILE).chunks[0]
+    keys = backends.load(config.backend, public)
+    if keys.has_secret_key():
+        raise DarkscopeError(f"{keys_dir}/{PUBLIC_FILE} holds a secret key; refusing to publish")
     config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
                                    f"round {config.round_id}")
-    return client.open_round(config, keys.public_bytes())
+    answer = client.open_round(config, public)
+    return {**answer, "public_key_sha256": key_fingerprint(public)}
 
 
 def contribute(client: AggregatorClient, round_id: str, party: str, features: np.ndarray,
-               labels: np.ndarray) -> dict[str, Any]:
-    """Compute this party's ``HᵀH``/``HᵀT``, encrypt under the round's public key, upload once."""
+               labels: np.ndarray, expect_key: str | None = None) -> dict[str, Any]:
+    """Compute this party's ``HᵀH``/``HᵀT``, encrypt under the round's public key, upload once.
+
+    ``expect_key`` is the key holder's public key fingerprint obtained out of band; with it, a
+    key substituted by the aggregator is refused before anything is encrypted.
+    """
     started = time.perf_counter()
     config, public_key = client.round(round_id)
+    if expect_key is not None and key_fingerprint(public_key) != expect_key.strip().lower():
+        raise DarkscopeError(f"round {round_id!r} carries public key "
+                             f"{key_fingerprint(public_key)}, not the key holder's {expect_key}; "
+                             "refusing to encrypt under it")
     keys = backends.load(config.backend, public_key)
     if keys.has_secret_key():
         raise DarkscopeError("the round's context holds a secret key: refusing to use it")

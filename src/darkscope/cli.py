@@ -20,6 +20,7 @@ from darkscope.errors import DarkscopeError
 COMMANDS: dict[str, str] = {
     "demo": "darkscope.demo:demo",
     "ingest": "darkscope.packets.cli:ingest",
+    "ppml": "darkscope.ppml.cli:ppml",
     "simulate": "darkscope.simulate.cli:simulate",
 }
 

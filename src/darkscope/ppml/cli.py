@@ -1,0 +1,240 @@
+"""``darkscope ppml``: privacy-preserving ELM training across organizations.
+
+Each role is its own command and process: ``tokens`` and ``keys`` set up, ``serve`` runs the
+aggregator, ``round`` (key holder) publishes a round, ``party`` contributes encrypted sums,
+``solve`` (key holder) decrypts the aggregate and publishes the model, ``bench`` runs it all on
+loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from darkscope.clikit import common, output_option, overwrite_option, seed_option
+from darkscope.errors import DarkscopeError, InputFormatError, UsageError
+
+_SERVER = click.option("--server", required=True, metavar="URL",
+                       help="Aggregator base URL, e.g. http://127.0.0.1:8750.")
+_TOKEN = click.option("--token-file", type=click.Path(dir_okay=False), required=True,
+                      help="File holding this role's bearer token (from `ppml tokens`).")
+_ROUND = click.option("--round", "round_id", required=True, help="Round id.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+def _emit(report: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report, sort_keys=True))
+    else:
+        for key, value in report.items():
+            if isinstance(value, float):
+                value = f"{value:.4g}"
+            click.echo(f"{key}: {value}")
+
+
+@click.group("ppml")
+def ppml() -> None:
+    """Privacy-preserving Extreme Learning Machine across organizations.
+
+    Parties encrypt their HᵀH and HᵀT under an additively homomorphic scheme (BFV via
+    TenSEAL by default, Paillier as baseline); the aggregator adds ciphertexts without any
+    secret key; only the key holder decrypts the total and solves the output weights.
+    See docs/ppml.md for the protocol and threat model.
+    """
+
+
+@ppml.command("tokens")
+@click.option("--parties", required=True, help="Comma-separated party names.")
+@output_option(help="Directory for <name>.token files and aggregator-tokens.json.")
+@common
+def tokens_command(parties: str, output: str) -> None:
+    """Issue one bearer token per party and one for the key holder.
+
+    Each <name>.token (mode 0600) goes to its owner; the aggregator gets only
+    aggregator-tokens.json, which holds SHA-256 hashes.
+    """
+    from darkscope.ppml import tokens
+
+    path = tokens.issue([p.strip() for p in parties.split(",") if p.strip()], output)
+    click.echo(str(path))
+
+
+@ppml.command("keys")
+@click.option("--backend", type=click.Choice(["bfv", "paillier"]), default="bfv",
+              show_default=True, help="Homomorphic scheme.")
+@click.option("--poly-degree", type=click.Choice(["4096", "8192"]), default="8192",
+              show_default=True, help="BFV polynomial degree (slots per ciphertext).")
+@click.option("--paillier-bits", type=int, default=2048, show_default=True,
+              help="Paillier modulus size (2048 ≈ 112-bit, 3072 ≈ 128-bit security).")
+@output_option(help="Directory for secret.key (keep it) and public.key.")
+@overwrite_option
+@_JSON
+@common
+def keys_command(backend: str, poly_degree: str, paillier_bits: int, output: str,
+                 overwrite: bool, as_json: bool) -> None:
+    """Key holder: make a key pair and report the security level of its parameters.
+
+    Give the printed public_key_sha256 to the parties out of band (they pass it as
+    `ppml party --expect-key`), so a key substituted in transit is refused.
+    """
+    from darkscope.ppml import roles
+
+    header = roles.make_keys(output, backend, int(poly_degree), paillier_bits, overwrite)
+    _emit({"backend": header["backend"], **header["security"],
+           "public_key_sha256": header["public_key_sha256"]}, as_json)
+
+
+@ppml.command("serve")
+@click.option("--state", type=click.Path(file_okay=False), required=True,
+              help="Directory where rounds are kept (survives restarts).")
+@click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False), required=True,
+              help="aggregator-tokens.json from `ppml tokens`.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8750, show_default=True, help="Port (0: any free).")
+@click.option("--ready-file", type=click.Path(dir_okay=False), default=None,
+              help="Write {\"url\", \"pid\"} here once listening.")
+@common
+def serve_command(state: str, tokens_file: str, host: str, port: int,
+                  ready_file: str | None) -> None:
+    """Aggregator: accept each party's encrypted sums once per round and add them.
+
+    Holds only public keys; releases the aggregate to the key holder once every party of
+    the round has contributed.
+    """
+    from darkscope.ppml import server
+
+    server.serve(state, tokens_file, host, port, ready_file)
+
+
+@ppml.command("round")
+@_SERVER
+@_TOKEN
+@click.option("--keys", "keys_dir", type=click.Path(file_okay=False), required=True,
+              help="Key holder's key directory (only public.key is sent).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), required=True,
+              help="Round configuration JSON (see docs/ppml.md); scale_bits may be \"auto\".")
+@_JSON
+@common
+def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
+                  as_json: bool) -> None:
+    """Key holder: publish a round's configuration and the public key via the aggregator."""
+    from darkscope.ppml import roles, tokens
+    from darkscope.ppml.client import AggregatorClient
+    from darkscope.ppml.encoding import largest_scale_bits
+    from darkscope.ppml.rounds import RoundConfig
+
+    try:
+        raw = json.loads(Path(config_file).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputFormatError(config_file, f"not a readable JSON round config ({exc})") from exc
+    keys = roles.load_keys(Path(keys_dir) / roles.PUBLIC_FILE)
+    if not isinstance(raw, dict):
+        raise InputFormatError(config_file, "a round config is a JSON object")
+    raw.setdefault("backend", keys.name)
+    if raw.get("scale_bits", "auto") == "auto":
+        try:
+            rows = int(raw["max_rows_per_party"]) * len(raw["parties"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputFormatError(config_file, "scale_bits \"auto\" needs max_rows_per_party "
+                                                f"and parties ({exc!r})") from exc
+        raw["scale_bits"] = largest_scale_bits(rows, keys.plaintext_bound)
+    try:
+        config = RoundConfig.from_json(raw)
+    except DarkscopeError as exc:
+        raise InputFormatError(config_file, str(exc)) from exc
+    with AggregatorClient(server, tokens.read_token(token_file)) as client:
+        answer = roles.open_round(client, keys_dir, config)
+    _emit({**answer, "scale_bits": config.scale_bits, "n_values": config.n_values}, as_json)
+
+
+@ppml.command("party")
+@_SERVER
+@_TOKEN
+@_ROUND
+@click.option("--data", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="CSV with a header, numeric features and a label column.")
+@click.option("--label-column", default="label", show_default=True, help="Label column.")
+@click.option("--name", default=None, help="Party name (default: token file name stem).")
+@click.option("--expect-key", default=None, metavar="SHA256",
+              help="The key holder's public_key_sha256 (from `ppml keys`, given out of band); "
+                   "refuse a round carrying any other key.")
+@_JSON
+@common
+def party_command(server: str, token_file: str, round_id: str, data: str, label_column: str,
+                  name: str | None, expect_key: str | None, as_json: bool) -> None:
+    """Party: compute HᵀH and HᵀT of local data, encrypt them, upload once."""
+    from darkscope.ppml import roles, tokens
+    from darkscope.ppml.client import AggregatorClient
+    from darkscope.ppml.datasets import read_labelled_csv
+
+    features, labels = read_labelled_csv(data, label_column)
+    party = name or Path(token_file).stem
+    with AggregatorClient(server, tokens.read_token(token_file)) as client:
+        report = roles.contribute(client, round_id, party, features, labels, expect_key)
+    _emit(report, as_json)
+
+
+@ppml.command("solve")
+@_SERVER
+@_TOKEN
+@_ROUND
+@click.option("--keys", "keys_dir", type=click.Path(file_okay=False), required=True,
+              help="Key holder's key directory (secret.key).")
+@click.option("--C", "C", type=float, default=1.0, show_default=True,
+              help="Ridge regularisation C of (HᵀH + I/C) β = HᵀT.")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for missing parties.")
+@click.option("--totals", type=click.Path(dir_okay=False), default=None,
+              help="Key holder's running totals (.npz, kept private): add this round's "
+                   "aggregate to earlier rounds' and solve from all (online learning).")
+@output_option(required=False, help="Also save the model (.npz) here.")
+@overwrite_option
+@_JSON
+@common
+def solve_command(server: str, token_file: str, round_id: str, keys_dir: str, C: float,
+                  wait: float, totals: str | None, output: str | None, overwrite: bool,
+                  as_json: bool) -> None:
+    """Key holder: decrypt the aggregate only, solve β, publish the model."""
+    from darkscope.ppml import roles, tokens
+    from darkscope.ppml.client import AggregatorClient
+
+    if not math.isfinite(C) or C <= 0:
+        raise UsageError(f"--C must be a positive number, got {C}")
+    with AggregatorClient(server, tokens.read_token(token_file)) as client:
+        _, report = roles.solve(client, round_id, keys_dir, C, output, wait, overwrite,
+                                totals)
+    _emit(report, as_json)
+
+
+@ppml.command("bench")
+@click.option("--dataset", type=click.Choice(["glass", "digits", "satellite", "shuttle"]),
+              required=True, help="Dataset (shipped with darkscope).")
+@click.option("--parties", type=click.IntRange(2, 64), default=3, show_default=True,
+              help="Number of party processes.")
+@click.option("--hidden", type=click.IntRange(1, 5000), default=100, show_default=True,
+              help="Hidden units L.")
+@click.option("--backend", type=click.Choice(["bfv", "paillier"]), default="bfv",
+              show_default=True, help="Homomorphic scheme.")
+@click.option("--poly-degree", type=click.Choice(["4096", "8192"]), default="8192",
+              show_default=True, help="BFV polynomial degree.")
+@click.option("--C", "C", type=float, default=None, help="Regularisation (default per dataset).")
+@click.option("--activation", type=click.Choice(["sigmoid", "tanh"]), default="sigmoid",
+              show_default=True, help="Hidden activation.")
+@seed_option
+@_JSON
+@common
+def bench_command(dataset: str, parties: int, hidden: int, backend: str, poly_degree: str,
+                  C: float | None, activation: str, seed: int, as_json: bool) -> None:
+    """Run the whole protocol on loopback, one process per role, and compare with plaintext.
+
+    Prints plaintext vs private accuracy, whether predictions are identical, time per role
+    and bytes each party sends.
+    """
+    from darkscope.ppml.bench import run_bench
+
+    report = run_bench(dataset, parties, hidden, backend=backend, seed=seed, C=C,
+                       activation=activation, poly_degree=int(poly_degree))
+    _emit(report, as_json)

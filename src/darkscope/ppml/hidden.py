@@ -1,0 +1,93 @@
+"""The random hidden layer and the per-party sums, kept free of scikit-learn for fast start-up.
+
+With a random hidden layer ``H = g(X W + b)`` fixed by a seed, the ELM output weights solve
+``(HᵀH + I/C) β = HᵀT``. ``HᵀH`` and ``HᵀT`` are sums over rows, so data held by several
+organizations (or arriving in batches) contributes by adding its own sums. The sums are exact
+fixed-point integers (:mod:`darkscope.ppml.encoding`), so β solved from decrypted totals is
+bit-for-bit β solved from the same sums in the clear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from darkscope.errors import DarkscopeError
+from darkscope.ppml.encoding import FixedPoint, exact_cross, exact_gram
+
+ACTIVATIONS = ("sigmoid", "tanh")
+
+
+@dataclass(frozen=True)
+class HiddenLayer:
+    """The random hidden layer every party must share: fixed by seed, size and input ranges."""
+
+    n_features: int
+    n_hidden: int
+    activation: str
+    seed: int
+    feature_low: tuple[float, ...]
+    feature_high: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise DarkscopeError(f"activation must be one of {ACTIVATIONS}, "
+                                 f"got {self.activation!r}")
+        if self.n_hidden < 1:
+            raise DarkscopeError(f"n_hidden must be at least 1, got {self.n_hidden}")
+        if not len(self.feature_low) == len(self.feature_high) == self.n_features:
+            raise DarkscopeError(f"feature ranges must have {self.n_features} entries")
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        weights = rng.uniform(-1.0, 1.0, size=(self.n_features, self.n_hidden))
+        bias = rng.uniform(-1.0, 1.0, size=self.n_hidden)
+        return weights, bias
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        """Hidden outputs in [-1, 1]: inputs scaled to [-1, 1] by the agreed ranges, clipped."""
+        features = np.asarray(features, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != self.n_features:
+            raise DarkscopeError(f"expected {self.n_features} features per row, "
+                                 f"got shape {features.shape}")
+        low = np.asarray(self.feature_low)
+        span = np.asarray(self.feature_high) - low
+        span[span <= 0] = 1.0
+        scaled = np.clip(2.0 * (features - low) / span - 1.0, -1.0, 1.0)
+        weights, bias = self.weights()
+        z = scaled @ weights + bias
+        if self.activation == "sigmoid":
+            return 0.5 * (1.0 + np.tanh(0.5 * z))
+        return np.tanh(z)
+
+
+def one_hot(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """0/1 target matrix; labels outside ``classes`` are an error, not a silent zero row."""
+    index = np.searchsorted(classes, labels)
+    index = np.clip(index, 0, len(classes) - 1)
+    unknown = classes[index] != labels
+    if unknown.any():
+        raise DarkscopeError(f"labels {sorted(set(np.asarray(labels)[unknown].tolist()))[:5]} "
+                             f"are not among the agreed classes {classes.tolist()}")
+    targets = np.zeros((len(labels), len(classes)), dtype=np.float64)
+    targets[np.arange(len(labels)), index] = 1.0
+    return targets
+
+
+def local_sums(layer: HiddenLayer, encoding: FixedPoint, features: np.ndarray,
+               labels: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact integer ``HᵀH`` and ``HᵀT`` of one party's rows under the agreed encoding."""
+    targets = one_hot(np.asarray(labels), np.asarray(classes))
+    quantised = encoding.quantise(layer.transform(features))
+    return exact_gram(quantised, encoding.scale_bits), exact_cross(quantised, targets)
+
+
+def solve_output_weights(gram: np.ndarray, cross: np.ndarray, encoding: FixedPoint,
+                         C: float) -> np.ndarray:
+    """β from the integer sums: ``(HᵀH/s² + I/C) β = HᵀT/s`` by Cholesky (the matrix is SPD)."""
+    scale = float(encoding.scale)
+    system = gram.astype(np.float64) / (scale * scale)
+    system[np.diag_indices_from(system)] += 1.0 / C
+    return scipy.linalg.solve(system, cross.astype(np.float64) / scale, assume_a="pos")

@@ -1,0 +1,183 @@
+"""What each role does in a round, as library functions the CLI and the benchmark call.
+
+- key holder: :func:`make_keys`, :func:`open_round`, :func:`solve`
+- party: :func:`contribute`
+- aggregator: :mod:`darkscope.ppml.server`
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from darkscope.errors import DarkscopeError, InputFormatError
+from darkscope.io import atomic_path
+from darkscope.ppml import backends
+from darkscope.ppml.client import AggregatorClient
+from darkscope.ppml.encoding import CapacityError, pack_sums, unpack_sums
+from darkscope.ppml.hidden import local_sums
+from darkscope.ppml.rounds import RoundConfig
+from darkscope.ppml.totals import Totals
+from darkscope.ppml.wire import Message, WireFormatError, decode
+from darkscope.progress import track
+
+SECRET_FILE = "secret.key"
+PUBLIC_FILE = "public.key"
+
+
+def make_keys(directory: str | Path, backend: str = "bfv", poly_modulus_degree: int = 8192,
+              paillier_bits: int = 2048, overwrite: bool = False) -> dict[str, Any]:
+    """Create ``secret.key`` (mode 0600, stays with the key holder) and ``public.key``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    keys = backends.generate(backend, poly_modulus_degree=poly_modulus_degree,
+                             paillier_bits=paillier_bits)
+    public = keys.public_bytes()
+    header = {"backend": backend, "security": keys.security(),
+              "public_key_sha256": key_fingerprint(public)}
+    with atomic_path(directory / SECRET_FILE, overwrite) as tmp:
+        tmp.touch(mode=0o600)
+        os.chmod(tmp, 0o600)
+        tmp.write_bytes(Message({**header, "kind": "secret-key"}, [keys.secret_bytes()]).encode())
+    with atomic_path(directory / PUBLIC_FILE, overwrite) as tmp:
+        tmp.write_bytes(Message({**header, "kind": "public-key"}, [public]).encode())
+    return header
+
+
+def key_fingerprint(public_key: bytes) -> str:
+    """SHA-256 of the public key as published: parties pin it to detect a substituted key."""
+    return hashlib.sha256(public_key).hexdigest()
+
+
+def _read_key_message(path: Path) -> Message:
+    try:
+        return decode(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise DarkscopeError(f"cannot read key file {path}: {exc.strerror}") from exc
+    except WireFormatError as exc:
+        raise InputFormatError(path, str(exc)) from exc
+
+
+def load_keys(path: str | Path) -> backends.Backend:
+    """A backend from ``secret.key`` or ``public.key`` (or the directory holding them)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SECRET_FILE
+    message = _read_key_message(path)
+    return backends.load(message.header["backend"], message.chunks[0])
+
+
+def open_round(client: AggregatorClient, keys_dir: str | Path,
+               config: RoundConfig) -> dict[str, Any]:
+    """Publish the round configuration and the public key (only) through the aggregator."""
+    public = _read_key_message(Path(keys_dir) / PUBLIC_FILE).chunks[0]
+    keys = backends.load(config.backend, public)
+    if keys.has_secret_key():
+        raise DarkscopeError(f"{keys_dir}/{PUBLIC_FILE} holds a secret key; refusing to publish")
+    config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
+                                   f"round {config.round_id}")
+    answer = client.open_round(config, public)
+    return {**answer, "public_key_sha256": key_fingerprint(public)}
+
+
+def contribute(client: AggregatorClient, round_id: str, party: str, features: np.ndarray,
+               labels: np.ndarray, expect_key: str | None = None) -> dict[str, Any]:
+    """Compute this party's ``HᵀH``/``HᵀT``, encrypt under the round's public key, upload once.
+
+    ``expect_key`` is the key holder's public key fingerprint obtained out of band; with it, a
+    key substituted by the aggregator is refused before anything is encrypted.
+    """
+    started = time.perf_counter()
+    config, public_key = client.round(round_id)
+    if expect_key is not None and key_fingerprint(public_key) != expect_key.strip().lower():
+        raise DarkscopeError(f"round {round_id!r} carries public key "
+                             f"{key_fingerprint(public_key)}, not the key holder's {expect_key}; "
+                             "refusing to encrypt under it")
+    keys = backends.load(config.backend, public_key)
+    if keys.has_secret_key():
+        raise DarkscopeError("the round's context holds a secret key: refusing to use it")
+    rows = len(features)
+    if rows > config.max_rows_per_party:
+        raise CapacityError(f"{rows} rows exceed the round's max_rows_per_party "
+                            f"{config.max_rows_per_party}; the sums could overflow")
+    config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
+                                   f"round {round_id}")
+    fetched = time.perf_counter()
+    gram, cross = local_sums(config.layer, config.encoding, features, labels, config.class_array)
+    summed = time.perf_counter()
+    values = pack_sums(gram, cross)
+    chunks: list[bytes] = []
+    step = keys.slots * 8
+    with track("encrypting", total=len(values), unit="values") as bar:
+        for start in range(0, len(values), step):
+            chunks += keys.encrypt(values[start:start + step])
+            bar.advance(len(values[start:start + step]))
+    body = Message({"kind": "contribution", "round": round_id, "party": party,
+                    "n_values": config.n_values}, chunks).encode()
+    encrypted = time.perf_counter()
+    client.contribute(round_id, body)
+    done = time.perf_counter()
+    return {"party": party, "rows": rows, "bytes_sent": len(body),
+            "seconds_fetch_round": fetched - started, "seconds_sums": summed - fetched,
+            "seconds_encrypt": encrypted - summed, "seconds_upload": done - encrypted,
+            "seconds": done - started}
+
+
+def decrypt_aggregate(keys: backends.Backend, config: RoundConfig,
+                      aggregate: Message) -> tuple[np.ndarray, np.ndarray]:
+    """Decrypt the summed ciphertexts into the integer ``HᵀH`` and ``HᵀT`` of all parties."""
+    if aggregate.header.get("kind") != "aggregate" or \
+            sorted(aggregate.header.get("parties", [])) != sorted(config.parties):
+        raise DarkscopeError("the aggregator's answer is not the sum over all of the round's "
+                             "parties; refusing to decrypt it")
+    values = keys.decrypt(aggregate.chunks, config.n_values)
+    return unpack_sums(values, config.n_hidden, len(config.classes))
+
+
+def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: float,
+          output: str | Path | None = None, wait_seconds: float = 0.0,
+          overwrite: bool = False,
+          totals_path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """Fetch the aggregate, decrypt it, solve β, save and publish the model.
+
+    With ``totals_path`` the aggregate is added to the key holder's totals of earlier rounds
+    (created if absent) and β is solved from all of them: the online form across rounds.
+    """
+    started = time.perf_counter()
+    keys = load_keys(keys_dir)
+    if not keys.has_secret_key():
+        raise DarkscopeError(f"{keys_dir} holds no secret key; solve needs the key holder's "
+                             f"{SECRET_FILE}")
+    config, _ = client.round(round_id)
+    aggregate = client.aggregate(round_id, wait_seconds)
+    fetched = time.perf_counter()
+    gram, cross = decrypt_aggregate(keys, config, aggregate)
+    rounds = [round_id]
+    if totals_path is not None:
+        totals = Totals.load(totals_path) if Path(totals_path).exists() else Totals.empty(config)
+        totals.add(config, gram, cross)
+        totals.save(totals_path)
+        gram, cross, rounds = totals.gram, totals.cross, totals.rounds
+    decrypted = time.perf_counter()
+    from darkscope.ppml.elm import ELM
+
+    model = ELM(n_hidden=config.n_hidden, activation=config.activation, C=C,
+                random_state=config.seed, scale_bits=config.scale_bits)
+    model.fit_sums(config.layer, gram, cross, config.class_array)
+    solved = time.perf_counter()
+    model_bytes = model.to_bytes()
+    if output is not None:
+        with atomic_path(output, overwrite) as tmp:
+            tmp.write_bytes(model_bytes)
+    client.publish_model(round_id, model_bytes)
+    done = time.perf_counter()
+    return model, {"round": round_id, "rounds_in_model": rounds,
+                   "bytes_received": sum(len(c) for c in aggregate.chunks),
+                   "seconds_fetch_aggregate": fetched - started,
+                   "seconds_decrypt": decrypted - fetched, "seconds_solve": solved - decrypted,
+                   "seconds_publish": done - solved, "seconds": done - started}

@@ -1,0 +1,110 @@
+"""The round configuration: everything the parties must agree on before they encrypt.
+
+The key holder publishes it through the aggregator together with the public key: hidden-layer
+seed and size, activation, input ranges, classes, fixed-point encoding, the expected parties and
+the most rows any of them may contribute. From these the capacity check is exact: the summed
+``HᵀH`` of all parties cannot exceed the plaintext modulus.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from darkscope.errors import DarkscopeError
+from darkscope.ppml.backends import BACKENDS
+from darkscope.ppml.encoding import FixedPoint, packed_length
+from darkscope.ppml.hidden import ACTIVATIONS, HiddenLayer
+from darkscope.ppml.tokens import check_name
+
+ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class RoundConfigError(DarkscopeError):
+    """A round configuration that is inconsistent or incomplete."""
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    round_id: str
+    backend: str
+    parties: tuple[str, ...]
+    classes: tuple[int, ...]
+    n_hidden: int
+    activation: str
+    seed: int
+    scale_bits: int
+    max_rows_per_party: int
+    feature_low: tuple[float, ...]
+    feature_high: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not ROUND_ID.match(self.round_id):
+            raise RoundConfigError(f"round id {self.round_id!r} must be 1-64 letters, digits, "
+                                   "'.', '_' or '-'")
+        if self.backend not in BACKENDS:
+            raise RoundConfigError(f"backend {self.backend!r} is not one of {BACKENDS}")
+        if len(self.parties) < 2 or len(set(self.parties)) != len(self.parties):
+            raise RoundConfigError("a round needs at least two distinct parties, or the "
+                                   "'aggregate' would be one party's own sums")
+        for name in self.parties:
+            check_name(name)
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise RoundConfigError("a round needs at least two distinct classes")
+        if self.activation not in ACTIVATIONS:
+            raise RoundConfigError(f"activation {self.activation!r} is not one of {ACTIVATIONS}")
+        if self.max_rows_per_party < 1:
+            raise RoundConfigError("max_rows_per_party must be positive")
+        self.layer  # noqa: B018 - validates sizes and ranges
+        FixedPoint(self.scale_bits)
+
+    @property
+    def layer(self) -> HiddenLayer:
+        return HiddenLayer(n_features=len(self.feature_low), n_hidden=self.n_hidden,
+                           activation=self.activation, seed=self.seed,
+                           feature_low=self.feature_low, feature_high=self.feature_high)
+
+    @property
+    def encoding(self) -> FixedPoint:
+        return FixedPoint(self.scale_bits)
+
+    @property
+    def total_rows_bound(self) -> int:
+        return self.max_rows_per_party * len(self.parties)
+
+    @property
+    def n_values(self) -> int:
+        return packed_length(self.n_hidden, len(self.classes))
+
+    @property
+    def class_array(self) -> np.ndarray:
+        return np.asarray(self.classes)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> RoundConfig:
+        names = {f.name for f in fields(cls)}
+        missing = names - set(raw)
+        if missing:
+            raise RoundConfigError(f"round configuration lacks {sorted(missing)}")
+        try:
+            values = {n: raw[n] for n in names}
+            for key in ("parties", "classes", "feature_low", "feature_high"):
+                values[key] = tuple(values[key])
+            values["classes"] = tuple(int(c) for c in values["classes"])
+            values["feature_low"] = tuple(float(v) for v in values["feature_low"])
+            values["feature_high"] = tuple(float(v) for v in values["feature_high"])
+            for key in ("n_hidden", "seed", "scale_bits", "max_rows_per_party"):
+                values[key] = int(values[key])
+        except (TypeError, ValueError) as exc:
+            raise RoundConfigError(f"round configuration has a bad value ({exc})") from exc
+        return cls(**values)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True)

@@ -1,0 +1,312 @@
+"""The aggregator: an aiohttp service that adds parties' ciphertexts and never holds a secret key.
+
+Everything lives under a state directory, written atomically, so a restarted aggregator carries
+on with the same rounds::
+
+    rounds/<round>/round.dsp                    config + public key (from the key holder)
+    rounds/<round>/contributions/<party>.dsp    one per party, created exclusively
+    rounds/<round>/aggregate.dsp                the homomorphic sum, once every party is in
+    rounds/<round>/model.npz                    the model the key holder published
+
+The aggregate is released only when *every* party of the round has contributed, and no endpoint
+returns a single party's ciphertexts, so the key holder can decrypt nothing but the total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from darkscope.errors import DarkscopeError
+from darkscope.ppml import backends
+from darkscope.ppml.rounds import ROUND_ID, RoundConfig
+from darkscope.ppml.tokens import Identity, TokenTable
+from darkscope.ppml.wire import Message, decode
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+IDENTITY = web.AppKey("identity", Identity)
+
+
+class HTTPProblem(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _write_atomic(path: Path, data: bytes, exclusive: bool = False) -> bool:
+    """Write via a temporary file; with ``exclusive`` return False if ``path`` already exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)  # atomic "create if absent", even across restarts
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+        return True
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class RoundStore:
+    """Rounds on disk, with the public backend of each round cached in memory."""
+
+    def __init__(self, state: Path, tokens: TokenTable) -> None:
+        self.state = state
+        self.tokens = tokens
+        self._backends: dict[str, backends.Backend] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, round_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(round_id, asyncio.Lock())
+
+    def directory(self, round_id: str) -> Path:
+        if not ROUND_ID.match(round_id):
+            raise HTTPProblem(400, f"bad round id {round_id!r}")
+        return self.state / "rounds" / round_id
+
+    def round(self, round_id: str) -> tuple[RoundConfig, backends.Backend]:
+        path = self.directory(round_id) / "round.dsp"
+        if not path.exists():
+            raise HTTPProblem(404, f"no round {round_id!r}")
+        message = decode(path.read_bytes(), f"round {round_id}")
+        config = RoundConfig.from_json(message.header["config"])
+        if round_id not in self._backends:
+            self._backends[round_id] = backends.load(config.backend, message.chunks[0])
+        return config, self._backends[round_id]
+
+    def contributed(self, round_id: str) -> list[str]:
+        folder = self.directory(round_id) / "contributions"
+        if not folder.exists():
+            return []
+        return sorted(p.stem for p in folder.glob("*.dsp"))
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _auth_middleware(tokens: TokenTable) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/v1/health":
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        identity = tokens.identify(token.strip()) if scheme.lower() == "bearer" else None
+        if identity is None:
+            return web.json_response({"error": "missing or invalid bearer token"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        request[IDENTITY] = identity
+        try:
+            return await handler(request)
+        except HTTPProblem as problem:
+            return _error(problem.status, str(problem))
+        except DarkscopeError as exc:
+            return _error(400, str(exc))
+    return middleware
+
+
+def _require_keyholder(request: web.Request) -> None:
+    if not request[IDENTITY].is_keyholder:
+        raise HTTPProblem(403, "only the key holder may do this")
+
+
+async def health(_request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def open_round(request: web.Request) -> web.Response:
+    _require_keyholder(request)
+    store: RoundStore = request.app[STORE]
+    round_id = request.match_info["round_id"]
+    folder = store.directory(round_id)
+    message = decode(await request.read(), "round message")
+    config = RoundConfig.from_json(message.header.get("config", {}))
+    if config.round_id != round_id:
+        raise HTTPProblem(400, f"config names round {config.round_id!r}, URL {round_id!r}")
+    unknown = sorted(set(config.parties) - set(store.tokens.parties))
+    if unknown:
+        raise HTTPProblem(400, f"parties without a token here: {unknown}")
+    if len(message.chunks) != 1:
+        raise HTTPProblem(400, "a round message carries exactly one chunk: the public key")
+    backend = backends.load(config.backend, message.chunks[0])
+    if backend.has_secret_key():
+        raise HTTPProblem(400, "refusing a context that holds the secret key: publish only "
+                               "the public context to the aggregator")
+    config.encoding.check_capacity(config.total_rows_bound, backend.plaintext_bound,
+                                   f"round {round_id}")
+    if not _write_atomic(folder / "round.dsp", message.encode(), exclusive=True):
+        raise HTTPProblem(409, f"round {round_id!r} already exists")
+    return web.json_response({"round": round_id, "security": backend.security()}, status=201)
+
+
+async def get_round(request: web.Request) -> web.Response:
+    store: RoundStore = request.app[STORE]
+    path = store.directory(request.match_info["round_id"]) / "round.dsp"
+    if not path.exists():
+        raise HTTPProblem(404, f"no round {request.match_info['round_id']!r}")
+    return web.Response(body=path.read_bytes(), content_type="application/octet-stream")
+
+
+async def contribute(request: web.Request) -> web.Response:
+    store: RoundStore = request.app[STORE]
+    identity: Identity = request[IDENTITY]
+    round_id = request.match_info["round_id"]
+    config, backend = store.round(round_id)
+    if identity.name not in config.parties:
+        raise HTTPProblem(403, f"{identity.name!r} is not a party of round {round_id!r}")
+    target = store.directory(round_id) / "contributions" / f"{identity.name}.dsp"
+    if target.exists():
+        raise HTTPProblem(409, f"{identity.name!r} already contributed to round {round_id!r}")
+    body = await request.read()
+    message = decode(body, f"contribution of {identity.name}")
+    header = message.header
+    if header.get("round") != round_id or header.get("party") != identity.name:
+        raise HTTPProblem(400, "contribution header names another round or party")
+    expected = backend.n_chunks(config.n_values)
+    if len(message.chunks) != expected:
+        raise HTTPProblem(400, f"contribution has {len(message.chunks)} ciphertext chunks, "
+                               f"round {round_id!r} needs {expected}")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, _check_all, backend, message.chunks)
+    async with store.lock(round_id):
+        if not _write_atomic(target, body, exclusive=True):
+            raise HTTPProblem(409, f"{identity.name!r} already contributed to round {round_id!r}")
+    return web.json_response({"round": round_id, "party": identity.name, "bytes": len(body)},
+                             status=201)
+
+
+def _check_all(backend: backends.Backend, chunks: list[bytes]) -> None:
+    for index, chunk in enumerate(chunks):
+        backend.check(chunk, index)
+
+
+async def status(request: web.Request) -> web.Response:
+    store: RoundStore = request.app[STORE]
+    round_id = request.match_info["round_id"]
+    config, _ = store.round(round_id)
+    done = store.contributed(round_id)
+    folder = store.directory(round_id)
+    return web.json_response({
+        "round": round_id, "parties": list(config.parties), "contributed": done,
+        "waiting": [p for p in config.parties if p not in done],
+        "complete": set(done) >= set(config.parties),
+        "model": (folder / "model.npz").exists()})
+
+
+async def aggregate(request: web.Request) -> web.Response:
+    _require_keyholder(request)
+    store: RoundStore = request.app[STORE]
+    round_id = request.match_info["round_id"]
+    config, backend = store.round(round_id)
+    folder = store.directory(round_id)
+    waiting = [p for p in config.parties if p not in store.contributed(round_id)]
+    if waiting:
+        raise HTTPProblem(409, f"round {round_id!r} still waits for {waiting}; the aggregate "
+                               "exists only once every party has contributed")
+    path = folder / "aggregate.dsp"
+    async with store.lock(round_id):
+        if not path.exists():
+            loop = asyncio.get_running_loop()
+            data = await loop.run_in_executor(None, _sum_contributions, folder, config, backend)
+            _write_atomic(path, data)
+    return web.Response(body=path.read_bytes(), content_type="application/octet-stream")
+
+
+def _sum_contributions(folder: Path, config: RoundConfig, backend: backends.Backend) -> bytes:
+    parts = [decode((folder / "contributions" / f"{p}.dsp").read_bytes(), f"contribution {p}")
+             for p in config.parties]
+    total = backend.add([m.chunks for m in parts])
+    header = {"kind": "aggregate", "round": config.round_id, "parties": list(config.parties),
+              "n_values": config.n_values}
+    return Message(header, total).encode()
+
+
+async def put_model(request: web.Request) -> web.Response:
+    _require_keyholder(request)
+    store: RoundStore = request.app[STORE]
+    round_id = request.match_info["round_id"]
+    store.round(round_id)
+    body = await request.read()
+    if not body.startswith(b"PK"):
+        raise HTTPProblem(400, "a model is an .npz file written by darkscope ppml solve")
+    if not _write_atomic(store.directory(round_id) / "model.npz", body, exclusive=True):
+        raise HTTPProblem(409, f"round {round_id!r} already has a model")
+    return web.json_response({"round": round_id, "bytes": len(body)}, status=201)
+
+
+async def get_model(request: web.Request) -> web.Response:
+    store: RoundStore = request.app[STORE]
+    round_id = request.match_info["round_id"]
+    path = store.directory(round_id) / "model.npz"
+    if not path.exists():
+        raise HTTPProblem(404, f"round {round_id!r} has no published model yet")
+    return web.Response(body=path.read_bytes(), content_type="application/octet-stream")
+
+
+STORE = web.AppKey("store", RoundStore)
+
+
+def make_app(state: str | Path, tokens_file: str | Path,
+             max_upload_bytes: int = 1 << 30) -> web.Application:
+    tokens = TokenTable.load(tokens_file)
+    state = Path(state)
+    state.mkdir(parents=True, exist_ok=True)
+    app = web.Application(middlewares=[_auth_middleware(tokens)],
+                          client_max_size=max_upload_bytes)
+    app[STORE] = RoundStore(state, tokens)
+    app.router.add_get("/v1/health", health)
+    app.router.add_put("/v1/rounds/{round_id}", open_round)
+    app.router.add_get("/v1/rounds/{round_id}", get_round)
+    app.router.add_post("/v1/rounds/{round_id}/contributions", contribute)
+    app.router.add_get("/v1/rounds/{round_id}/status", status)
+    app.router.add_get("/v1/rounds/{round_id}/aggregate", aggregate)
+    app.router.add_put("/v1/rounds/{round_id}/model", put_model)
+    app.router.add_get("/v1/rounds/{round_id}/model", get_model)
+    return app
+
+
+async def _serve(app: web.Application, host: str, port: int, ready_file: Path | None) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise DarkscopeError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    bound = runner.addresses[0]
+    url = f"http://{bound[0]}:{bound[1]}"
+    if ready_file is not None:
+        _write_atomic(ready_file, json.dumps({"url": url, "pid": os.getpid()}).encode())
+    print(f"darkscope ppml aggregator listening on {url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def serve(state: str | Path, tokens_file: str | Path, host: str = "127.0.0.1", port: int = 8750,
+          ready_file: str | Path | None = None) -> None:
+    """Run the aggregator until SIGINT/SIGTERM."""
+    app = make_app(state, tokens_file)
+    asyncio.run(_serve(app, host, port, Path(ready_file) if ready_file else None))

@@ -1,0 +1,107 @@
+import json
+import stat
+
+import pytest
+
+from darkscope.cli import main
+
+
+def test_keys_writes_private_secret_and_reports_security(tmp_path, capsys):
+    assert main(["ppml", "keys", "-o", str(tmp_path / "k"), "--poly-degree", "4096",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["security_bits"] == 128
+    assert report["coeff_modulus_bits"] == 109
+    mode = stat.S_IMODE((tmp_path / "k" / "secret.key").stat().st_mode)
+    assert mode == 0o600
+    assert main(["ppml", "keys", "-o", str(tmp_path / "k")]) == 2  # exists, no --overwrite
+
+
+def test_party_reports_bad_csv_with_path(tmp_path, capsys):
+    bad = tmp_path / "local.csv"
+    bad.write_text("a,b,label\n1,2,1\n3,x,2\n")
+    token = tmp_path / "p.token"
+    token.write_text("t\n")
+    code = main(["ppml", "party", "--server", "http://127.0.0.1:9", "--token-file", str(token),
+                 "--round", "r", "--data", str(bad)])
+    assert code == 1
+    assert "local.csv" in capsys.readouterr().err
+
+
+def test_solve_without_secret_key_is_a_clear_error(tmp_path, capsys):
+    assert main(["ppml", "keys", "-o", str(tmp_path / "k"), "--poly-degree", "4096"]) == 0
+    (tmp_path / "k" / "secret.key").unlink()
+    token = tmp_path / "kh.token"
+    token.write_text("t\n")
+    code = main(["ppml", "solve", "--server", "http://127.0.0.1:9", "--token-file", str(token),
+                 "--round", "r", "--keys", str(tmp_path / "k")])
+    assert code == 1
+    assert "cannot read key file" in capsys.readouterr().err
+
+
+def test_round_config_that_cannot_fit_the_modulus_fails_before_sending(tmp_path, capsys):
+    assert main(["ppml", "keys", "-o", str(tmp_path / "k"), "--poly-degree", "4096"]) == 0
+    config = {"round_id": "r", "parties": ["a", "b"], "classes": [0, 1], "n_hidden": 5,
+              "activation": "sigmoid", "seed": 1, "scale_bits": 24,
+              "max_rows_per_party": 1000000, "feature_low": [0], "feature_high": [1]}
+    (tmp_path / "round.json").write_text(json.dumps(config))
+    (tmp_path / "kh.token").write_text("t\n")
+    code = main(["ppml", "round", "--server", "http://127.0.0.1:9", "--token-file",
+                 str(tmp_path / "kh.token"), "--keys", str(tmp_path / "k"),
+                 "--config", str(tmp_path / "round.json")])
+    assert code == 1
+    assert "beyond the plaintext bound" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.parametrize(("backend", "hidden"), [("bfv", 30), ("paillier", 6)])
+def test_bench_runs_every_role_as_a_process_and_matches_plaintext(backend, hidden, capsys):
+    assert main(["ppml", "bench", "--dataset", "glass", "--parties", "3", "--hidden",
+                 str(hidden), "--backend", backend, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["identical_predictions"] is True
+    assert report["accuracy_private"] == report["accuracy_plain"]
+    assert report["accuracy_private"] > 0.4
+    assert len(report["party_reports"]) == 3
+    assert all(r["bytes_sent"] > 0 for r in report["party_reports"])
+    assert report["seconds_total"] > report["seconds_parties_wall"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_bench_digits_private_accuracy(capsys):
+    assert main(["ppml", "bench", "--dataset", "digits", "--parties", "4", "--hidden", "100",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["identical_predictions"] is True
+    assert report["accuracy_private"] > 0.9
+
+
+def test_round_config_missing_fields_names_the_file(tmp_path, capsys):
+    assert main(["ppml", "keys", "-o", str(tmp_path / "k"), "--poly-degree", "4096"]) == 0
+    (tmp_path / "round.json").write_text(json.dumps({"round_id": "r", "parties": ["a", "b"]}))
+    (tmp_path / "kh.token").write_text("t\n")
+    code = main(["ppml", "round", "--server", "http://127.0.0.1:9", "--token-file",
+                 str(tmp_path / "kh.token"), "--keys", str(tmp_path / "k"),
+                 "--config", str(tmp_path / "round.json")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "round.json" in err
+    assert "max_rows_per_party" in err
+
+
+def test_serve_on_a_busy_port_is_a_clear_error(tmp_path, capsys):
+    import socket
+
+    from darkscope.ppml import tokens
+
+    tokens.issue(["a", "b"], tmp_path / "t")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["ppml", "serve", "--state", str(tmp_path / "s"), "--tokens",
+                     str(tmp_path / "t" / tokens.HASHES_FILE), "--port", str(port)])
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

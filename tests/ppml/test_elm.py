@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+
+from darkscope.errors import DarkscopeError, InputFormatError
+from darkscope.ppml import ELM
+from darkscope.ppml.datasets import stratified_holdout
+
+
+@pytest.fixture(scope="module")
+def digits():
+    features, labels = load_digits(return_X_y=True)
+    test = stratified_holdout(labels, 0.3, seed=0)
+    return features[~test], labels[~test], features[test], labels[test]
+
+
+def test_elm_learns_digits_on_held_out_data(digits):
+    X_train, y_train, X_test, y_test = digits
+    model = ELM(n_hidden=200, C=1.0, random_state=0).fit(X_train, y_train)
+    assert np.mean(model.predict(X_test) == y_test) > 0.93
+    assert model.decision_function(X_test).shape == (len(X_test), 10)
+    assert model.classes_.tolist() == list(range(10))
+
+
+def test_partial_fit_in_batches_equals_fit(digits):
+    X_train, y_train, X_test, _ = digits
+    low, high = X_train.min(axis=0), X_train.max(axis=0)
+    whole = ELM(n_hidden=80, feature_low=low, feature_high=high).fit(X_train, y_train)
+    online = ELM(n_hidden=80, feature_low=low, feature_high=high)
+    for start in range(0, len(X_train), 250):
+        online.partial_fit(X_train[start:start + 250], y_train[start:start + 250],
+                           classes=np.arange(10))
+    assert np.array_equal(online.gram_, whole.gram_)
+    assert np.array_equal(online.cross_, whole.cross_)
+    assert np.array_equal(online.predict(X_test), whole.predict(X_test))
+
+
+def test_first_partial_fit_needs_classes(digits):
+    X_train, y_train, _, _ = digits
+    with pytest.raises(DarkscopeError, match="classes="):
+        ELM(n_hidden=10).partial_fit(X_train[:10], y_train[:10])
+
+
+def test_unknown_label_in_a_batch_is_an_error(digits):
+    X_train, y_train, _, _ = digits
+    model = ELM(n_hidden=10).partial_fit(X_train[:50], y_train[:50], classes=np.arange(10))
+    with pytest.raises(DarkscopeError, match=r"\[42\] are not among the agreed classes"):
+        model.partial_fit(X_train[:2], np.array([1, 42]))
+
+
+def test_sklearn_clone_and_params():
+    model = ELM(n_hidden=33, activation="tanh", C=5.0, random_state=7)
+    copy = clone(model)
+    assert copy.get_params()["n_hidden"] == 33
+    assert copy.get_params()["activation"] == "tanh"
+
+
+def test_save_load_roundtrip(tmp_path, digits):
+    X_train, y_train, X_test, _ = digits
+    model = ELM(n_hidden=40, activation="tanh", random_state=3).fit(X_train, y_train)
+    model.save(tmp_path / "m.npz")
+    loaded = ELM.load(tmp_path / "m.npz")
+    assert np.array_equal(loaded.decision_function(X_test), model.decision_function(X_test))
+
+
+def test_load_rejects_other_files(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(InputFormatError, match="not a darkscope ELM model"):
+        ELM.load(bad)

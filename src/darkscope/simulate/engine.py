@@ -51,7 +51,7 @@ class _Truth:
     @staticmethod
     def _group(host: np.ndarray, first: np.ndarray, last: np.ndarray,
                count: np.ndarray) -> tuple[np.ndarray, ...]:
-        order = np.argsort(host, kind="stable")
+        order = np.argsort(host)
         host, first, last, count = host[order], first[order], last[order], count[order]
         starts = np.flatnonzero(np.r_[True, host[1:] != host[:-1]])
         return (host[starts], np.minimum.reduceat(first, starts),
@@ -60,6 +60,10 @@ class _Truth:
     def add(self, p: Packets) -> None:
         if len(p):
             self._pending.append(self._group(p.host, p.ts, p.ts, np.ones(len(p), np.int64)))
+
+    def add_stats(self, stats: models.HostStats) -> None:
+        if len(stats.host):
+            self._pending.append((stats.host, stats.first, stats.last, stats.count))
 
     def merge(self) -> None:
         if self._pending:
@@ -91,6 +95,7 @@ class Simulation:
         self.attacks: dict[int, Attacks] = {
             i: models.plan_attacks(pop, scenario, scale, _pop_rng(seed, i, 0xA77AC4, 0))
             for i, pop in enumerate(scenario.populations) if pop.is_backscatter}
+        self._is_backscatter = np.array([p.is_backscatter for p in scenario.populations])
         self._offsets = [0.0] * len(scenario.populations)
         self._windows: list[tuple[int, int]] = [(0, 0)] * len(scenario.populations)
         self._day = None
@@ -112,7 +117,9 @@ class Simulation:
         hi = min(t1, pop.end_ns) if pop.end_ns is not None else t1
         return lo, hi
 
-    def chunk(self, index: int, t0: int, t1: int) -> Packets:
+    def chunk(self, index: int, t0: int, t1: int, truth: _Truth) -> Packets:
+        """Every population's packets in ``[t0, t1)``; scanners' host statistics go straight
+        to ``truth`` (backscatter may spill past ``t1`` and is counted when written)."""
         day = t0 // DAY_NS
         if day != self._day:
             self._start_day(day)
@@ -135,8 +142,10 @@ class Simulation:
             if pop.diurnal:
                 expected *= models.diurnal_factor(self.scenario, (lo + hi) // 2)
             counts = rng.poisson(expected)
-            parts.append(models.scanning(pop, hosts, counts, lo, hi, self.space, self.scope,
-                                         rng))
+            packets, stats = models.scanning(pop, hosts, counts, lo, hi, self.space, self.scope,
+                                             rng)
+            parts.append(packets)
+            truth.add_stats(stats)
         return Packets.concat(parts)
 
     def run(self, capture: str | Path, *, overwrite: bool = False,
@@ -153,14 +162,14 @@ class Simulation:
             t0, index = scenario.start_ns, 0
             while t0 < scenario.end_ns:
                 t1 = min(t0 + CHUNK_NS, scenario.end_ns, (t0 // DAY_NS + 1) * DAY_NS)
-                p = Packets.concat([carry, self.chunk(index, t0, t1)])
-                p = p.take(np.argsort(p.ts, kind="stable"))
+                p = Packets.concat([carry, self.chunk(index, t0, t1, truth)])
+                p = p.take(np.argsort(p.ts))
                 cut = int(np.searchsorted(p.ts, t1))
-                now = p.take(np.arange(cut))
-                later = p.ts[cut:] < scenario.end_ns
-                carry = p.take(np.arange(cut, len(p))[later])
-                out.write(pcap_records(now, frame_rng).tobytes())
-                truth.add(now)
+                now = p.slice(0, cut)
+                carry = p.slice(cut, int(np.searchsorted(p.ts, scenario.end_ns)))
+                out.write(pcap_records(now, frame_rng))
+                truth.add(now.take(np.flatnonzero(self._is_backscatter[
+                    now.host // POPULATION_STRIDE - 1])))
                 total += len(now)
                 if t1 % DAY_NS == 0:
                     truth.merge()

@@ -1,8 +1,10 @@
-"""Packets (columns) to Ethernet frames and pcap records, vectorised per frame template.
+"""Packets (columns) to Ethernet frames and pcap records, in one compiled pass.
 
-Packets of one template have one frame length, so each template is built as a 2-D byte array
-with column assignments (no per-packet Python), checksums included, and the frames are then
-scattered into the output in time order.
+A numba loop writes each record straight into the output buffer: pcap record header, Ethernet,
+IPv4 with its checksum, then TCP (with options), UDP (with a payload template) or ICMP (echo
+reply, or an error quoting the original header), with transport checksums. The bytes that
+differ between templates (TCP options, UDP payloads and which of their bytes are random) are
+data tables, built once below.
 """
 
 from __future__ import annotations
@@ -10,152 +12,201 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+from numba import njit
 
 from darkscope.simulate import packets as t
 from darkscope.simulate.packets import Packets
 
 PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1)  # ns, Ethernet
-ETHERNET = bytes.fromhex("00005e005301" "0200c0ffee01" "0800")
+ETHERNET = np.frombuffer(bytes.fromhex("00005e005301" "0200c0ffee01" "0800"), np.uint8)
 
-_OPTIONS = {
-    t.T_TCP_NONE: b"",
-    t.T_TCP_MSS: bytes.fromhex("020405b4"),
-    t.T_TCP_NMAP: bytes.fromhex("020405b4"),
-    # Linux: mss, sack-permitted, timestamps, nop, window scale 7
-    t.T_TCP_LINUX: bytes.fromhex("020405b4" "0402" "080a0000000000000000" "01" "030307"),
-    # Windows: mss, nop, window scale 8, nop, nop, sack-permitted
-    t.T_TCP_WINDOWS: bytes.fromhex("020405b4" "01" "030308" "0101" "0402"),
-}
-_DNS_ANSWER = (bytes.fromhex("0000" "8180" "0001" "0001" "0000" "0000") + b"\x07example\x03com\x00"
+_DNS_ANSWER = (bytes.fromhex("0000" "8180" "0001" "0001" "0000" "0000")
+               + b"\x07example\x03com\x00"
                + bytes.fromhex("00010001" "c00c00010001" "00000e10" "0004" "c0000201"))
 _DHT_QUERY = (b"d1:ad2:id20:" + bytes(20) + b"9:info_hash20:" + bytes(20)
               + b"e1:q9:get_peers1:t2:aa1:y1:qe")
-_UTP_SYN = bytes.fromhex("4100") + bytes(18)
-_PROBE = bytes(16)
-_ECHO_DATA = bytes(range(56))
 
-# Payload templates and where random bytes go (offset, length) to make payloads differ.
-_UDP_PAYLOADS = {
-    t.T_UDP_DNS: (_DNS_ANSWER, [(0, 2)]),            # id; the flags stay a response's
-    t.T_UDP_DHT: (_DHT_QUERY, [(12, 20), (46, 20)]),  # node id, info hash
-    t.T_UDP_UTP: (_UTP_SYN, [(2, 2), (4, 8)]),        # connection id, timestamps
-    t.T_UDP_PROBE: (_PROBE, [(0, 16)]),
+# template -> (bytes after the transport header, or TCP options; random (offset, length) spans)
+_SUFFIXES: dict[int, tuple[bytes, list[tuple[int, int]]]] = {
+    t.T_TCP_NONE: (b"", []),
+    t.T_TCP_MSS: (bytes.fromhex("020405b4"), []),
+    t.T_TCP_NMAP: (bytes.fromhex("020405b4"), []),
+    # Linux: mss, sack-permitted, timestamps (TSval filled from the time), nop, wscale 7
+    t.T_TCP_LINUX: (bytes.fromhex("020405b4" "0402" "080a0000000000000000" "01" "030307"), []),
+    # Windows: mss, nop, wscale 8, nop, nop, sack-permitted
+    t.T_TCP_WINDOWS: (bytes.fromhex("020405b4" "01" "030308" "0101" "0402"), []),
+    t.T_UDP_DNS: (_DNS_ANSWER, [(0, 2)]),                  # the DNS id
+    t.T_UDP_DHT: (_DHT_QUERY, [(12, 20), (46, 20)]),       # node id, info hash
+    t.T_UDP_UTP: (bytes.fromhex("4100") + bytes(18), [(2, 2), (4, 8)]),
+    t.T_UDP_PROBE: (bytes(16), [(0, 16)]),
+    t.T_ICMP_ECHO_REPLY: (bytes(range(56)), []),
+    t.T_ICMP_ERROR: (bytes(28), []),                       # filled with the quoted header
 }
+MAX_SPANS = 2
+RANDOM_BYTES = 40
 
 
-def _be16(frames: np.ndarray, at: int, values: np.ndarray) -> None:
-    v = values.astype(np.uint32)
-    frames[:, at] = (v >> 8).astype(np.uint8)
-    frames[:, at + 1] = (v & 0xFF).astype(np.uint8)
+def _tables() -> tuple[np.ndarray, ...]:
+    size = max(_SUFFIXES) + 1
+    data = b"".join(suffix for suffix, _ in _SUFFIXES.values())
+    offset = np.zeros(size, np.int64)
+    length = np.zeros(size, np.int64)
+    spans = np.zeros((size, MAX_SPANS, 2), np.int64)
+    kind = np.full(size, -1, np.int64)  # 6 TCP, 17 UDP, 1 ICMP
+    position = 0
+    for template, (suffix, random_spans) in _SUFFIXES.items():
+        offset[template], length[template] = position, len(suffix)
+        position += len(suffix)
+        for j, span in enumerate(random_spans):
+            spans[template, j] = span
+        kind[template] = 6 if template < 10 else 17 if template < 20 else 1
+    return np.frombuffer(data, np.uint8).copy(), offset, length, spans, kind
 
 
-def _be32(frames: np.ndarray, at: int, values: np.ndarray) -> None:
-    v = values.astype(np.uint32)
-    for i in range(4):
-        frames[:, at + i] = ((v >> (24 - 8 * i)) & 0xFF).astype(np.uint8)
+SUFFIX_DATA, SUFFIX_OFFSET, SUFFIX_LENGTH, SUFFIX_SPANS, TEMPLATE_PROTO = _tables()
 
 
-def _sum16(block: np.ndarray) -> np.ndarray:
-    """One's-complement sum (unfolded) of big-endian 16-bit words of each row."""
-    if block.shape[1] % 2:
-        block = np.concatenate([block, np.zeros((len(block), 1), np.uint8)], axis=1)
-    words = block.reshape(len(block), -1, 2).astype(np.uint32)
-    return (words[:, :, 0] << 8 | words[:, :, 1]).sum(axis=1, dtype=np.uint64)
+def frame_lengths(template: np.ndarray) -> np.ndarray:
+    proto = TEMPLATE_PROTO[template]
+    header = np.where(proto == 6, 20, 8)
+    return 34 + header + SUFFIX_LENGTH[template]
 
 
-def _fold(total: np.ndarray) -> np.ndarray:
-    total = total.astype(np.uint64)
-    for _ in range(3):
-        total = (total & np.uint64(0xFFFF)) + (total >> np.uint64(16))
-    return (~total.astype(np.uint32)) & np.uint32(0xFFFF)
+@njit(inline="always")
+def _put16(out, at, value):
+    out[at] = (value >> 8) & 0xFF
+    out[at + 1] = value & 0xFF
 
 
-def _ip(frames: np.ndarray, p: Packets, proto: int) -> None:
-    n, length = frames.shape
-    frames[:, 14] = 0x45
-    frames[:, 15] = p.tos
-    _be16(frames, 16, np.full(n, length - 14))
-    _be16(frames, 18, p.ip_id)
-    frames[:, 20] = np.where(p.df, 0x40, 0).astype(np.uint8)
-    frames[:, 22] = p.ttl
-    frames[:, 23] = proto
-    _be32(frames, 26, p.src)
-    _be32(frames, 30, p.dst)
-    _be16(frames, 24, _fold(_sum16(frames[:, 14:34])))
+@njit(inline="always")
+def _put32(out, at, value):
+    out[at] = (value >> 24) & 0xFF
+    out[at + 1] = (value >> 16) & 0xFF
+    out[at + 2] = (value >> 8) & 0xFF
+    out[at + 3] = value & 0xFF
 
 
-def _l4_checksum(frames: np.ndarray, p: Packets, proto: int, at: int) -> None:
-    """TCP/UDP checksum over the IPv4 pseudo-header and the segment (field at ``at``)."""
-    seg_len = frames.shape[1] - 34
-    src, dst = p.src.astype(np.uint64), p.dst.astype(np.uint64)
-    pseudo = ((src >> np.uint64(16)) + (src & np.uint64(0xFFFF)) + (dst >> np.uint64(16))
-              + (dst & np.uint64(0xFFFF)) + np.uint64(proto) + np.uint64(seg_len))
-    checksum = _fold(pseudo + _sum16(frames[:, 34:]))
-    if proto == 17:
-        checksum = np.where(checksum == 0, 0xFFFF, checksum)
-    _be16(frames, at, checksum)
+@njit(inline="always")
+def _sum16(out, start, stop):
+    total = np.int64(0)
+    i = start
+    while i + 1 < stop:
+        total += (np.int64(out[i]) << 8) | np.int64(out[i + 1])
+        i += 2
+    if i < stop:
+        total += np.int64(out[i]) << 8
+    return total
 
 
-def _tcp(p: Packets, template: int) -> np.ndarray:
-    options = _OPTIONS[template]
-    frames = np.zeros((len(p), 54 + len(options)), np.uint8)
-    frames[:, :14] = np.frombuffer(ETHERNET, np.uint8)
-    _ip(frames, p, 6)
-    _be16(frames, 34, p.sport)
-    _be16(frames, 36, p.dport)
-    _be32(frames, 38, p.seq)
-    _be32(frames, 42, p.ack)
-    frames[:, 46] = (5 + len(options) // 4) << 4
-    frames[:, 47] = p.flags
-    _be16(frames, 48, p.win)
-    if options:
-        frames[:, 54:] = np.frombuffer(options, np.uint8)
-        if template == t.T_TCP_LINUX:  # TSval from the capture time in ms, TSecr 0
-            _be32(frames, 54 + 6, (p.ts // 1_000_000) & 0xFFFFFFFF)
-    _l4_checksum(frames, p, 6, 50)
-    return frames
+@njit(inline="always")
+def _fold(total):
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total) & 0xFFFF
 
 
-def _udp(p: Packets, template: int, rng: np.random.Generator) -> np.ndarray:
-    payload, random_spans = _UDP_PAYLOADS[template]
-    frames = np.zeros((len(p), 42 + len(payload)), np.uint8)
-    frames[:, :14] = np.frombuffer(ETHERNET, np.uint8)
-    _ip(frames, p, 17)
-    _be16(frames, 34, p.sport)
-    _be16(frames, 36, p.dport)
-    _be16(frames, 38, np.full(len(p), 8 + len(payload)))
-    frames[:, 42:] = np.frombuffer(payload, np.uint8)
-    for offset, width in random_spans:
-        frames[:, 42 + offset: 42 + offset + width] = rng.integers(0, 256, (len(p), width),
-                                                                   dtype=np.uint8)
-    _l4_checksum(frames, p, 17, 40)
-    return frames
-
-
-def _icmp(p: Packets, template: int) -> np.ndarray:
-    body = 56 if template == t.T_ICMP_ECHO_REPLY else 28
-    frames = np.zeros((len(p), 42 + body), np.uint8)
-    frames[:, :14] = np.frombuffer(ETHERNET, np.uint8)
-    _ip(frames, p, 1)
-    frames[:, 34] = p.icmp_type
-    frames[:, 35] = p.icmp_code
-    if template == t.T_ICMP_ECHO_REPLY:
-        _be16(frames, 38, p.sport)  # identifier
-        _be16(frames, 40, p.dport)  # sequence number
-        frames[:, 42:] = np.frombuffer(_ECHO_DATA, np.uint8)
-    else:  # the quoted original packet: IPv4 header and 8 bytes of its transport header
-        inner = frames[:, 42:70]
-        inner[:, 0] = 0x45
-        _be16(inner, 2, np.full(len(p), 40))
-        inner[:, 8] = 50
-        inner[:, 9] = p.inner_proto
-        _be32(inner, 12, p.inner_src)
-        _be32(inner, 16, p.inner_dst)
-        _be16(inner, 10, _fold(_sum16(inner[:, :20])))
-        _be16(inner, 20, p.inner_sport)
-        _be16(inner, 22, p.inner_dport)
-    _be16(frames, 36, _fold(_sum16(frames[:, 34:])))
-    return frames
+@njit(cache=True, nogil=True)
+def _write(out, starts, lengths, ts, src, dst, template, ttl, tos, ip_id, df, sport, dport, seq,
+           ack, flags, win, icmp_type, icmp_code, inner_src, inner_dst, inner_proto,
+           inner_sport, inner_dport, random, eth, s_data, s_off, s_len, s_spans, t_proto):
+    for i in range(len(starts)):
+        o = starts[i]
+        length = lengths[i]
+        sec = ts[i] // 1_000_000_000
+        frac = ts[i] % 1_000_000_000
+        for k in range(4):  # record header, little-endian
+            out[o + k] = (sec >> (8 * k)) & 0xFF
+            out[o + 4 + k] = (frac >> (8 * k)) & 0xFF
+            out[o + 8 + k] = (length >> (8 * k)) & 0xFF
+            out[o + 12 + k] = (length >> (8 * k)) & 0xFF
+        f = o + 16
+        for k in range(14):
+            out[f + k] = eth[k]
+        ip = f + 14
+        tid = template[i]
+        proto = t_proto[tid]
+        out[ip] = 0x45
+        out[ip + 1] = tos[i]
+        _put16(out, ip + 2, length - 14)
+        _put16(out, ip + 4, ip_id[i])
+        out[ip + 6] = 0x40 if df[i] else 0
+        out[ip + 7] = 0
+        out[ip + 8] = ttl[i]
+        out[ip + 9] = proto
+        out[ip + 10] = 0
+        out[ip + 11] = 0
+        _put32(out, ip + 12, src[i])
+        _put32(out, ip + 16, dst[i])
+        _put16(out, ip + 10, _fold(_sum16(out, ip, ip + 20)))
+        l4 = ip + 20
+        stop = f + length
+        suffix = s_off[tid]
+        n_suffix = s_len[tid]
+        if proto == 6:
+            _put16(out, l4, sport[i])
+            _put16(out, l4 + 2, dport[i])
+            _put32(out, l4 + 4, seq[i])
+            _put32(out, l4 + 8, ack[i])
+            out[l4 + 12] = (5 + n_suffix // 4) << 4
+            out[l4 + 13] = flags[i]
+            _put16(out, l4 + 14, win[i])
+            for k in range(16, 20):
+                out[l4 + k] = 0
+            for k in range(n_suffix):
+                out[l4 + 20 + k] = s_data[suffix + k]
+            if n_suffix == 20:  # the Linux layout carries timestamps: TSval in ms
+                _put32(out, l4 + 28, (ts[i] // 1_000_000) & 0xFFFFFFFF)
+        elif proto == 17:
+            _put16(out, l4, sport[i])
+            _put16(out, l4 + 2, dport[i])
+            _put16(out, l4 + 4, 8 + n_suffix)
+            out[l4 + 6] = 0
+            out[l4 + 7] = 0
+            for k in range(n_suffix):
+                out[l4 + 8 + k] = s_data[suffix + k]
+            r = 0
+            for j in range(s_spans.shape[1]):
+                for k in range(s_spans[tid, j, 1]):
+                    out[l4 + 8 + s_spans[tid, j, 0] + k] = random[i, r % random.shape[1]]
+                    r += 1
+        else:
+            out[l4] = icmp_type[i]
+            out[l4 + 1] = icmp_code[i]
+            out[l4 + 2] = 0
+            out[l4 + 3] = 0
+            if n_suffix == 56:  # echo reply: identifier, sequence, data
+                _put16(out, l4 + 4, sport[i])
+                _put16(out, l4 + 6, dport[i])
+                for k in range(n_suffix):
+                    out[l4 + 8 + k] = s_data[suffix + k]
+            else:  # error: unused word, then the quoted IPv4 header and 8 transport bytes
+                for k in range(4, 36):
+                    out[l4 + k] = 0
+                q = l4 + 8
+                out[q] = 0x45
+                _put16(out, q + 2, 40)
+                out[q + 8] = 50
+                out[q + 9] = inner_proto[i]
+                _put32(out, q + 12, inner_src[i])
+                _put32(out, q + 16, inner_dst[i])
+                _put16(out, q + 10, _fold(_sum16(out, q, q + 20)))
+                _put16(out, q + 20, inner_sport[i])
+                _put16(out, q + 22, inner_dport[i])
+                if inner_proto[i] == 17:
+                    _put16(out, q + 24, 20)  # UDP length of the 40-byte quoted datagram
+                else:
+                    _put32(out, q + 24, seq[i])
+            _put16(out, l4 + 2, _fold(_sum16(out, l4, stop)))
+            continue
+        # TCP/UDP checksum over the pseudo-header and the segment
+        seg = stop - l4
+        pseudo = (np.int64(src[i]) >> 16) + (np.int64(src[i]) & 0xFFFF) \
+            + (np.int64(dst[i]) >> 16) + (np.int64(dst[i]) & 0xFFFF) + proto + seg
+        at = l4 + (16 if proto == 6 else 6)
+        checksum = _fold(pseudo + _sum16(out, l4, stop))
+        if proto == 17 and checksum == 0:
+            checksum = 0xFFFF
+        _put16(out, at, checksum)
 
 
 def pcap_records(p: Packets, rng: np.random.Generator) -> np.ndarray:
@@ -163,28 +214,16 @@ def pcap_records(p: Packets, rng: np.random.Generator) -> np.ndarray:
     n = len(p)
     if n == 0:
         return np.zeros(0, np.uint8)
-    lengths = np.zeros(n, np.int64)
-    built: list[tuple[np.ndarray, np.ndarray]] = []
-    for template in np.unique(p.template):
-        index = np.flatnonzero(p.template == template)
-        part = p.take(index)
-        if template in _OPTIONS:
-            frames = _tcp(part, int(template))
-        elif template in _UDP_PAYLOADS:
-            frames = _udp(part, int(template), rng)
-        else:
-            frames = _icmp(part, int(template))
-        lengths[index] = frames.shape[1]
-        built.append((index, frames))
+    lengths = frame_lengths(p.template)
     starts = np.zeros(n + 1, np.int64)
     np.cumsum(lengths + 16, out=starts[1:])
     out = np.empty(int(starts[-1]), np.uint8)
-    header = np.empty((n, 4), "<u4")
-    header[:, 0] = p.ts // 1_000_000_000
-    header[:, 1] = p.ts % 1_000_000_000
-    header[:, 2] = lengths
-    header[:, 3] = lengths
-    out[starts[:-1, None] + np.arange(16)] = header.view(np.uint8).reshape(n, 16)
-    for index, frames in built:
-        out[(starts[index] + 16)[:, None] + np.arange(frames.shape[1])] = frames
+    needs_random = TEMPLATE_PROTO[p.template] == 17
+    random = np.zeros((n, RANDOM_BYTES), np.uint8)
+    random[needs_random] = rng.integers(0, 256, (int(needs_random.sum()), RANDOM_BYTES),
+                                        dtype=np.uint8)
+    _write(out, starts[:-1], lengths, p.ts, p.src, p.dst, p.template, p.ttl, p.tos, p.ip_id,
+           p.df, p.sport, p.dport, p.seq, p.ack, p.flags, p.win, p.icmp_type, p.icmp_code,
+           p.inner_src, p.inner_dst, p.inner_proto, p.inner_sport, p.inner_dport, random,
+           ETHERNET, SUFFIX_DATA, SUFFIX_OFFSET, SUFFIX_LENGTH, SUFFIX_SPANS, TEMPLATE_PROTO)
     return out

@@ -68,17 +68,35 @@ def _pick(values: tuple[int, ...], weights: tuple[float, ...], rng: np.random.Ge
     return np.asarray(values, np.int64)[rng.choice(len(values), n, p=p)]
 
 
+@dataclass
+class HostStats:
+    """First and last packet time and packet count of each host that sent in a chunk."""
+
+    host: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    count: np.ndarray
+
+
 def scanning(pop: Population, hosts: np.ndarray, counts: np.ndarray, t0: int, t1: int,
-             space: AddressSpace, scope: Telescope, rng: np.random.Generator) -> Packets:
-    """Packets of a scanning population: ``counts[i]`` packets from host ``hosts[i]``."""
+             space: AddressSpace, scope: Telescope,
+             rng: np.random.Generator) -> tuple[Packets, HostStats]:
+    """Packets of a scanning population: ``counts[i]`` packets from host ``hosts[i]``.
+
+    Packets come grouped by host, so the truth's per-host statistics are segment reductions
+    (no sort)."""
     n = int(counts.sum())
     p = Packets.empty(n)
+    sending = counts > 0
     if n == 0:
-        return p
+        return p, HostStats(hosts[sending], hosts[sending], hosts[sending], counts[sending])
     per_packet = np.repeat(np.arange(len(hosts)), counts)
     h = hosts[per_packet]
     p.host[:] = h
     p.ts[:] = rng.integers(t0, t1, n)
+    segments = np.r_[0, np.cumsum(counts[sending])[:-1]]
+    stats = HostStats(hosts[sending], np.minimum.reduceat(p.ts, segments),
+                      np.maximum.reduceat(p.ts, segments), counts[sending].astype(np.int64))
     p.src[:] = space.addresses(hosts)[per_packet]
     mirai = (uniform(hosts, S_MIRAI) < pop.mirai_share)[per_packet]
 
@@ -127,7 +145,7 @@ def scanning(pop: Population, hosts: np.ndarray, counts: np.ndarray, t0: int, t1
             p.template[:] = np.where(rng.random(n) < 0.7, t.T_UDP_DHT, t.T_UDP_UTP)
     else:
         p.template[:] = t.TCP_TEMPLATE[pop.options]
-    return p
+    return p, stats
 
 
 def _ip_ids(pop: Population, p: Packets, h: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -56,6 +56,10 @@ class Packets:
     def __len__(self) -> int:
         return len(self.ts)
 
+    def slice(self, start: int, stop: int) -> Packets:
+        """Rows ``start:stop`` as views (no copy)."""
+        return Packets(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
     def take(self, index: np.ndarray) -> Packets:
         return Packets(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 

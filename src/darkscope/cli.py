@@ -13,7 +13,7 @@ import traceback
 import click
 
 from darkscope import __version__
-from darkscope.clikit import common, debug_enabled
+from darkscope.clikit import common, debug_enabled, reset
 from darkscope.errors import DarkscopeError
 
 # name -> "module:attribute"; each part owns its own command module.
@@ -51,6 +51,7 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes become one line on stderr and a non-zero exit."""
+    reset()
     try:
         code = cli.main(args=argv, prog_name="darkscope", standalone_mode=False)
     except click.exceptions.Abort:

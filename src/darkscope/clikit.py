@@ -18,6 +18,12 @@ def debug_enabled() -> bool:
     return _state["debug"]
 
 
+def reset() -> None:
+    """Forget flags of a previous invocation (``main`` can be called more than once)."""
+    _state["debug"] = False
+    progress.settings.enabled = None
+
+
 def _set_progress(_ctx: click.Context, _param: click.Parameter, value: bool | None) -> None:
     if value is not None:
         progress.settings.enabled = value

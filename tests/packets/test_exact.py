@@ -128,3 +128,15 @@ def test_parallel_decoding_of_large_batches(tmp_path: Path) -> None:
     table = packets.read(path)
     assert table.num_rows > 4096 * 2
     assert_rows_match(table, frames, ts_of=lambda f: f.ts_ns)
+
+
+def test_readers_in_several_threads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = frames_for(LINK_ETHERNET) * 400
+    path = tmp_path / "t.pcap"
+    path.write_bytes(write_pcap(frames, LINK_ETHERNET))
+    expected = packets.read(path)
+    with ThreadPoolExecutor(4) as pool:
+        tables = list(pool.map(lambda _: packets.read(path), range(4)))
+    assert all(t.equals(expected) for t in tables)

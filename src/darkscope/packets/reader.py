@@ -9,6 +9,7 @@ front before the next read, so memory stays at one buffer plus one batch whateve
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ DEFAULT_BUFFER_BYTES = 1 << 24
 MAX_BUFFER_BYTES = 1 << 28
 # Readers use 262144 as the largest sane snap length; allow captures that declare more.
 MAX_SNAPLEN = 1 << 24
+# numba's default (workqueue) threading layer runs one parallel region at a time per process:
+# readers in several Python threads take turns in the walkers instead of aborting.
+_WALKER_LOCK = threading.Lock()
 
 _STATUS_TEXT = {
     k.ST_BAD_FRAC: "record timestamp fraction is not below one second",
@@ -193,9 +197,10 @@ class _PcapDecoder(_FileDecoder):
             return
         while True:
             cols = sink.cols
-            pos, rows, status = k.walk_pcap(
-                buf.data, buf.pos, buf.end, self.swapped, self.frac_ns, self.frac_limit,
-                self.snaplen, self.link, cols.capacity, cols.rows, *cols.kernel_args())
+            with _WALKER_LOCK:
+                pos, rows, status = k.walk_pcap(
+                    buf.data, buf.pos, buf.end, self.swapped, self.frac_ns, self.frac_limit,
+                    self.snaplen, self.link, cols.capacity, cols.rows, *cols.kernel_args())
             self.report.packets += rows - cols.rows
             cols.rows = rows
             buf.pos = pos
@@ -322,10 +327,11 @@ class _PcapngDecoder(_FileDecoder):
         skipped = np.zeros(2, np.int64)
         while True:
             cols = sink.cols
-            pos, rows, status = k.walk_pcapng(
-                buf.data, buf.pos, buf.end, self.swapped, self.if_link, self.if_snaplen,
-                self.if_pow2, self.if_exp, self.if_offset, len(self.interfaces),
-                cols.capacity, cols.rows, *cols.kernel_args(), skipped)
+            with _WALKER_LOCK:
+                pos, rows, status = k.walk_pcapng(
+                    buf.data, buf.pos, buf.end, self.swapped, self.if_link, self.if_snaplen,
+                    self.if_pow2, self.if_exp, self.if_offset, len(self.interfaces),
+                    cols.capacity, cols.rows, *cols.kernel_args(), skipped)
             self.report.packets += rows - cols.rows
             cols.rows = rows
             buf.pos = pos

@@ -108,37 +108,35 @@ def _copy(buf, start, stop, out, out_pos):
 
 
 @njit(inline="always")
-def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off, lay_data, lay_off,
-                 tok_bytes, tok_lens):
-    """Copy raw options and record kinds in order; values of MSS, WS, SACK-ok, timestamps.
+def _option_end(data, i, stop):
+    """Where the TCP option at ``i`` ends, or -1 when the list ends with it (End of Option
+    List, or a length that is malformed or runs past the header)."""
+    kind = data[i]
+    if kind == 0:
+        return -1
+    if kind == 1:
+        return i + 1
+    if i + 1 >= stop:
+        return -1
+    olen = np.int64(data[i + 1])
+    if olen < 2 or i + olen > stop:
+        return -1
+    return i + olen
 
-    Bytes go to the row's fixed slot and lengths to ``*_off[row + 1]``; :func:`_compact` turns
-    them into Arrow offsets afterwards (rows are decoded in parallel)."""
-    o = row * OPTS_MAX
-    _copy(buf, start, stop, opt_data, o)
+
+@njit(inline="always")
+def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off):
+    """Copy the raw options into the row's slot (length in ``opt_off[row + 1]``, turned into an
+    offset by :func:`_compact`) and record MSS, window scale, SACK-permitted and timestamps."""
+    _copy(buf, start, stop, opt_data, row * OPTS_MAX)
     opt_off[row + 1] = stop - start
-    base = row * LAYOUT_MAX
-    w = base
     i = start
     while i < stop:
         kind = buf[i]
-        if w != base:
-            lay_data[w] = 44  # ','
-            w += 1
-        n = tok_lens[kind]
-        for k in range(n):
-            lay_data[w + k] = tok_bytes[kind, k]
-        w += n
-        if kind == 0:
+        end = _option_end(buf, i, stop)
+        if end < 0:
             break
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= stop:
-            break
-        olen = np.int64(buf[i + 1])
-        if olen < 2 or i + olen > stop:
-            break
+        olen = end - i
         if kind == 2 and olen == 4:
             u16[U16_MSS, row] = _be16(buf, i + 2)
             val[row, V_MSS] = 1
@@ -151,8 +149,31 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off, la
             u32[U32_TSVAL, row] = _be32(buf, i + 2)
             u32[U32_TSECR, row] = _be32(buf, i + 6)
             val[row, V_TSOPT] = 1
-        i += olen
-    lay_off[row + 1] = w - base
+        i = end
+
+
+@njit(inline="always")
+def _layouts(opt_data, opt_off, lay_data, lay_off, val, row0, row1, tok_bytes, tok_lens):
+    """Write each TCP row's option kinds as tokens (``mss,nop,ws``) from its packed options."""
+    w = lay_off[row0]
+    for row in range(row0, row1):
+        if val[row, V_TCP]:
+            i = opt_off[row]
+            stop = opt_off[row + 1]
+            first = True
+            while i < stop:
+                kind = opt_data[i]
+                if not first:
+                    lay_data[w] = 44  # ','
+                    w += 1
+                first = False
+                for k in range(tok_lens[kind]):
+                    lay_data[w + k] = tok_bytes[kind, k]
+                w += tok_lens[kind]
+                i = _option_end(opt_data, i, stop)
+                if i < 0:
+                    break
+        lay_off[row + 1] = w
 
 
 @njit(inline="always")
@@ -164,8 +185,8 @@ def _inner_ports(buf, p, stop, proto, row, u16, val):
 
 
 @njit(inline="always")
-def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val, v6,
-               head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
+def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
+               head_data, head_off, opt_data, opt_off):
     """Decode TCP/UDP/ICMP at ``l4``; ``wire_len`` is the transport length the IP header claims."""
     hdr = 0
     if proto == 6:
@@ -183,7 +204,7 @@ def _transport(buf, l4, cap_stop, wire_len, proto, is_v6, row, u32, u16, u8, val
         if hdr < 20:
             hdr = 20
         _tcp_options(buf, l4 + 20, min(l4 + hdr, cap_stop), row, u32, u16, u8, val,
-                     opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+                     opt_data, opt_off)
     elif proto == 17:
         if l4 + 8 > cap_stop:
             return
@@ -235,8 +256,7 @@ def _head(buf, start, stop, row, head_data, head_off):
 
 
 @njit(inline="always")
-def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
-          lay_data, lay_off, tok_bytes, tok_lens):
+def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off):
     if q + 20 > stop or (buf[q] >> 4) != 4:
         return
     ihl = (np.int64(buf[q]) & 15) * 4
@@ -271,13 +291,12 @@ def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
         val[row, V_PAYLEN] = 1
         _head(buf, l4, cap_stop, row, head_data, head_off)
         return
-    _transport(buf, l4, cap_stop, total - ihl, proto, False, row, u32, u16, u8, val, v6,
-               head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+    _transport(buf, l4, cap_stop, total - ihl, proto, row, u32, u16, u8, val, v6,
+               head_data, head_off, opt_data, opt_off)
 
 
 @njit(inline="always")
-def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
-          lay_data, lay_off, tok_bytes, tok_lens):
+def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off):
     if q + 40 > stop or (buf[q] >> 4) != 6:
         return
     plen = _be16(buf, q + 4)
@@ -325,13 +344,13 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
         val[row, V_PAYLEN] = 1
         _head(buf, p, cap_stop, row, head_data, head_off)
         return
-    _transport(buf, p, cap_stop, end_wire - p, nh, True, row, u32, u16, u8, val, v6,
-               head_data, head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+    _transport(buf, p, cap_stop, end_wire - p, nh, row, u32, u16, u8, val, v6,
+               head_data, head_off, opt_data, opt_off)
 
 
 @njit(inline="always")
 def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_data, head_off,
-                 opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
+                 opt_data, opt_off):
     """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns."""
     for k in range(1, N_VAL):  # V_TS (0) was set by the record scan
         val[row, k] = 0
@@ -339,7 +358,6 @@ def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_data, he
     u8[U8_FRAG, row] = 0
     head_off[row + 1] = 0
     opt_off[row + 1] = 0
-    lay_off[row + 1] = 0
     stop = p + caplen
     q = p
     ethertype = -1
@@ -389,11 +407,9 @@ def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_data, he
         elif version == 6:
             ethertype = 0x86DD
     if ethertype == 0x0800:
-        _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
-              lay_data, lay_off, tok_bytes, tok_lens)
+        _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off)
     elif ethertype == 0x86DD:
-        _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
-              lay_data, lay_off, tok_bytes, tok_lens)
+        _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off)
 
 
 @njit(inline="always")
@@ -409,7 +425,7 @@ def _record(row, off, caplen, wirelen, link, ts, has_ts, rec_off, tsarr, u32, u1
 
 @njit(parallel=True, nogil=True)
 def _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, head_off,
-                 opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens):
+                 opt_data, opt_off):
     """Decode rows ``row0..row1`` in parallel: every row writes only its own slots."""
     n = row1 - row0
     chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
@@ -418,8 +434,7 @@ def _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, hea
         hi = row0 + n * (c + 1) // chunks
         for row in range(lo, hi):
             decode_frame(buf, rec_off[row], u32[U32_CAPLEN, row], u16[U16_LINKTYPE, row], row,
-                         u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
-                         lay_data, lay_off, tok_bytes, tok_lens)
+                         u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off)
 
 
 @njit(inline="always")
@@ -441,10 +456,10 @@ def _finish(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, head_off
             opt_off, lay_data, lay_off, tok_bytes, tok_lens):
     if row1 > row0:
         _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, head_off,
-                     opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+                     opt_data, opt_off)
         _compact(head_off, head_data, row0, row1, HEAD_BYTES)
         _compact(opt_off, opt_data, row0, row1, OPTS_MAX)
-        _compact(lay_off, lay_data, row0, row1, LAYOUT_MAX)
+        _layouts(opt_data, opt_off, lay_data, lay_off, val, row0, row1, tok_bytes, tok_lens)
 
 
 @njit(cache=True, nogil=True)

@@ -18,6 +18,7 @@ from darkscope.errors import DarkscopeError
 
 # name -> "module:attribute"; each part owns its own command module.
 COMMANDS: dict[str, str] = {
+    "topics": "darkscope.topics.cli:topics",
 }
 
 

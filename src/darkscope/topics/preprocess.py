@@ -18,7 +18,7 @@ from selectolax.lexbor import LexborHTMLParser
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 # Words every listing uses whatever it sells: shipping terms, market mechanics, sales talk.
-MARKET_BOILERPLATE: frozenset[str] = frozenset("""
+_BOILERPLATE_TEXT = """
     ship ships shipped shipping shipment post posted postage delivery deliver delivered track
     tracking tracked stealth stealthy worldwide international domestic escrow fe finalize finalise
     finalizing feedback feedbacks review reviews rating vendor vendors seller buyer buyers customer
@@ -31,11 +31,12 @@ MARKET_BOILERPLATE: frozenset[str] = frozenset("""
     bulk deal deals qty quantity amount unit units include includes included including just
     make sure want need like use used using get got time dont don't im ive youre
     www com http https html
-""".split())
+"""
+MARKET_BOILERPLATE: frozenset[str] = frozenset(_BOILERPLATE_TEXT.split())
 
 # Units left alone once their numbers are gone ("20 mg" -> "mg"): they say nothing about topics.
-UNIT_WORDS: frozenset[str] = frozenset(
-    "mg mcg ug µg gr gram grams kg kilo kilos oz lb lbs ml cl pcs pc tab tabs".split())
+_UNITS_TEXT = "mg mcg ug µg gr gram grams kg kilo kilos oz lb lbs ml cl pcs pc tab tabs"
+UNIT_WORDS: frozenset[str] = frozenset(_UNITS_TEXT.split())
 
 STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS) | MARKET_BOILERPLATE | UNIT_WORDS
 

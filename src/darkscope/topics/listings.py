@@ -94,6 +94,12 @@ def _read_jsonl(path: Path) -> pa.Table:
         return pa.table({})
     try:
         table = pajson.read_json(path)
+        dated = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+        if dated:
+            # Arrow turns ISO strings into timestamps; read them again as the text they were.
+            table = pajson.read_json(path, parse_options=pajson.ParseOptions(
+                explicit_schema=pa.schema([(name, pa.string()) for name in dated]),
+                unexpected_field_behavior="infer"))
     except pa.ArrowInvalid:
         # Arrow's message has no position; find the first bad line ourselves to name it.
         raise _first_bad_line(path) from None
@@ -123,9 +129,6 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
         return column
     if pa.types.is_null(column.type):
         return column.cast(pa.string())
-    if pa.types.is_timestamp(column.type):
-        return pa.chunked_array([chunk.cast(pa.string()) for chunk in column.chunks],
-                                pa.string())
     try:
         return column.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

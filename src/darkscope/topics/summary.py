@@ -27,6 +27,7 @@ class SummaryOptions:
     period: str = "day"
     relevance_lambda: float = 0.6  # Sievert & Shirley's term relevance for labels
     share_precision: int = 2  # shares equal at this many decimals count as ties
+    min_share: float = 0.3  # a listing mostly about something else does not represent a topic
 
 
 def labels(model: ListingTopicModel, n_words: int = 3, relevance_lambda: float = 0.6) -> list[str]:
@@ -74,7 +75,7 @@ def representative_products(model: ListingTopicModel, listings: pa.Table,
         chosen: list[dict] = []
         seen: set[str] = set()
         for row in order:  # stops after n_products distinct products
-            if share[row] <= 0 or len(chosen) >= options.n_products:
+            if share[row] < options.min_share or len(chosen) >= options.n_products:
                 break
             key = keys[row] or f"#{row}"
             if key in seen:

@@ -61,10 +61,12 @@ def topics() -> None:
               help="Join frequent word pairs into phrases (credit_card).")
 @click.option("--stop-words", type=click.Path(dir_okay=False, exists=True), default=None,
               help="File of extra stop words, one per line.")
-@click.option("--iterations", type=int, default=80, show_default=True,
-              help="Gibbs sampling sweeps of the kept chain.")
-@click.option("--restarts", type=int, default=3, show_default=True,
-              help="Short chains tried; the most likely one is trained on.")
+@click.option("--iterations", type=int, default=60, show_default=True,
+              help="Gibbs sampling sweeps.")
+@click.option("--init", type=click.Choice(["nmf", "random"]), default="nmf", show_default=True,
+              help="Start the sampler nudged towards NMF topics (avoids merged topics) or not.")
+@click.option("--restarts", type=int, default=1, show_default=True,
+              help="Chains tried for 25 sweeps each; the most likely one is trained on.")
 @click.option("--period", type=click.Choice(PERIODS), default="day", show_default=True,
               help="Crawl period for trends.")
 @click.option("--products", type=int, default=10, show_default=True,
@@ -73,7 +75,8 @@ def topics() -> None:
 @common
 def fit(listings: str, k: int | None, k_range: str | None, output: str, seed: int,
         overwrite: bool, columns: str | None, market: str | None, min_df: int, max_df: float,
-        phrases: bool, stop_words: str | None, iterations: int, restarts: int, period: str,
+        phrases: bool, stop_words: str | None, iterations: int, init: str, restarts: int,
+        period: str,
         products: int, words: int) -> None:
     """Fit LDA topics on LISTINGS and write the topics directory.
 
@@ -98,7 +101,7 @@ def fit(listings: str, k: int | None, k_range: str | None, output: str, seed: in
         extra = tuple(w.strip() for w in Path(stop_words).read_text(encoding="utf-8").split())
     preprocessing = Preprocessing(min_df=min_df, max_df=max_df, phrases=phrases,
                                   extra_stop_words=extra)
-    sampler = SamplerSettings(iterations=iterations, restarts=restarts,
+    sampler = SamplerSettings(iterations=iterations, init=init, restarts=restarts,
                               burn_in=min(25, iterations))
     table = with_default_market(read_listings(listings, parse_column_map(columns)), market)
     if table.num_rows == 0:

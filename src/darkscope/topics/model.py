@@ -1,18 +1,22 @@
-"""LDA over listings with tomotopy's collapsed Gibbs sampler, plus restarts that dodge bad optima.
+"""LDA over listings with tomotopy's collapsed Gibbs sampler, started from NMF-informed priors.
 
-Why tomotopy: measured on this machine (benchmarks/RESULTS.md) it reaches the coherence of
-scikit-learn's batch variational LDA in a fraction of the CPU time, and gensim's online LDA is
-less coherent. A single Gibbs chain sometimes settles with two real topics merged and another
-split in two; which chain does that depends on the seed. So :class:`ListingTopicModel` runs a
-few short chains, keeps the one with the highest log-likelihood per word, and only trains that
-one to the end: the restarts cost a few burn-in sweeps, not whole fits. Everything runs on one
-thread from fixed seeds, so the same seed gives the same model.
+Why tomotopy: measured on this machine (benchmarks/RESULTS.md) its sampler is the cheapest way to
+a given coherence; scikit-learn's batch variational LDA recovers planted topics well but costs
+several times the CPU, gensim's online LDA is slower still. A plain Gibbs chain, though, often
+settles with two real topics merged and another split in two (on the 20k planted corpus 7 chains
+of 8 did), and more sweeps never undo it. So the chain starts nudged: NMF of the tf-idf matrix
+(deterministic NNDSVDa start, well under a second) proposes k topics, and each word's Dirichlet
+prior gets ``init_strength`` pseudo-counts spread by those proposals, a handful against the
+thousands of tokens per topic, enough to break the symmetry the right way and too few to bias
+the result. Optionally several chains run a short burn-in and the most likely one is kept.
+Everything runs on one thread from fixed seeds: the same seed gives the same model.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,10 +53,13 @@ class SamplerSettings:
 
     alpha: float = 0.1
     eta: float = 0.01
-    iterations: int = 80
-    restarts: int = 3
+    iterations: int = 60
+    init: str = "nmf"  # or "random": plain Gibbs from random assignments
+    init_strength: float = 10.0  # pseudo-counts per topic placed by the NMF proposal
+    restarts: int = 1
     burn_in: int = 25
     infer_iterations: int = 100
+    select_by: str = "likelihood"  # or "coherence": NPMI of the chains' top words
 
 
 def documents_as_words(counts: sp.csr_matrix, vocabulary: np.ndarray) -> list[list[str]]:
@@ -104,19 +111,46 @@ class ListingTopicModel:
                 f"k={self.n_topics} topics is more than the {used.size} listings that have "
                 "words after preprocessing; choose k <= the number of listings")
         docs = documents_as_words(corpus.counts[used], corpus.vocabulary)
-        chain = self._best_chain(docs)
+        prior = self._initial_topics(corpus.counts[used])
+        chain = self._best_chain(docs, corpus.vocabulary, prior)
         self._set_learned(chain, corpus, used)
         return self
 
-    def _new_chain(self, docs: list[list[str]], seed: int):
+    def _initial_topics(self, counts: sp.csr_matrix) -> np.ndarray | None:
+        """k topic proposals (rows sum to 1) from NMF of tf-idf, or None for a random start."""
+        if self.sampler.init == "random":
+            return None
+        if self.sampler.init != "nmf":
+            raise DarkscopeError(f"init must be 'nmf' or 'random', not {self.sampler.init!r}")
+        if self.n_topics > min(counts.shape):  # NNDSVD needs k <= rank bound
+            return None
+        from sklearn.decomposition import NMF
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        tfidf = TfidfTransformer().fit_transform(counts)
+        with warnings.catch_warnings():  # a rough proposal is all we need
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            proposal = NMF(self.n_topics, init="nndsvda", max_iter=50,
+                           random_state=self.seed).fit(tfidf).components_
+        totals = proposal.sum(axis=1, keepdims=True)
+        return np.where(totals > 0, proposal / np.maximum(totals, 1e-300), 1.0 / counts.shape[1])
+
+    def _new_chain(self, docs: list[list[str]], seed: int, vocabulary: np.ndarray,
+                   prior: np.ndarray | None, strength: float):
         tp = _tomotopy()
         settings = self.sampler
         chain = tp.LDAModel(k=self.n_topics, alpha=settings.alpha, eta=settings.eta, seed=seed)
+        if prior is not None:
+            word_priors = settings.eta + strength * prior
+            for column, word in enumerate(vocabulary):
+                chain.set_word_prior(str(word), word_priors[:, column].tolist())
         for words in docs:
             chain.add_doc(words)
         return chain
 
-    def _best_chain(self, docs: list[list[str]]):
+    def _best_chain(self, docs: list[list[str]], vocabulary: np.ndarray,
+                    prior: np.ndarray | None):
         tp = _tomotopy()
         settings = self.sampler
         burn_in = min(settings.burn_in, settings.iterations)
@@ -125,15 +159,37 @@ class ListingTopicModel:
                    unit="sweeps") as progress:
             chains = []
             for restart in range(restarts):
-                chain = self._new_chain(docs, self.seed * 1009 + restart)
+                chain = self._new_chain(docs, self.seed * 1009 + restart, vocabulary, prior,
+                                        settings.init_strength)
                 chain.train(burn_in, workers=1, parallel=tp.ParallelScheme.NONE)
                 chains.append(chain)
                 progress.advance(burn_in)
-            best = max(chains, key=lambda c: c.ll_per_word)
+            best = max(chains, key=self._chain_score(docs))
             best.train(settings.iterations - burn_in, workers=1,
                        parallel=tp.ParallelScheme.NONE)
             progress.advance(settings.iterations - burn_in)
         return best
+
+    def _chain_score(self, docs: list[list[str]]) -> Callable[[object], float]:
+        """How restarts are compared: log-likelihood per word, or NPMI of the top words."""
+        if self.sampler.select_by == "likelihood":
+            return lambda chain: chain.ll_per_word
+        if self.sampler.select_by != "coherence":
+            raise DarkscopeError(f"select_by must be 'likelihood' or 'coherence', "
+                                 f"not {self.sampler.select_by!r}")
+        vocabulary = sorted({w for d in docs for w in d})
+        position = {w: i for i, w in enumerate(vocabulary)}
+        rows = np.repeat(np.arange(len(docs)), [len(d) for d in docs])
+        columns = np.fromiter((position[w] for d in docs for w in d), dtype=np.int64)
+        index = CooccurrenceIndex(sp.csr_matrix(
+            (np.ones(columns.size), (rows, columns)), shape=(len(docs), len(vocabulary))))
+
+        def coherence(chain) -> float:
+            engine = np.array([position[w] for w in chain.used_vocabs])
+            phi = np.zeros((chain.k, len(vocabulary)))
+            phi[:, engine] = [chain.get_topic_word_dist(t) for t in range(chain.k)]
+            return float(index.npmi(top_word_indices(phi, self.coherence_top_n)).mean())
+        return coherence
 
     def _set_learned(self, chain, corpus: Corpus, used: np.ndarray) -> None:
         self._chain = chain

@@ -96,3 +96,22 @@ def test_help_explains_commands(capsys):
     assert main(["topics", "fit", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--k-range" in out and "--seed" in out
+
+
+def test_update_adds_a_crawl_and_keeps_topic_ids(tmp_path, fitted_dir, planted):
+    later = [{**row, "crawled_at": "2017-08-01", "market": "hansa"}
+             for row in planted.listings[800:1100]]
+    listings = write_jsonl(tmp_path / "august.jsonl", later)
+    out = tmp_path / "updated"
+    assert main(["topics", "update", str(listings), "--model", str(fitted_dir),
+                 "-o", str(out), "--period", "month"]) == 0
+    before = json.loads((fitted_dir / "topics.json").read_text())
+    after = json.loads((out / "topics.json").read_text())
+    assert len(after["documents"]) == 1100
+    assert {t["period"] for t in after["trends"]} == {"2017-06", "2017-08"}
+    for old, new in zip(before["topics"], after["topics"], strict=True):
+        old_words = {w for w, _ in old["words"]}
+        assert len(old_words & {w for w, _ in new["words"]}) >= 16
+    # The updated directory can itself be scored with and updated again.
+    assert main(["topics", "assign", str(listings), "--model", str(out),
+                 "-o", str(tmp_path / "a.parquet")]) == 0

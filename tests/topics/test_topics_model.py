@@ -99,3 +99,16 @@ def test_k_search_finds_the_planted_number_of_topics(planted):
     assert search.best_k == 6 == model.n_topics
     assert set(search.scores) == set(range(3, 10))
     assert search.scores[6] > search.scores[3]
+
+
+def test_update_with_a_new_crawl_keeps_topic_ids(planted):
+    texts = texts_of(planted)
+    model = ListingTopicModel(6, seed=1).fit(texts[:700])
+    before = model.topic_word_.copy()
+    model.update(texts[700:])
+    assert model.doc_topic_.shape == (len(texts), 6)
+    for topic in range(6):  # topic t after the update is topic t before it
+        old = set(np.argsort(-before[topic])[:20])
+        new = set(np.argsort(-model.topic_word_[topic])[:20])
+        assert len(old & new) / 20 >= 0.8
+    assert min(best_overlap(planted, model.vocabulary_, model.topic_word_)) >= 0.6

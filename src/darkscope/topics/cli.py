@@ -38,7 +38,7 @@ def topics() -> None:
 
     `fit` learns topics from a crawl (JSON Lines or CSV with title and description) and writes a
     directory with the model, topics.json and a self-contained report.html; `assign` scores new
-    listings with a fitted model.
+    listings with a fitted model; `update` adds a new crawl to a fitted model, keeping topic ids.
     """
 
 
@@ -110,10 +110,49 @@ def fit(listings: str, k: int | None, k_range: str | None, output: str, seed: in
                           seed=seed, preprocessing=preprocessing, sampler=sampler,
                           options=SummaryOptions(n_words=words, n_products=products,
                                                  period=period))
-    write_topics_directory(result, output, overwrite)
+    write_topics_directory(result, table, output, overwrite)
     info = result.summary["model"]
     click.echo(f"{info['listings']} listings, k={info['k']}, mean NPMI "
                f"{info['coherence_npmi']:.3f} -> {output}", err=True)
+
+
+@topics.command()
+@click.argument("listings", type=click.Path(dir_okay=False))
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), required=True,
+              help="Topics directory written by `darkscope topics fit` (or `update`).")
+@output_option(help="Output directory for the updated model, topics.json and report.html.")
+@overwrite_option
+@click.option("--columns", default=None, help=_COLUMNS_HELP)
+@click.option("--market", default=None, help="Market name for listings that have none.")
+@click.option("--period", type=click.Choice(PERIODS), default="day", show_default=True,
+              help="Crawl period for trends.")
+@click.option("--products", type=int, default=10, show_default=True,
+              help="Representative products per topic.")
+@click.option("--words", type=int, default=20, show_default=True, help="Top words per topic.")
+@common
+def update(listings: str, model_dir: str, output: str, overwrite: bool, columns: str | None,
+           market: str | None, period: str, products: int, words: int) -> None:
+    """Add a new crawl (LISTINGS) to a fitted topics directory without starting over.
+
+    The model is retrained on old and new listings starting from its current topics, so topic
+    ids stay the same and trends continue across crawls; the vocabulary stays as fitted. Writes
+    a complete topics directory (model, topics.json, report.html) over all listings.
+    """
+    from darkscope.topics.pipeline import (
+        update_listings,
+        with_default_market,
+        write_topics_directory,
+    )
+
+    check_output(output, overwrite)
+    table = with_default_market(read_listings(listings, parse_column_map(columns)), market)
+    if table.num_rows == 0:
+        raise DarkscopeError(f"{listings}: no listings (the file is empty)")
+    result, combined = update_listings(model_dir, table, SummaryOptions(
+        n_words=words, n_products=products, period=period))
+    write_topics_directory(result, combined, output, overwrite)
+    click.echo(f"{table.num_rows} new listings, {combined.num_rows} in all, "
+               f"k={result.model.n_topics} -> {output}", err=True)
 
 
 @topics.command()

@@ -59,6 +59,8 @@ class SamplerSettings:
     restarts: int = 1
     burn_in: int = 25
     infer_iterations: int = 100
+    update_strength: float = 100.0  # pseudo-counts per topic anchoring an update to the topics
+    update_iterations: int = 30
     select_by: str = "likelihood"  # or "coherence": NPMI of the chains' top words
 
 
@@ -191,7 +193,37 @@ class ListingTopicModel:
             return float(index.npmi(top_word_indices(phi, self.coherence_top_n)).mean())
         return coherence
 
-    def _set_learned(self, chain, corpus: Corpus, used: np.ndarray) -> None:
+    def update(self, texts: Sequence[str]) -> ListingTopicModel:
+        """Add listings from a new crawl; topics keep their ids (see :meth:`update_counts`)."""
+        counts = count_with_vocabulary(texts, self.preprocessing, self.vocabulary_, self.phrases_)
+        return self.update_counts(counts)
+
+    def update_counts(self, counts: sp.csr_matrix) -> ListingTopicModel:
+        """Retrain on the training listings plus ``counts``, warm-started from the current topics.
+
+        tomotopy cannot add documents to a trained sampler, so this starts a new chain over old
+        and new listings whose word priors carry ``update_strength`` pseudo-counts of each current
+        topic: topic t stays topic t (trends stay comparable across crawls) and the chain starts
+        near its optimum, so ``update_iterations`` sweeps suffice. The vocabulary is kept as
+        fitted (the features do not change); words it lacks are ignored.
+        """
+        self._fitted_chain()
+        combined = sp.vstack([self.counts_, sp.csr_matrix(counts)]).tocsr()
+        corpus = Corpus(combined, self.vocabulary_, self.phrases_)
+        used = np.flatnonzero(corpus.lengths > 0)
+        docs = documents_as_words(combined[used], self.vocabulary_)
+        settings = self.sampler
+        chain = self._new_chain(docs, self.seed * 1009 + 7919, self.vocabulary_,
+                                self.topic_word_, settings.update_strength)
+        with track("updating topics", total=settings.update_iterations, unit="sweeps") as bar:
+            chain.train(settings.update_iterations, workers=1,
+                        parallel=_tomotopy().ParallelScheme.NONE)
+            bar.advance(settings.update_iterations)
+        self._set_learned(chain, corpus, used, order=np.arange(self.n_topics))
+        return self
+
+    def _set_learned(self, chain, corpus: Corpus, used: np.ndarray,
+                     order: np.ndarray | None = None) -> None:
         self._chain = chain
         self.vocabulary_ = corpus.vocabulary
         self.phrases_ = list(corpus.phrases)
@@ -201,9 +233,10 @@ class ListingTopicModel:
         raw_topic_word = np.array([chain.get_topic_word_dist(t) for t in range(chain.k)])
         raw_topic_word = raw_topic_word[:, to_engine]
         raw_doc_topic = np.array([d.get_topic_dist() for d in chain.docs])
-        # Topics ordered by their share of all words: topic 0 is the most common one.
+        # Topics ordered by their share of all words (topic 0 the most common) on a first fit;
+        # an update keeps the order it was started with.
         prevalence = np.asarray(chain.get_count_by_topics(), dtype=np.float64)
-        self.topic_order_ = np.argsort(-prevalence, kind="stable")
+        self.topic_order_ = np.argsort(-prevalence, kind="stable") if order is None else order
         self.topic_word_ = raw_topic_word[self.topic_order_]
         self.topic_word_ /= self.topic_word_.sum(axis=1, keepdims=True)
         self.doc_topic_ = np.full((corpus.counts.shape[0], chain.k), np.nan)

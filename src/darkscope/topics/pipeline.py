@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from darkscope.errors import DarkscopeError
 from darkscope.io import atomic_path
 from darkscope.topics.model import KSearch, ListingTopicModel, SamplerSettings, fit_best_k
 from darkscope.topics.preprocess import Preprocessing, count_with_vocabulary, listing_text
@@ -56,14 +58,41 @@ def fit_listings(listings: pa.Table, k: int | Sequence[int], *, seed: int = 0,
     return FitResult(model, summary, search)
 
 
-def write_topics_directory(result: FitResult, output: str | Path, overwrite: bool) -> Path:
-    """Model files, topics.json and report.html, all appearing at once (atomic directory)."""
+LISTINGS_FILE = "listings.parquet"
+
+
+def write_topics_directory(result: FitResult, listings: pa.Table, output: str | Path,
+                           overwrite: bool) -> Path:
+    """Model files, the modelled listings (for updates), topics.json and report.html, all
+    appearing at once (atomic directory)."""
     with atomic_path(output, overwrite) as staged:
         result.model.save(staged)
+        pq.write_table(listings, staged / LISTINGS_FILE, compression="zstd")
         (staged / "topics.json").write_text(
             json.dumps(result.summary, ensure_ascii=False), encoding="utf-8")
         (staged / "report.html").write_text(render_report(result.summary), encoding="utf-8")
     return Path(output)
+
+
+def update_listings(model_dir: str | Path, new_listings: pa.Table,
+                    options: SummaryOptions | None = None) -> tuple[FitResult, pa.Table]:
+    """A fitted directory's model updated with a new crawl; topics keep their ids."""
+    model = ListingTopicModel.load(model_dir)
+    stored = Path(model_dir) / LISTINGS_FILE
+    if not stored.is_file():
+        raise DarkscopeError(f"{model_dir} has no {LISTINGS_FILE}: refit it with this version "
+                             "of `darkscope topics fit` to be able to update it")
+    old = pq.read_table(stored)
+    if old.num_rows != model.counts_.shape[0]:
+        raise DarkscopeError(f"{stored} has {old.num_rows} listings but the model was trained "
+                             f"on {model.counts_.shape[0]}; the directory was altered")
+    counts = count_with_vocabulary(texts_of(new_listings), model.preprocessing,
+                                   model.vocabulary_, model.phrases_)
+    model.update_counts(counts)
+    listings = pa.concat_tables([old, new_listings.select(old.column_names).cast(old.schema)])
+    summary = summarize(model, listings, model.doc_topic_, model.counts_,
+                        options or SummaryOptions())
+    return FitResult(model, summary, None), listings
 
 
 def assign_listings(listings: pa.Table, model: ListingTopicModel) -> pa.Table:

@@ -136,7 +136,9 @@ def render_report(summary: dict, title: str = "darkscope: topics of market listi
                  f"<th>NPMI</th></tr>{overview}</table>")
     markets = sorted({t["market"] for t in summary["trends"]})
     if markets:
-        parts.append(f"<h2>Trends (topic prevalence per {escape(model['period'])})</h2>")
+        parts.append(f"<h2>Trends (topic prevalence per {escape(model['period'])})</h2>"
+                     '<p class="muted">Line colours as in the topic table; hover a line for '
+                     "its topic.</p>")
         for market in markets:
             parts.append(f"<h3>{escape(market)}</h3>"
                          f"{trend_chart(summary['trends'], market, k, labels)}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import scipy.sparse as sp
 from selectolax.lexbor import LexborHTMLParser
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 # Words every listing uses whatever it sells: shipping terms, market mechanics, sales talk.
 _BOILERPLATE_TEXT = """
@@ -38,7 +38,17 @@ MARKET_BOILERPLATE: frozenset[str] = frozenset(_BOILERPLATE_TEXT.split())
 _UNITS_TEXT = "mg mcg ug µg gr gram grams kg kilo kilos oz lb lbs ml cl pcs pc tab tabs"
 UNIT_WORDS: frozenset[str] = frozenset(_UNITS_TEXT.split())
 
-STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS) | MARKET_BOILERPLATE | UNIT_WORDS
+
+
+@cache
+def base_stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words, market boilerplate and bare units.
+
+    Loaded on first use: importing scikit-learn takes a second that `--help` should not pay.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS) | MARKET_BOILERPLATE | UNIT_WORDS
 
 # Letters/digits, joined by inner hyphens or dots: "cve-2017-0144", "ms17-010", "v1.2", "3.5g".
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
@@ -67,7 +77,7 @@ class Preprocessing:
     extra_stop_words: tuple[str, ...] = ()
 
     def stop_words(self) -> frozenset[str]:
-        return STOP_WORDS | frozenset(w.lower() for w in self.extra_stop_words)
+        return base_stop_words() | frozenset(w.lower() for w in self.extra_stop_words)
 
 
 @dataclass

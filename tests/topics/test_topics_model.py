@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from darkscope.errors import DarkscopeError
-from darkscope.topics.model import EmptyCorpusError, ListingTopicModel, fit_best_k
+from darkscope.topics.model import (
+    EmptyCorpusError,
+    ListingTopicModel,
+    SamplerSettings,
+    fit_best_k,
+)
 from darkscope.topics.preprocess import listing_text
 from darkscope.topics.synthetic import planted_corpus
 
@@ -112,3 +117,14 @@ def test_update_with_a_new_crawl_keeps_topic_ids(planted):
         new = set(np.argsort(-model.topic_word_[topic])[:20])
         assert len(old & new) / 20 >= 0.8
     assert min(best_overlap(planted, model.vocabulary_, model.topic_word_)) >= 0.6
+
+
+def test_sampler_options(planted):
+    texts = texts_of(planted)[:500]
+    random_start = ListingTopicModel(3, sampler=SamplerSettings(init="random", restarts=2,
+                                                                select_by="coherence"))
+    assert random_start.fit(texts).topic_word_.shape[0] == 3
+    with pytest.raises(DarkscopeError, match="init must be"):
+        ListingTopicModel(3, sampler=SamplerSettings(init="lsa")).fit(texts)
+    with pytest.raises(DarkscopeError, match="select_by must be"):
+        ListingTopicModel(3, sampler=SamplerSettings(restarts=2, select_by="luck")).fit(texts)

@@ -84,3 +84,15 @@ def test_near_duplicate_products_collapse_and_untrusted_text_is_escaped():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "m&lt;i&gt;" in html and "<i>" not in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # nothing fetched
+
+
+def test_listings_without_words_are_kept_and_flagged(planted):
+    rows = [*planted.listings[:300], {"title": "<b>10 mg</b>", "description": "free shipping"},
+            {"title": None, "description": None}]
+    result = fit_listings(as_table(rows), 4, seed=0)
+    summary = result.summary
+    assert summary["model"]["listings"] == 302
+    assert summary["model"]["listings_without_words"] == 2
+    assert [d["topic"] for d in summary["documents"][-2:]] == [None, None]
+    assert all(d["mixture"] is not None for d in summary["documents"][:300])
+    assert sum(t["listings"] for t in summary["trends"]) == 300

@@ -166,7 +166,7 @@ class ListingTopicModel:
                 chain.train(burn_in, workers=1, parallel=tp.ParallelScheme.NONE)
                 chains.append(chain)
                 progress.advance(burn_in)
-            best = max(chains, key=self._chain_score(docs))
+            best = chains[0] if len(chains) == 1 else max(chains, key=self._chain_score(docs))
             best.train(settings.iterations - burn_in, workers=1,
                        parallel=tp.ParallelScheme.NONE)
             progress.advance(settings.iterations - burn_in)
@@ -366,13 +366,17 @@ def fit_best_k(texts: Sequence[str], k_values: Sequence[int], *, seed: int = 0,
         raise DarkscopeError(f"every k in the range ({candidates[0]}..{candidates[-1]}) is more "
                              f"than the {usable} listings that have words after preprocessing")
     models: dict[int, ListingTopicModel] = {}
+    scores: dict[int, float] = {}
     for k in candidates:
         if usable and k > usable:
             break
         # An empty corpus or one without words raises its precise message here.
         models[k] = ListingTopicModel(k, seed=seed, preprocessing=preprocessing,
                                       sampler=sampler).fit_corpus(corpus)
-    scores = {k: float(np.mean(m.coherence_)) for k, m in models.items()}
+        scores[k] = float(np.mean(models[k].coherence_))
+        # Keep only models that can still win, so memory stays at a few models.
+        floor = max(scores.values()) - tolerance
+        models = {kept: m for kept, m in models.items() if scores[kept] >= floor}
     top = max(scores.values())
     best_k = min(k for k, score in scores.items() if score >= top - tolerance)
     return models[best_k], KSearch(scores, best_k)

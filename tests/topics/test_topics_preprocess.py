@@ -13,12 +13,12 @@ from darkscope.topics.preprocess import (
 
 
 def test_security_terms_stay_whole_and_noise_goes():
-    text = ("<p>Private <b>0day</b> for CVE-2017-0144 (MS17-010) &amp; DDoS panel, "
-            "pay in BTC. KilerRat v10.0.0 Full, 20mg x 60, free shipping, escrow.</p>")
+    text = ("<p>Private <b>0day</b> for CVE-2017-0144 (MS17-010) &amp; DDoS panel, 2C-B, "
+            "pay in BTC. KilerRat v10.0.0 Full, 20mg x 60, 180-200mg, free shipping.</p>")
     words = words_of([text], Preprocessing())[0]
-    for term in ("0day", "cve-2017-0144", "ms17-010", "ddos", "btc", "kilerrat", "panel"):
+    for term in ("0day", "cve-2017-0144", "ms17-010", "ddos", "btc", "kilerrat", "panel", "2c-b"):
         assert term in words
-    for noise in ("p", "b", "amp", "v10", "10.0.0", "20mg", "mg", "60", "shipping", "escrow",
+    for noise in ("p", "b", "amp", "v10", "10.0.0", "20mg", "mg", "60", "shipping", "180-200mg",
                   "for", "in"):
         assert noise not in words
 
@@ -60,10 +60,12 @@ def test_max_df_removes_words_in_most_listings():
 
 
 def test_phrases_join_pairs_that_occur_together():
-    texts = ["credit card dumps fresh"] * 6 + ["card reader skimmer", "fresh dumps track"]
+    texts = ["credit card dumps fresh"] * 6 + ["card reader skimmer", "fresh dumps track",
+                                                "nbome nbome nbome nbome nbome nbome"]
     docs = [d.split() for d in texts]
     phrases = find_phrases(docs, min_count=5, threshold=0.3)
     assert "credit_card" in phrases
+    assert "nbome_nbome" not in phrases  # a repeated word is not a phrase
     corpus = build_corpus(texts, Preprocessing(min_df=1, max_df=1.0, phrases=True,
                                                phrase_min_count=5, phrase_threshold=0.3))
     assert "credit_card" in corpus.vocabulary.tolist()

@@ -56,7 +56,9 @@ _QUANTITY_UNITS = (
     r"(?:mg|mcg|ug|µg|g|gr|gram|grams|kg|kilo|kilos|oz|lb|lbs|ml|l|cl|pcs?|pieces?|x|k|m|"
     r"tabs?|tablets?|pills?|caps?|capsules?|blotters?|hits?|units?|%|btc|usd|eur|gbp|mbtc)"
 )
-_NUMBER_OR_QUANTITY = re.compile(rf"(?:x?\d+(?:[.,]\d+)*{_QUANTITY_UNITS}?|x\d+)")
+# A number, amount or range with an optional unit: "20", "3.5g", "180-200mg", "x60".
+_NUMBER_OR_QUANTITY = re.compile(
+    rf"(?:x?\d+(?:[.,]\d+)*(?:-\d+(?:[.,]\d+)*)?{_QUANTITY_UNITS}?|x\d+)")
 _VERSION = re.compile(r"v?\d+(?:\.\d+)+[a-z]?|v\d+[a-z]?")
 _SECURITY_ID = re.compile(r"(?:cve|ms|cwe|kb|apt|ta)\d*-\d[\d-]*")
 # Title clean-up for near-duplicate products: amounts, units, versions and punctuation go.
@@ -172,7 +174,7 @@ def find_phrases(docs: Sequence[Sequence[str]], min_count: int, threshold: float
     a, b = pair_keys // len(words), pair_keys % len(words)
     p_ab = pair_counts / total
     npmi = np.log(p_ab / (word_counts[a] / total * word_counts[b] / total)) / -np.log(p_ab)
-    chosen = npmi >= threshold
+    chosen = (npmi >= threshold) & (a != b)  # "2c-e 2c-e" is a repetition, not a phrase
     return sorted(f"{words[i]}_{words[j]}" for i, j in zip(a[chosen], b[chosen], strict=True))
 
 

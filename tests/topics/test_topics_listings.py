@@ -64,3 +64,11 @@ def test_empty_file_gives_empty_table(tmp_path):
     path = tmp_path / "e.jsonl"
     path.write_text("", encoding="utf-8")
     assert read_listings(path).num_rows == 0
+
+
+def test_fields_whose_type_changes_between_lines_are_read_as_text(tmp_path):
+    rows = [{"title": "a", "price": 0.5}, {"title": "b", "price": "0.7 BTC"},
+            {"title": "c", "price": None, "category": ["x", "y"]}]
+    table = read_listings(write_jsonl(tmp_path / "mixed.jsonl", rows))
+    assert table.column("price").to_pylist() == ["0.5", "0.7 BTC", None]
+    assert table.column("category").to_pylist() == [None, None, '["x", "y"]']

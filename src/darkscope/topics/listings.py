@@ -101,13 +101,16 @@ def _read_jsonl(path: Path) -> pa.Table:
                 explicit_schema=pa.schema([(name, pa.string()) for name in dated]),
                 unexpected_field_behavior="infer"))
     except pa.ArrowInvalid:
-        # Arrow's message has no position; find the first bad line ourselves to name it.
-        raise _first_bad_line(path) from None
+        # Arrow refuses bad JSON and also a field whose type changes between lines (a price as
+        # a number here, as text there). Parse line by line: name the bad line, or read it all.
+        return _read_jsonl_slowly(path)
     return pa.table({name: _as_text(col) for name, col in zip(
         table.column_names, table.columns, strict=True)})
 
 
-def _first_bad_line(path: Path) -> InputFormatError:
+def _read_jsonl_slowly(path: Path) -> pa.Table:
+    """Every line parsed with :mod:`json`; values become text; the first bad line is named."""
+    records: list[dict] = []
     offset = 0
     with open(path, "rb") as stream:
         for number, line in enumerate(stream, start=1):
@@ -115,13 +118,23 @@ def _first_bad_line(path: Path) -> InputFormatError:
                 try:
                     record = json.loads(line)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    return InputFormatError(path, f"line {number} is not JSON: {exc}", offset)
+                    raise InputFormatError(path, f"line {number} is not JSON: {exc}",
+                                           offset) from None
                 if not isinstance(record, dict):
-                    return InputFormatError(
+                    raise InputFormatError(
                         path, f"line {number} is a JSON {type(record).__name__}, "
                         "expected an object (one listing per line)", offset)
+                records.append(record)
             offset += len(line)
-    return InputFormatError(path, "JSON Lines with fields of inconsistent types")
+    names = list(dict.fromkeys(name for record in records for name in record))
+    return pa.table({name: pa.array([_text_value(r.get(name)) for r in records], pa.string())
+                     for name in names})
+
+
+def _text_value(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
 def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "darkscope.packets.cli:ingest",
     "ppml": "darkscope.ppml.cli:ppml",
     "simulate": "darkscope.simulate.cli:simulate",
+    "topics": "darkscope.topics.cli:topics",
 }
 
 

@@ -152,7 +152,13 @@ def _port(value: Any) -> int:
 
 
 def _int_list(lo: int, hi: int) -> Callable[[Any], tuple[int, ...]]:
+    """A list of integers in ``[lo, hi]``; also ``"a-b"`` for a whole range (port sweeps)."""
     def check(value: Any) -> tuple[int, ...]:
+        if isinstance(value, str) and value.count("-") == 1:
+            first, last = (part.strip() for part in value.split("-"))
+            if first.isdigit() and last.isdigit() and lo <= int(first) <= int(last) <= hi:
+                return tuple(range(int(first), int(last) + 1))
+            raise ValueError(f"expected a range 'a-b' within {lo}..{hi}, got {value!r}")
         if not isinstance(value, list) or not value:
             raise ValueError(f"expected a non-empty list of integers {lo}..{hi}")
         for item in value:

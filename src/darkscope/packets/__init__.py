@@ -3,6 +3,8 @@
 >>> table = darkscope.packets.read("capture.pcapng")          # a pyarrow.Table
 >>> for batch in darkscope.packets.iter_batches(["day1/", "day2/*.pcap.gz"]):
 ...     ...                                                     # bounded memory
+>>> for batch in darkscope.packets.scan(["packets/", "more.pcap"], columns=["src", "dport"]):
+...     ...                     # captures or packet tables written by `darkscope ingest`
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import pyarrow as pa
 
 from darkscope.packets.reader import CaptureReader, OnError, ReadReport
 from darkscope.packets.schema import PACKET_SCHEMA
+from darkscope.packets.tables import scan
 
-__all__ = ["PACKET_SCHEMA", "CaptureReader", "ReadReport", "iter_batches", "read"]
+__all__ = ["PACKET_SCHEMA", "CaptureReader", "ReadReport", "iter_batches", "read", "scan"]
 
 
 def iter_batches(inputs: list[str | Path] | str | Path, *, on_error: OnError = "raise",

@@ -18,6 +18,8 @@ from darkscope.errors import DarkscopeError
 
 # name -> "module:attribute"; each part owns its own command module.
 COMMANDS: dict[str, str] = {
+    "crawl": "darkscope.darkweb.cli:crawl_command",
+    "parse": "darkscope.darkweb.cli:parse_command",
 }
 
 

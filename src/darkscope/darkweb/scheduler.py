@@ -1,0 +1,70 @@
+"""Politeness: per-site queues, a per-site concurrency cap and a delay between request starts.
+
+Like Scrapy's download slots: a worker takes the next URL of any site that is ready, so a slow
+or rate-limited site never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict, deque
+
+from darkscope.darkweb.frontier import Entry
+
+
+class Scheduler:
+    def __init__(self, per_site: int, delay: float) -> None:
+        self.per_site = per_site
+        self.delay = delay
+        self._queues: dict[str, deque[Entry]] = defaultdict(deque)
+        self._active: dict[str, int] = defaultdict(int)
+        self._next_start: dict[str, float] = defaultdict(float)
+        self._in_flight = 0
+        self._queued = 0
+        self._stopped = False
+        self._changed = asyncio.Event()
+
+    def push(self, entry: Entry) -> None:
+        self._queues[entry.host].append(entry)
+        self._queued += 1
+        self._changed.set()
+
+    def stop(self) -> None:
+        """Hand out nothing more (page budget reached); running fetches finish."""
+        self._stopped = True
+        self._changed.set()
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    async def get(self) -> Entry | None:
+        """The next URL whose site is ready; None once nothing is queued or in flight."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._stopped or (self._queued == 0 and self._in_flight == 0):
+                self._changed.set()  # wake the other workers so they see it too
+                return None
+            now = loop.time()
+            wait = None
+            for site, queue in self._queues.items():
+                if not queue or self._active[site] >= self.per_site:
+                    continue
+                ready = max(self._next_start[site], queue[0].not_before)
+                if ready <= now:
+                    entry = queue.popleft()
+                    self._queued -= 1
+                    self._active[site] += 1
+                    self._in_flight += 1
+                    self._next_start[site] = now + self.delay
+                    return entry
+                wait = ready - now if wait is None else min(wait, ready - now)
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), wait)
+
+    def release(self, entry: Entry) -> None:
+        self._active[entry.host] -= 1
+        self._in_flight -= 1
+        self._changed.set()

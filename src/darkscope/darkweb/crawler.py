@@ -121,12 +121,13 @@ class Crawler:
         started = time.monotonic()
         self.frontier = frontier
         self.jar = cookie_jar(self.cookies)
-        self.scheduler = Scheduler(self.config.per_site, self.config.delay)
         self._pending = {e.url: e for e in frontier.pending()}
         self._live = False
         self._done = 0
         self._replay()
         self._done = sum(n for s, n in frontier.counts().items() if s != "pending")
+        budget = max(0, self.config.max_pages - self._done) if self.config.max_pages else None
+        self.scheduler = Scheduler(self.config.per_site, self.config.delay, budget)
         self._live = True
         name = f"gen{frontier.generation:04d}-{time.strftime('%Y%m%dT%H%M%S')}-" \
                f"{random.randrange(16**6):06x}.warc.gz"
@@ -135,7 +136,6 @@ class Crawler:
         frontier.register_warc(self.warc_name)
         for entry in self._pending.values():
             self.scheduler.push(entry)
-        self._check_budget()
         try:
             await self.connection.probe()
             workers = [asyncio.create_task(self._worker())
@@ -217,7 +217,7 @@ class Crawler:
         self.frontier.retry_later(entry.url, error)
         delay = self.config.backoff * 2 ** (entry.attempts - 1) * random.uniform(0.75, 1.25)
         entry.not_before = asyncio.get_running_loop().time() + delay
-        self.scheduler.push(entry)
+        self.scheduler.push(entry, retry=True)
 
     def _record(self, entry: Entry, response: Response, warc_name: str, offset: int,
                 end: int) -> None:
@@ -265,11 +265,6 @@ class Crawler:
                 self.scheduler.push(new)
         self._pending.pop(entry.url, None)
         self._done += 1
-        self._check_budget()
-
-    def _check_budget(self) -> None:
-        if self._live and self.config.max_pages and self._done >= self.config.max_pages:
-            self.scheduler.stop()
 
 
 def canonical_seeds(seeds: list[str]) -> list[str]:

@@ -105,7 +105,7 @@ def template_records(root: Any, rule: PageRule, page_url: str) -> Iterator[tuple
 
 def generic_records(root: Any, page_url: str) -> Iterator[tuple[dict, Any]]:
     """Listings without a template: the largest group of sibling blocks that look alike
-    (same tag and class) and each hold a link and a price."""
+    (same tag and class) and each hold a link and a price (two suffice: a last page)."""
     groups: dict[tuple[int, str, str], list[Any]] = defaultdict(list)
     for node in root.iter(etree.Element):
         parent = node.getparent()
@@ -113,19 +113,25 @@ def generic_records(root: Any, page_url: str) -> Iterator[tuple[dict, Any]]:
             groups[(id(parent), node.tag, node.get("class", ""))].append(node)
     best: list[Any] = []
     for nodes in groups.values():
-        if len(nodes) < 3 or len(nodes) <= len(best):
+        if len(nodes) < 2 or len(nodes) <= len(best):
             continue
         priced = [n for n in nodes if n.find(".//a[@href]") is not None
-                  and find_price(clean_text(n))]
-        if len(priced) >= max(3, len(nodes) // 2) and len(priced) > len(best):
+                  and _price_text(n) is not None]
+        if len(priced) >= max(2, len(nodes) // 2) and len(priced) > len(best):
             best = priced
     for node in best:
         link = node.find(".//a[@href]")
         heading = next(iter(node.xpath(".//h1|.//h2|.//h3|.//h4")), None)
         title = clean_text(heading if heading is not None else link)
-        text = clean_text(node)
+        text = _SPACE.sub(" ", " ".join(node.itertext())).strip()
         yield {"title": title, "url": canonicalize(link.get("href"), page_url) or page_url,
-               "description": text, "price": text}, node
+               "description": text, "price": _price_text(node)}, node
+
+
+def _price_text(node: Any) -> str | None:
+    """The first text piece holding a price (pieces of separate elements are not merged,
+    so "#10" in a title and "0.5 BTC" beside it do not read as "10.5 BTC")."""
+    return next((piece for piece in node.itertext() if find_price(piece)), None)
 
 
 def parse_response(response: Response, template: Template | None, market: str,

@@ -11,7 +11,7 @@ CURRENCY_ALIASES = {
 }
 CURRENCIES = frozenset(CURRENCY_ALIASES.values())
 _SYMBOLS = "|".join(re.escape(k) for k in sorted(CURRENCY_ALIASES, key=len, reverse=True))
-_NUMBER = r"\d[\d,\s]*(?:\.\d+)?|\.\d+"
+_NUMBER = r"\d[\d,]*(?:\.\d+)?|\.\d+"
 _PRICE = re.compile(
     rf"(?P<pre>{_SYMBOLS})?\s*(?P<num>{_NUMBER})\s*(?P<post>{_SYMBOLS})?(?![a-z])",
     re.IGNORECASE)
@@ -19,14 +19,14 @@ _PRICE = re.compile(
 
 def parse_price(text: str | None) -> tuple[float | None, str | None]:
     """``(amount, ISO-like currency code)`` of the first price in ``text``; ``(None, None)``
-    when none is found. Thousands separators (``,`` and spaces) are dropped."""
+    when none is found. Thousands separators (``,``) are dropped."""
     if not text:
         return None, None
     for match in _PRICE.finditer(text):
         symbol = match.group("pre") or match.group("post")
         if symbol is None:
             continue
-        number = re.sub(r"[,\s]", "", match.group("num"))
+        number = match.group("num").replace(",", "")
         try:
             return float(number), CURRENCY_ALIASES[symbol.lower()]
         except ValueError:

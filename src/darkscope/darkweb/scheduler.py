@@ -14,7 +14,9 @@ from darkscope.darkweb.frontier import Entry
 
 
 class Scheduler:
-    def __init__(self, per_site: int, delay: float) -> None:
+    def __init__(self, per_site: int, delay: float, budget: int | None = None) -> None:
+        """``budget``: how many more URLs may be handed out (None: no limit)."""
+        self.budget = budget
         self.per_site = per_site
         self.delay = delay
         self._queues: dict[str, deque[Entry]] = defaultdict(deque)
@@ -22,17 +24,14 @@ class Scheduler:
         self._next_start: dict[str, float] = defaultdict(float)
         self._in_flight = 0
         self._queued = 0
-        self._stopped = False
         self._changed = asyncio.Event()
 
-    def push(self, entry: Entry) -> None:
+    def push(self, entry: Entry, retry: bool = False) -> None:
+        """Queue ``entry``; a ``retry`` gives back the budget its failed attempt took."""
+        if retry and self.budget is not None:
+            self.budget += 1
         self._queues[entry.host].append(entry)
         self._queued += 1
-        self._changed.set()
-
-    def stop(self) -> None:
-        """Hand out nothing more (page budget reached); running fetches finish."""
-        self._stopped = True
         self._changed.set()
 
     @property
@@ -43,7 +42,7 @@ class Scheduler:
         """The next URL whose site is ready; None once nothing is queued or in flight."""
         loop = asyncio.get_running_loop()
         while True:
-            if self._stopped or (self._queued == 0 and self._in_flight == 0):
+            if self.budget == 0 or (self._queued == 0 and self._in_flight == 0):
                 self._changed.set()  # wake the other workers so they see it too
                 return None
             now = loop.time()
@@ -58,6 +57,8 @@ class Scheduler:
                     self._active[site] += 1
                     self._in_flight += 1
                     self._next_start[site] = now + self.delay
+                    if self.budget is not None:
+                        self.budget -= 1
                     return entry
                 wait = ready - now if wait is None else min(wait, ready - now)
             self._changed.clear()

@@ -45,6 +45,11 @@ class Market:
     slow_seconds: float = 2.0
     huge_bytes: int = 5_000_000
     requests: list[str] = field(default_factory=list)
+    retired: set[int] = field(default_factory=set)
+
+    def live(self) -> list[dict[str, Any]]:
+        """Listings on sale now (retired ones are gone from the market)."""
+        return [row for row in self.listings if row["id"] not in self.retired]
 
     @classmethod
     def generate(cls, seed: int = 0, per_category: int = 12, slow_seconds: float = 2.0,
@@ -73,7 +78,7 @@ class Market:
         keys = ("title", "description", "price", "currency", "vendor", "category",
                 "ships_from", "ships_to")
         rows = [{"market": market, "url": f"{base}/listing/{row['id']}",
-                 **{k: row[k] for k in keys}} for row in self.listings]
+                 **{k: row[k] for k in keys}} for row in self.live()]
         return sorted(rows, key=lambda r: r["url"])
 
     # -- pages ---------------------------------------------------------------------------------
@@ -120,7 +125,7 @@ class Market:
         slug = request.match_info["slug"]
         if slug not in CATEGORIES:
             raise web.HTTPNotFound()
-        rows = [r for r in self.listings if r["slug"] == slug]
+        rows = [r for r in self.live() if r["slug"] == slug]
         pages = (len(rows) + PER_PAGE - 1) // PER_PAGE
         try:
             page = int(request.query.get("page", "1"))
@@ -138,10 +143,10 @@ class Market:
         return self._page(CATEGORIES[slug], f"<main>{items}</main><div class='pages'>{nav}</div>")
 
     async def listing(self, request: web.Request) -> web.Response:
-        try:
-            row = self.listings[int(request.match_info["ident"]) - 1]
-        except (ValueError, IndexError):
-            raise web.HTTPNotFound() from None
+        ident = request.match_info["ident"]
+        row = next((r for r in self.live() if str(r["id"]) == ident), None)
+        if row is None:
+            raise web.HTTPNotFound()
         title = html.escape(row["title"])
         if row["id"] % 7 == 0:  # hostile: script inside the title, unclosed tags around
             title = f"{title}<script>document.title='pwned'</script>"
@@ -158,7 +163,7 @@ class Market:
 
     async def vendor(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        rows = [r for r in self.listings if r["vendor"] == name]
+        rows = [r for r in self.live() if r["vendor"] == name]
         if not rows:
             raise web.HTTPNotFound()
         items = "".join(f"<li><a href='/listing/{r['id']}'>{html.escape(r['title'])}</a></li>"

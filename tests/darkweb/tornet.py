@@ -5,6 +5,7 @@ manual describes for ``TestingTorNetwork``; no public relay is ever contacted.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import socket
 import subprocess
@@ -93,6 +94,8 @@ class PrivateTorNetwork:
         return torrc
 
     def _spawn(self, torrc: Path) -> None:
+        if not self.processes:
+            atexit.register(self.stop)  # even if the test session dies, no tor outlives it
         self.processes.append(subprocess.Popen(
             ["tor", "-f", str(torrc)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True))

@@ -244,8 +244,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-category", type=int, default=12)
+    parser.add_argument("--slow-seconds", type=float, default=2.0)
     args = parser.parse_args()
-    market = Market.generate(args.seed, args.per_category)
+    market = Market.generate(args.seed, args.per_category, args.slow_seconds)
     print(f"session cookie {SESSION_COOKIE}={market.token}", flush=True)
     web.run_app(market.app(), host="127.0.0.1", port=args.port, access_log=None,
                 print=None)

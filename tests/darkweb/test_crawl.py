@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import signal
 import socket
@@ -48,6 +49,9 @@ def test_crawl_extracts_every_listing_field(market, socks_port, tmp_path, capsys
     listings = read_jsonl(out / "listings.jsonl")
     assert comparable(listings) == market.market.truth(market.base)
     assert all(len(row["page_sha256"]) == 64 and row["crawled_at"] for row in listings)
+    errors = read_jsonl(out / "parse-errors.jsonl")
+    assert [(e["url"], "title" in e["error"]) for e in errors] == [
+        (market.base + "/listing/0", True)]
 
     requests = Counter(market.market.requests)
     assert max(requests.values()) == 1, "a page was requested twice"
@@ -80,18 +84,22 @@ def test_json_cookie_export_passes_login(market, socks_port, tmp_path):
     assert any(path.startswith("/category/") for path in market.market.requests)
 
 
-def test_slow_page_times_out_and_is_retried_then_failed(market, socks_port, tmp_path):
+def test_slow_page_is_retried_with_backoff_then_failed(market, socks_port, tmp_path, capsys):
     out = tmp_path / "crawl"
     cookies = write_cookies(tmp_path / "cookies.txt", market)
-    args = crawl_args(market, socks_port, out, cookies,
-                      "--deny-path", "^/(category|listing|vendor)")
+    args = crawl_args(market, socks_port, out, cookies, "--allow-path", "^/slow$",
+                      "--backoff", "0.2", "--new-circuit-after", "2")
+    args[1] = market.base + "/slow"
     args[args.index("--timeout") + 1] = "0.1"
+    args[args.index("--retries") + 1] = "3"
     assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["retried"] == 3 and summary["new_circuits"] == 2
     db = sqlite3.connect(out / "state.sqlite")
     state, attempts, error = db.execute(
         "SELECT state, attempts, error FROM urls WHERE url=?", (market.base + "/slow",)).fetchone()
-    assert (state, attempts) == ("failed", 2) and "timed out" in error
-    assert market.market.requests.count("/slow") == 2
+    assert (state, attempts) == ("failed", 4) and "timed out" in error
+    assert market.market.requests == ["/slow"] * 4
 
 
 def test_parse_rereads_archive_to_parquet(market, socks_port, tmp_path, capsys):

@@ -184,3 +184,18 @@ def test_scheduler_keeps_per_site_delay_and_concurrency():
     assert len(starts) == 4
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.045
     assert peak == 2  # one per site: a.onion and b.onion
+
+
+def test_retry_backoff_does_not_block_its_site():
+    async def run() -> list[str]:
+        scheduler = Scheduler(per_site=1, delay=0.0)
+        loop = asyncio.get_running_loop()
+        scheduler.push(Entry("http://a.onion/retry", 0, not_before=loop.time() + 0.2))
+        scheduler.push(Entry("http://a.onion/next", 0))
+        order = []
+        while (entry := await scheduler.get()) is not None:
+            order.append(entry.url.rsplit("/", 1)[1])
+            scheduler.release(entry)
+        return order
+
+    assert asyncio.run(run()) == ["next", "retry"]

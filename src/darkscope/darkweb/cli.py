@@ -76,6 +76,10 @@ def write_outputs(directory: Path, template: Template | None, output: Path | Non
               help="Seconds for one request (onion services are slow).")
 @click.option("--retries", type=int, default=3, show_default=True,
               help="Retries of a failed request, with exponential backoff.")
+@click.option("--backoff", type=float, default=2.0, show_default=True,
+              help="Seconds before the first retry; doubled for each further one.")
+@click.option("--new-circuit-after", type=int, default=5, show_default=True,
+              help="Consecutive failures on a site before it gets new Tor circuits.")
 @click.option("--max-bytes", type=int, default=2_000_000, show_default=True,
               help="Largest body kept; longer ones are cut and marked truncated.")
 @click.option("--max-depth", type=int, default=10, show_default=True, help="Link depth limit.")

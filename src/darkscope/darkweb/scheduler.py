@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 from collections import defaultdict, deque
 
 from darkscope.darkweb.frontier import Entry
@@ -20,6 +22,8 @@ class Scheduler:
         self.per_site = per_site
         self.delay = delay
         self._queues: dict[str, deque[Entry]] = defaultdict(deque)
+        self._later: list[tuple[float, int, Entry]] = []  # retries waiting out their backoff
+        self._order = itertools.count()
         self._active: dict[str, int] = defaultdict(int)
         self._next_start: dict[str, float] = defaultdict(float)
         self._in_flight = 0
@@ -30,7 +34,10 @@ class Scheduler:
         """Queue ``entry``; a ``retry`` gives back the budget its failed attempt took."""
         if retry and self.budget is not None:
             self.budget += 1
-        self._queues[entry.host].append(entry)
+        if entry.not_before > 0:
+            heapq.heappush(self._later, (entry.not_before, next(self._order), entry))
+        else:
+            self._queues[entry.host].append(entry)
         self._queued += 1
         self._changed.set()
 
@@ -39,18 +46,24 @@ class Scheduler:
         return self._queued
 
     async def get(self) -> Entry | None:
-        """The next URL whose site is ready; None once nothing is queued or in flight."""
+        """The next URL whose site is ready; None once nothing is queued or in flight.
+
+        A retry waits in a heap until its backoff ends, so it never holds up its site's queue.
+        """
         loop = asyncio.get_running_loop()
         while True:
             if self.budget == 0 or (self._queued == 0 and self._in_flight == 0):
                 self._changed.set()  # wake the other workers so they see it too
                 return None
             now = loop.time()
-            wait = None
+            while self._later and self._later[0][0] <= now:
+                entry = heapq.heappop(self._later)[2]
+                self._queues[entry.host].append(entry)
+            wait = self._later[0][0] - now if self._later else None
             for site, queue in self._queues.items():
                 if not queue or self._active[site] >= self.per_site:
                     continue
-                ready = max(self._next_start[site], queue[0].not_before)
+                ready = self._next_start[site]
                 if ready <= now:
                     entry = queue.popleft()
                     self._queued -= 1

@@ -117,7 +117,8 @@ class Market:
         extras = ("<a href='/loop/a'>loop</a> <a href='/huge'>archive</a> <a href='/slow'>slow</a>"
                   " <a href='/missing/1'>gone</a> <a href='/hostile/nested'>n</a>"
                   " <a href='/hostile/badenc'>e</a> <a href='/hostile/unclosed'>u</a>"
-                  " <a href='/files/tool'>tool</a> <a href='/img/logo.png'>logo</a>"
+                  " <a href='/files/tool'>tool</a> <a href='/listing/0'>broken</a>"
+                  " <a href='/img/logo.png'>logo</a>"
                   " <a href='http://127.0.0.2:9/elsewhere'>mirror</a>")
         return self._page("Market", f"<nav><ul>{links}</ul></nav><p>{extras}</p>")
 
@@ -144,6 +145,9 @@ class Market:
 
     async def listing(self, request: web.Request) -> web.Response:
         ident = request.match_info["ident"]
+        if ident == "0":  # hostile listing page: no title, thousands of nested tags
+            return self._page("Broken", "<div class='item'>" + "<div><span>" * 20_000
+                              + "<span class='price'>USD 1</span>")
         row = next((r for r in self.live() if str(r["id"]) == ident), None)
         if row is None:
             raise web.HTTPNotFound()

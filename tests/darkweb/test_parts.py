@@ -10,6 +10,7 @@ import re
 import pytest
 
 from darkscope.darkweb.archive import Response, WarcArchive, read_responses, utc_now
+from darkscope.darkweb.connection import Connection, ProxyConfig
 from darkscope.darkweb.cookies import load_cookies
 from darkscope.darkweb.frontier import Entry
 from darkscope.darkweb.listings import changes, make_listing
@@ -199,3 +200,14 @@ def test_retry_backoff_does_not_block_its_site():
         return order
 
     assert asyncio.run(run()) == ["next", "retry"]
+
+
+def test_each_site_gets_its_own_circuit_credentials():
+    connection = Connection(ProxyConfig.parse("socks5h://127.0.0.1:9050"))
+    first = connection.socks_credentials("a.onion")
+    assert first != connection.socks_credentials("b.onion")
+    assert first == connection.socks_credentials("a.onion")
+    asyncio.run(connection.new_circuit("a.onion"))
+    assert connection.socks_credentials("a.onion") != first
+    fixed = Connection(ProxyConfig.parse("socks5h://me:secret@127.0.0.1:9050"))
+    assert fixed.socks_credentials("a.onion") == ("me", "secret")

@@ -86,7 +86,9 @@ class Connection:
                 f"{url}: an .onion address needs the Tor proxy (--proxy socks5h://HOST:PORT); "
                 "refusing to resolve it locally")
 
-    def _credentials(self, site: str) -> tuple[str | None, str | None]:
+    def socks_credentials(self, site: str) -> tuple[str | None, str | None]:
+        """SOCKS user/password for ``site``: distinct per site and circuit epoch, which Tor's
+        ``IsolateSOCKSAuth`` turns into separate circuits (a user in the proxy URL wins)."""
         if self.proxy.username is not None or not self.isolate_sites:
             return self.proxy.username, self.proxy.password
         return f"darkscope-{site}", f"{self._token}-{self._epochs.get(site, 0)}"
@@ -101,7 +103,7 @@ class Connection:
         if self.proxy.direct:
             connector = aiohttp.TCPConnector(limit_per_host=self.per_site_connections)
         else:
-            username, password = self._credentials(site)
+            username, password = self.socks_credentials(site)
             connector = ProxyConnector(
                 proxy_type=ProxyType.SOCKS5, host=self.proxy.host, port=self.proxy.port,
                 username=username, password=password, rdns=True,

@@ -61,6 +61,13 @@ def test_crawl_extracts_every_listing_field(market, socks_port, tmp_path, capsys
     assert states[market.base + "/files/tool"].startswith("skipped:not text")
     assert "redirect loop" in states[market.base + "/loop/b"]
     assert not any("127.0.0.2" in url for url in states), "followed a link out of scope"
+    # /category/x and /category/x?page=1 serve the same body, so do the two 404 pages:
+    # fetched, but their links and listings are taken once.
+    duplicates = dict(db.execute("SELECT url, duplicate_of FROM urls WHERE duplicate_of NOT NULL"))
+    expected = {f"{market.base}/category/{slug}?page=1": f"{market.base}/category/{slug}"
+                for slug in ("exploits", "malware", "accounts", "services")}
+    expected[f"{market.base}/missing/img"] = f"{market.base}/missing/1"
+    assert duplicates == expected
     huge = next(r for path in (out / "warc").glob("*.warc.gz")
                 for r, _, _ in read_responses(path) if r.url.endswith("/huge"))
     assert huge.truncated and len(huge.body) == 1_000_000
@@ -164,7 +171,10 @@ def test_kill_9_and_resume_lose_nothing_and_repeat_nothing(market, socks_port, t
     served_before = len(market.market.requests)
     assert not (out / "listings.jsonl").exists()
 
-    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=120)
+    # --resume needs only the directory and the proxy: limits, template, cookies are kept.
+    resume = [sys.executable, "-m", "darkscope.cli", "crawl", "-o", str(out), "--resume",
+              "--proxy", f"socks5h://127.0.0.1:{socks_port}", "--no-progress"]
+    resumed = subprocess.run(resume, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     urls = archived_urls(out)
     assert len(urls) == len(set(urls)), "a page was archived twice"

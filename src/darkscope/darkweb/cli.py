@@ -61,7 +61,9 @@ def write_outputs(directory: Path, template: Template | None, output: Path | Non
 @click.option("--market", help="Market template: a TOML file or a built-in name (testmarket). "
                                "Without it a generic parser finds repeated listing blocks.")
 @output_option(help="Crawl directory (state.sqlite, warc/, listings.jsonl).")
-@click.option("--resume", is_flag=True, help="Continue the crawl in the output directory.")
+@click.option("--resume", is_flag=True,
+              help="Continue the crawl in the output directory (same limits, template and "
+                   "cookies as before unless given again).")
 @click.option("--recrawl", is_flag=True,
               help="Crawl again into the same directory and record new/changed/removed listings.")
 @click.option("--cookies", type=click.Path(exists=True, dir_okay=False),
@@ -119,7 +121,13 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
             **{k: v for k, v in limits.items() if k not in ("allow_host", "allow_path",
                                                              "deny_path")})
         frontier = Crawler.prepare(directory, config, mode)
+    # Template and cookies are remembered, so --resume needs only the proxy.
+    market = market or frontier.get_meta("market")
+    cookies = cookies or frontier.get_meta("cookies")
     template = _template(market)
+    for key, value in (("market", market), ("cookies", cookies)):
+        if value is not None:
+            frontier.set_meta(key, str(Path(value).resolve()) if Path(value).exists() else value)
     tor = None
     if control is not None:
         from darkscope.darkweb.torcontrol import TorControl

@@ -244,3 +244,19 @@ def test_warc_files_are_valid_gzip_members(market, socks_port, tmp_path):
     for path in (out / "warc").glob("*.warc.gz"):
         text = gzip.decompress(path.read_bytes())
         assert text.count(b"WARC/1.") >= 1 and b"WARC-Target-URI: http://" in text
+
+
+def test_damaged_archive_or_state_is_a_clear_error(market, socks_port, tmp_path, capsys):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(crawl_args(market, socks_port, out, cookies, "--max-pages", "6")) == 0
+    (warc,) = (out / "warc").glob("*.warc.gz")
+    data = bytearray(warc.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(64)
+    warc.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["parse", str(out), "-o", str(tmp_path / "l.jsonl")]) == 1
+    assert f"{warc}" in capsys.readouterr().err
+    (out / "state.sqlite").write_bytes(b"not a database" * 100)
+    assert main(["parse", str(out), "-o", str(tmp_path / "l.jsonl")]) == 1
+    assert "not a darkscope crawl state" in capsys.readouterr().err

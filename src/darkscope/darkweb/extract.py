@@ -11,7 +11,7 @@ from darkscope.darkweb.frontier import Frontier
 from darkscope.darkweb.parsers import ParseError, parse_response
 from darkscope.darkweb.templates import Template
 from darkscope.darkweb.urls import host_of
-from darkscope.errors import UsageError
+from darkscope.errors import InputFormatError, UsageError
 
 
 def open_crawl(directory: str | Path) -> Frontier:
@@ -44,9 +44,11 @@ def parse_generation(directory: str | Path, template: Template | None,
         path = directory / name
         if not path.exists():
             continue
+        reached = 0
         for response, _, record_end in read_responses(path, verify=False):
             if record_end > end:
                 break
+            reached = record_end
             if progress is not None:
                 progress.advance(1)
             sha = response.sha256
@@ -58,6 +60,9 @@ def parse_generation(directory: str | Path, template: Template | None,
             errors.extend(failed)
             for listing in found:
                 listings.setdefault(listing["url"], listing)
+        if reached < end:
+            raise InputFormatError(path, "damaged WARC record: the crawl committed records up "
+                                         f"to byte {end}", offset=reached)
     return [listings[url] for url in sorted(listings)], errors
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from darkscope.darkweb.urls import host_of
+from darkscope.errors import InputFormatError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,10 +80,14 @@ class Frontier:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        row = self.db.execute("SELECT max(generation) FROM urls").fetchone()
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            row = self.db.execute("SELECT max(generation) FROM urls").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise InputFormatError(self.path, f"not a darkscope crawl state: {exc}") from None
         self.generation: int = row[0] or 0
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
+from stem.control import Controller
 
 from darkscope.cli import main
 from darkscope.darkweb.connection import Connection, ProxyConfig, ProxyUnavailable
@@ -33,28 +34,43 @@ async def _login_page(socks_port: int, onion: str) -> int:
         await connection.close()
 
 
+def _start_network(workdir, service_port: int) -> PrivateTorNetwork:
+    """Start the network and wait until the onion service answers through the client."""
+    network = PrivateTorNetwork(workdir, service_port)
+    try:
+        network.start()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            try:
+                if asyncio.run(_login_page(network.socks_port, network.onion_address)) == 200:
+                    return network
+            except TransientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready after {READY_TIMEOUT} s:\n{network.logs()}")
+            network.check_alive()
+            time.sleep(2)
+    except BaseException:
+        network.stop()
+        raise
+
+
 @pytest.fixture(scope="session")
 def tor_market(tmp_path_factory) -> Iterator[tuple[PrivateTorNetwork, MarketServer]]:
     """Three authorities, two relays, a client and an onion service serving the test market,
-    all tor processes on 127.0.0.1; torn down after the session."""
+    all tor processes on 127.0.0.1; torn down after the session. A start that fails (say a
+    port taken between choosing and binding it) is tried once more with fresh ports."""
     if not tor_available():
         pytest.skip("Debian's tor and tor-gencert are not installed (apt-get install tor)")
     with MarketServer(Market.generate(seed=5, per_category=6, slow_seconds=0.3)) as server:
-        network = PrivateTorNetwork(tmp_path_factory.mktemp("tornet"), server.port)
         try:
-            network.start()
-            deadline = time.monotonic() + READY_TIMEOUT
-            while True:
-                try:
-                    if asyncio.run(_login_page(network.socks_port, network.onion_address)) == 200:
-                        break
-                except TransientError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"private Tor network not ready after {READY_TIMEOUT} s:\n"
-                                f"{network.logs()}")
-                network._check_alive()
-                time.sleep(2)
+            network = _start_network(tmp_path_factory.mktemp("tornet"), server.port)
+        except RuntimeError as first:
+            try:
+                network = _start_network(tmp_path_factory.mktemp("tornet"), server.port)
+            except RuntimeError as second:
+                pytest.fail(f"private Tor network failed twice:\n{first}\n{second}")
+        try:
             yield network, server
         finally:
             network.stop()
@@ -100,3 +116,38 @@ def test_tor_down_gives_a_clear_message(tmp_path, capsys):
                  "-o", str(tmp_path / "c"), "--no-progress"])
     assert code == 1
     assert "cannot reach the SOCKS proxy" in capsys.readouterr().err
+
+
+def test_sites_and_circuit_epochs_get_separate_tor_circuits(tor_market):
+    """IsolateSOCKSAuth at work: each credential darkscope uses gets its own circuit."""
+    network, _ = tor_market
+    onion = network.onion_address
+    control = Controller.from_port(address="127.0.0.1", port=network.control_port)
+    control.authenticate(password=network.control_password)
+
+    def circuits_of(username: str, password: str) -> set[str]:
+        status = control.get_info("circuit-status")
+        return {line.split()[0] for line in status.splitlines()
+                if f'SOCKS_USERNAME="{username}"' in line
+                and f'SOCKS_PASSWORD="{password}"' in line}
+
+    async def fetch_twice() -> tuple[set[str], set[str]]:
+        connection = Connection(ProxyConfig.parse(f"socks5h://127.0.0.1:{network.socks_port}"))
+        try:
+            seen = []
+            for _ in range(2):
+                session = connection.session(onion, aiohttp.CookieJar(unsafe=True))
+                response = await fetch(session, f"http://{onion}/login", Limits(timeout=60))
+                assert response.status == 200
+                seen.append(circuits_of(*connection.socks_credentials(onion)))
+                await connection.new_circuit(onion)
+            return seen[0], seen[1]
+        finally:
+            await connection.close()
+
+    try:
+        first, second = asyncio.run(fetch_twice())
+    finally:
+        control.close()
+    assert first and second, "no circuit carried darkscope's SOCKS credentials"
+    assert not first & second

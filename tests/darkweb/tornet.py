@@ -130,11 +130,11 @@ class PrivateTorNetwork:
         while not hostname.exists():
             if time.monotonic() > deadline:
                 raise RuntimeError(f"onion service did not write {hostname}: {self.logs()}")
-            self._check_alive()
+            self.check_alive()
             time.sleep(0.2)
         self.onion_address = hostname.read_text().strip()
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
         dead = [p.args for p in self.processes if p.poll() is not None]
         if dead:
             raise RuntimeError(f"tor exited early: {dead}\n{self.logs()}")

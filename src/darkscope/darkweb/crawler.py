@@ -176,9 +176,11 @@ class Crawler:
         try:
             self.connection.check(entry.url)
         except ProxyLeakRefused as exc:
+            self.stats.failed += 1
             self._finish(entry, Outcome(entry.url, "failed", error=str(exc)), [])
             return
         if looks_binary(entry.url):
+            self.stats.skipped += 1
             self._finish(entry, Outcome(entry.url, "skipped", error="binary by suffix"), [])
             return
         site = entry.host

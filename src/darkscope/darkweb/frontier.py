@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,24 +134,10 @@ class Frontier:
             "SELECT committed_end FROM warc_files WHERE name=?", (warc_name,)).fetchone()
         return 0 if row is None else row[0]
 
-    def warc_files(self, generation: int | None = None) -> list[str]:
-        if generation is None:
-            rows = self.db.execute("SELECT name FROM warc_files ORDER BY generation, name")
-        else:
-            rows = self.db.execute(
-                "SELECT name FROM warc_files WHERE generation=? ORDER BY name", (generation,))
+    def warc_files(self, generation: int) -> list[str]:
+        rows = self.db.execute(
+            "SELECT name FROM warc_files WHERE generation=? ORDER BY name", (generation,))
         return [name for (name,) in rows]
-
-    def state_of(self, url: str) -> str | None:
-        row = self.db.execute("SELECT state FROM urls WHERE generation=? AND url=?",
-                              (self.generation, url)).fetchone()
-        return None if row is None else row[0]
-
-    def done_urls(self, generation: int | None = None) -> Iterator[tuple[str, str | None]]:
-        """``(url, duplicate_of)`` of every archived page of a generation."""
-        yield from self.db.execute(
-            "SELECT url, duplicate_of FROM urls WHERE generation=? AND warc_offset IS NOT NULL",
-            (generation or self.generation,))
 
     # -- writing -------------------------------------------------------------------------------
     def register_warc(self, warc_name: str) -> None:

@@ -41,10 +41,6 @@ class Scheduler:
         self._queued += 1
         self._changed.set()
 
-    @property
-    def queued(self) -> int:
-        return self._queued
-
     async def get(self) -> Entry | None:
         """The next URL whose site is ready; None once nothing is queued or in flight.
 

@@ -260,3 +260,11 @@ def test_damaged_archive_or_state_is_a_clear_error(market, socks_port, tmp_path,
     (out / "state.sqlite").write_bytes(b"not a database" * 100)
     assert main(["parse", str(out), "-o", str(tmp_path / "l.jsonl")]) == 1
     assert "not a darkscope crawl state" in capsys.readouterr().err
+
+
+def test_direct_crawl_for_clearnet_sites(market, tmp_path):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(["crawl", market.base + "/", "--direct", "--market", "testmarket", "--cookies",
+                 str(cookies), "-o", str(out), "--timeout", "5", "--no-progress"]) == 0
+    assert comparable(read_jsonl(out / "listings.jsonl")) == market.market.truth(market.base)

@@ -18,8 +18,10 @@ from darkscope.errors import DarkscopeError
 
 # name -> "module:attribute"; each part owns its own command module.
 COMMANDS: dict[str, str] = {
+    "crawl": "darkscope.darkweb.cli:crawl_command",
     "demo": "darkscope.demo:demo",
     "ingest": "darkscope.packets.cli:ingest",
+    "parse": "darkscope.darkweb.cli:parse_command",
     "ppml": "darkscope.ppml.cli:ppml",
     "simulate": "darkscope.simulate.cli:simulate",
     "topics": "darkscope.topics.cli:topics",

@@ -1,0 +1,174 @@
+"""``darkscope crawl`` and ``darkscope parse``: thin wrappers over the crawler and parsers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from darkscope.clikit import common, output_option, overwrite_option
+from darkscope.darkweb.connection import Connection, ProxyConfig
+from darkscope.darkweb.cookies import load_cookies
+from darkscope.darkweb.crawler import CrawlConfig, Crawler
+from darkscope.darkweb.extract import generations, parse_generation
+from darkscope.darkweb.listings import changes, write_listings
+from darkscope.darkweb.templates import Template, load_template
+from darkscope.errors import UsageError
+from darkscope.io import atomic_path, check_output
+from darkscope.progress import track
+
+
+def _template(market: str | None) -> Template | None:
+    return None if market is None else load_template(market)
+
+
+def _write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
+    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_outputs(directory: Path, template: Template | None, output: Path | None = None,
+                  fmt: str | None = None) -> dict[str, int]:
+    """Listings, parse errors and (after a re-crawl) changes of the latest generation."""
+    generation = generations(directory)
+    with track("parsing archive", unit="pages") as progress:
+        listings, errors = parse_generation(directory, template, generation, progress)
+    write_listings(listings, output or directory / "listings.jsonl", fmt)
+    _write_jsonl([{"url": e.url, "error": e.error} for e in errors],
+                 directory / "parse-errors.jsonl")
+    summary = {"listings": len(listings), "parse_errors": len(errors)}
+    if generation > 1:
+        previous, _ = parse_generation(directory, template, generation - 1)
+        diff = changes(previous, listings)
+        _write_jsonl(diff, directory / "changes.jsonl")
+        for kind in ("new", "changed", "removed"):
+            summary[kind] = sum(1 for d in diff if d["change"] == kind)
+    return summary
+
+
+@click.command("crawl")
+@click.argument("seeds", nargs=-1)
+@click.option("--proxy", help="Tor SOCKS port as socks5h://HOST:PORT (names resolve in Tor).")
+@click.option("--direct", is_flag=True,
+              help="No proxy: clearnet sites only; .onion addresses are refused.")
+@click.option("--control", help="Tor control port HOST:PORT for health checks and NEWNYM.")
+@click.option("--control-password", envvar="DARKSCOPE_TOR_PASSWORD",
+              help="Control port password (else cookie authentication).")
+@click.option("--market", help="Market template: a TOML file or a built-in name (testmarket). "
+                               "Without it a generic parser finds repeated listing blocks.")
+@output_option(help="Crawl directory (state.sqlite, warc/, listings.jsonl).")
+@click.option("--resume", is_flag=True,
+              help="Continue the crawl in the output directory (same limits, template and "
+                   "cookies as before unless given again).")
+@click.option("--recrawl", is_flag=True,
+              help="Crawl again into the same directory and record new/changed/removed listings.")
+@click.option("--cookies", type=click.Path(exists=True, dir_okay=False),
+              help="Browser cookie export (Netscape cookies.txt or JSON) for a login.")
+@click.option("--concurrency", type=int, default=16, show_default=True,
+              help="Requests in flight over all sites.")
+@click.option("--per-site", type=int, default=4, show_default=True,
+              help="Requests in flight per site.")
+@click.option("--delay", type=float, default=0.0, show_default=True,
+              help="Seconds between request starts on one site.")
+@click.option("--timeout", type=float, default=60.0, show_default=True,
+              help="Seconds for one request (onion services are slow).")
+@click.option("--retries", type=int, default=3, show_default=True,
+              help="Retries of a failed request, with exponential backoff.")
+@click.option("--backoff", type=float, default=2.0, show_default=True,
+              help="Seconds before the first retry; doubled for each further one.")
+@click.option("--new-circuit-after", type=int, default=5, show_default=True,
+              help="Consecutive failures on a site before it gets new Tor circuits.")
+@click.option("--max-bytes", type=int, default=2_000_000, show_default=True,
+              help="Largest body kept; longer ones are cut and marked truncated.")
+@click.option("--max-depth", type=int, default=10, show_default=True, help="Link depth limit.")
+@click.option("--max-pages", type=int, default=0, help="Page budget (0: none).")
+@click.option("--allow-host", multiple=True, help="Host[:port] in scope (default: the seeds').")
+@click.option("--allow-path", multiple=True, help="Regex a path must match (repeatable).")
+@click.option("--deny-path", multiple=True, help="Regex of paths never fetched (repeatable).")
+@common
+def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, control: str | None,
+                  control_password: str | None, market: str | None, output: str, resume: bool,
+                  recrawl: bool, cookies: str | None, **limits: Any) -> None:
+    """Crawl market SEEDS through Tor and archive every page as WARC.
+
+    Everything is kept in the output directory: the frontier (state.sqlite), the archive
+    (warc/*.warc.gz), and after the crawl listings.jsonl and parse-errors.jsonl. A crawl killed
+    at any point continues with --resume without losing or repeating a fetched page.
+
+    \b
+    darkscope crawl http://MARKET.onion/ --proxy socks5h://127.0.0.1:9050 \\
+        --control 127.0.0.1:9051 --market market.toml --cookies cookies.txt -o crawl/
+    """
+    if resume and recrawl:
+        raise UsageError("--resume and --recrawl exclude each other")
+    if (proxy is None) == (not direct):
+        raise UsageError("give --proxy socks5h://HOST:PORT (Tor) or --direct (clearnet only)")
+    directory = Path(output)
+    mode = "resume" if resume else "recrawl" if recrawl else "new"
+    if mode == "resume":
+        frontier = Crawler.prepare(directory, CrawlConfig(list(seeds)), mode)
+        config = CrawlConfig(**json.loads(frontier.get_meta("config") or "{}"))
+    else:
+        if not seeds:
+            raise UsageError("give at least one seed URL")
+        config = CrawlConfig(
+            seeds=list(seeds), allow_hosts=list(limits.pop("allow_host")),
+            allow_paths=list(limits.pop("allow_path")), deny_paths=list(limits.pop("deny_path")),
+            **{k: v for k, v in limits.items() if k not in ("allow_host", "allow_path",
+                                                             "deny_path")})
+        frontier = Crawler.prepare(directory, config, mode)
+    # Template and cookies are remembered, so --resume needs only the proxy.
+    market = market or frontier.get_meta("market")
+    cookies = cookies or frontier.get_meta("cookies")
+    template = _template(market)
+    for key, value in (("market", market), ("cookies", cookies)):
+        if value is not None:
+            frontier.set_meta(key, str(Path(value).resolve()) if Path(value).exists() else value)
+    tor = None
+    if control is not None:
+        from darkscope.darkweb.torcontrol import TorControl
+        tor = TorControl(control, control_password)
+        tor.check_health()
+    connection = Connection(ProxyConfig.parse(proxy), per_site_connections=config.per_site)
+    crawler = Crawler(directory, config, connection, template,
+                      load_cookies(cookies) if cookies else None, tor)
+    try:
+        with track("crawling", unit="pages") as progress:
+            crawler.on_page = lambda _: progress.advance(1)
+            stats = asyncio.run(crawler.run(frontier))
+        counts = frontier.counts()
+    finally:
+        frontier.close()
+        if tor is not None:
+            tor.close()
+    summary = write_outputs(directory, template)
+    click.echo(json.dumps({**stats.as_dict(), "states": counts, **summary}))
+
+
+@click.command("parse")
+@click.argument("crawl_dir", type=click.Path(exists=True, file_okay=False))
+@output_option(help="Listings file: .jsonl (JSON Lines) or .parquet.")
+@click.option("--market", help="Market template (TOML file or built-in name); "
+                                "without it the generic parser is used.")
+@click.option("--generation", type=int, default=None,
+              help="Which crawl pass to parse (default: the latest).")
+@overwrite_option
+@common
+def parse_command(crawl_dir: str, output: str, market: str | None, generation: int | None,
+                  overwrite: bool) -> None:
+    """Re-parse a crawl's WARC archive into listings, without crawling again.
+
+    Use it after writing or fixing a market template. Parse errors (hostile or broken pages)
+    go to stderr as one JSON object per line with the page URL.
+    """
+    check_output(output, overwrite)
+    with track("parsing archive", unit="pages") as progress:
+        listings, errors = parse_generation(crawl_dir, _template(market), generation, progress)
+    write_listings(listings, output, overwrite=overwrite)
+    for error in errors:
+        click.echo(json.dumps({"url": error.url, "error": error.error}), err=True)
+    click.echo(json.dumps({"listings": len(listings), "parse_errors": len(errors)}))

@@ -1,0 +1,270 @@
+"""End-to-end crawls of the test market through a real SOCKS5 proxy (microsocks) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import pyarrow.parquet as pq
+import pytest
+
+from darkscope.cli import main
+from darkscope.darkweb.archive import read_responses
+from darkscope.darkweb.connection import Connection, ProxyConfig, ProxyLeakRefused
+from darkscope.darkweb.fetcher import Limits, fetch
+
+from .conftest import comparable, read_jsonl, write_cookies
+from .tornet import free_port
+
+pytestmark = pytest.mark.network
+
+
+def crawl_args(server, socks_port: int, out: Path, cookies: Path | None, *extra: str) -> list[str]:
+    args = ["crawl", server.base + "/", "--proxy", f"socks5h://127.0.0.1:{socks_port}",
+            "--market", "testmarket", "-o", str(out), "--timeout", "5", "--retries", "1",
+            "--no-progress", *extra]
+    return [*args, "--cookies", str(cookies)] if cookies else args
+
+
+def archived_urls(out: Path) -> list[str]:
+    return [r.url for path in sorted((out / "warc").glob("*.warc.gz"))
+            for r, _, _ in read_responses(path)]
+
+
+def test_crawl_extracts_every_listing_field(market, socks_port, tmp_path, capsys):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(crawl_args(market, socks_port, out, cookies, "--max-bytes", "1000000")) == 0
+    listings = read_jsonl(out / "listings.jsonl")
+    assert comparable(listings) == market.market.truth(market.base)
+    assert all(len(row["page_sha256"]) == 64 and row["crawled_at"] for row in listings)
+    errors = read_jsonl(out / "parse-errors.jsonl")
+    assert [(e["url"], "title" in e["error"]) for e in errors] == [
+        (market.base + "/listing/0", True)]
+
+    requests = Counter(market.market.requests)
+    assert max(requests.values()) == 1, "a page was requested twice"
+    assert "/img/logo.png" not in requests and "/img/product.jpg" not in requests
+    db = sqlite3.connect(out / "state.sqlite")
+    states = dict(db.execute("SELECT url, state || ':' || coalesce(error, '') FROM urls"))
+    assert states[market.base + "/files/tool"].startswith("skipped:not text")
+    assert "redirect loop" in states[market.base + "/loop/b"]
+    assert not any("127.0.0.2" in url for url in states), "followed a link out of scope"
+    # /category/x and /category/x?page=1 serve the same body, so do the two 404 pages:
+    # fetched, but their links and listings are taken once.
+    duplicates = dict(db.execute("SELECT url, duplicate_of FROM urls WHERE duplicate_of NOT NULL"))
+    expected = {f"{market.base}/category/{slug}?page=1": f"{market.base}/category/{slug}"
+                for slug in ("exploits", "malware", "accounts", "services")}
+    expected[f"{market.base}/missing/img"] = f"{market.base}/missing/1"
+    assert duplicates == expected
+    huge = next(r for path in (out / "warc").glob("*.warc.gz")
+                for r, _, _ in read_responses(path) if r.url.endswith("/huge"))
+    assert huge.truncated and len(huge.body) == 1_000_000
+    assert sorted(archived_urls(out)) == sorted(u for u, s in states.items()
+                                                if s.startswith("done"))
+
+
+def test_login_wall_without_cookies_yields_nothing(market, socks_port, tmp_path):
+    out = tmp_path / "crawl"
+    assert main(crawl_args(market, socks_port, out, None)) == 0
+    assert read_jsonl(out / "listings.jsonl") == []
+    assert set(market.market.requests) == {"/", "/login"}
+
+
+def test_json_cookie_export_passes_login(market, socks_port, tmp_path):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.json", market, fmt="json")
+    assert main(crawl_args(market, socks_port, out, cookies, "--max-pages", "12")) == 0
+    db = sqlite3.connect(out / "state.sqlite")
+    assert db.execute("SELECT count(*) FROM urls WHERE state != 'pending'").fetchone()[0] == 12
+    assert any(path.startswith("/category/") for path in market.market.requests)
+
+
+def test_slow_page_is_retried_with_backoff_then_failed(market, socks_port, tmp_path, capsys):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    args = crawl_args(market, socks_port, out, cookies, "--allow-path", "^/slow$",
+                      "--backoff", "0.2", "--new-circuit-after", "2")
+    args[1] = market.base + "/slow"
+    args[args.index("--timeout") + 1] = "0.1"
+    args[args.index("--retries") + 1] = "3"
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["retried"] == 3 and summary["new_circuits"] == 2
+    db = sqlite3.connect(out / "state.sqlite")
+    state, attempts, error = db.execute(
+        "SELECT state, attempts, error FROM urls WHERE url=?", (market.base + "/slow",)).fetchone()
+    assert (state, attempts) == ("failed", 4) and "timed out" in error
+    assert market.market.requests == ["/slow"] * 4
+
+
+def test_parse_rereads_archive_to_parquet(market, socks_port, tmp_path, capsys):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(crawl_args(market, socks_port, out, cookies)) == 0
+    served = len(market.market.requests)
+    parquet = tmp_path / "listings.parquet"
+    assert main(["parse", str(out), "-o", str(parquet), "--market", "testmarket"]) == 0
+    assert len(market.market.requests) == served, "parse must not crawl"
+    assert comparable(pq.read_table(parquet).to_pylist()) == market.market.truth(market.base)
+    # Without a template the generic parser still finds the category pages' listing blocks.
+    generic = tmp_path / "generic.jsonl"
+    assert main(["parse", str(out), "-o", str(generic)]) == 0
+    found = {row["url"]: row for row in read_jsonl(generic)}
+    for truth in market.market.truth(market.base):
+        assert found[truth["url"]]["title"] == truth["title"]
+        assert (found[truth["url"]]["price"], found[truth["url"]]["currency"]) == \
+            (truth["price"], truth["currency"])
+
+
+def test_recrawl_records_new_changed_removed(market, socks_port, tmp_path, capsys):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(crawl_args(market, socks_port, out, cookies)) == 0
+    data = market.market
+    data.listings[4]["price_text"], data.listings[4]["price"] = "USD 99.99", 99.99
+    data.listings[4]["currency"] = "USD"
+    data.retired.add(data.listings[9]["id"])
+    data.listings.append({**data.listings[0], "id": len(data.listings) + 1, "title": "new kit"})
+    assert main(crawl_args(market, socks_port, out, cookies)) == 2  # exists: needs a mode
+    assert main(crawl_args(market, socks_port, out, cookies, "--recrawl")) == 0
+    changes = {(c["change"], c["url"].rsplit("/", 1)[1]): c
+               for c in read_jsonl(out / "changes.jsonl")}
+    assert set(changes) == {("changed", "5"), ("removed", "10"), ("new", str(len(data.listings)))}
+    assert "price" in changes["changed", "5"]["fields"]
+    assert changes["changed", "5"]["listing"]["price"] == 99.99
+    assert comparable(read_jsonl(out / "listings.jsonl")) == data.truth(market.base)
+
+
+def test_kill_9_and_resume_lose_nothing_and_repeat_nothing(market, socks_port, tmp_path):
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    out = tmp_path / "crawl"
+    args = crawl_args(market, socks_port, out, cookies, "--delay", "0.03", "--per-site", "2",
+                      "--concurrency", "2")
+    command = [sys.executable, "-m", "darkscope.cli", *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = out / "state.sqlite"
+    deadline = time.monotonic() + 60
+    done = 0
+    while done < 25 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        if state.exists():
+            try:
+                with sqlite3.connect(state) as db:
+                    done = db.execute("SELECT count(*) FROM urls WHERE state='done'").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+    assert process.poll() is None, f"crawl ended before the kill: {process.stderr.read()}"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    served_before = len(market.market.requests)
+    assert not (out / "listings.jsonl").exists()
+
+    # --resume needs only the directory and the proxy: limits, template, cookies are kept.
+    resume = [sys.executable, "-m", "darkscope.cli", "crawl", "-o", str(out), "--resume",
+              "--proxy", f"socks5h://127.0.0.1:{socks_port}", "--no-progress"]
+    resumed = subprocess.run(resume, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    urls = archived_urls(out)
+    assert len(urls) == len(set(urls)), "a page was archived twice"
+    requests = Counter(market.market.requests)
+    repeated = sum(n - 1 for n in requests.values())
+    assert repeated <= 2, f"more re-fetches than requests in flight at the kill: {requests}"
+    assert served_before < len(market.market.requests)
+    assert comparable(read_jsonl(out / "listings.jsonl")) == market.market.truth(market.base)
+
+
+def test_proxy_down_means_no_request_at_all(market, tmp_path, capsys):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    closed = free_port()
+    assert main(crawl_args(market, closed, out, cookies)) == 1
+    assert "cannot reach the SOCKS proxy" in capsys.readouterr().err
+    assert market.market.requests == []
+
+
+def test_onion_without_proxy_is_refused(tmp_path, capsys):
+    code = main(["crawl", "http://abcdefghijklmnop.onion/", "--direct", "-o",
+                 str(tmp_path / "c"), "--no-progress"])
+    assert code == 0
+    db = sqlite3.connect(tmp_path / "c" / "state.sqlite")
+    state, error = db.execute("SELECT state, error FROM urls").fetchone()
+    assert state == "failed" and "needs the Tor proxy" in error
+    with pytest.raises(ProxyLeakRefused):
+        Connection(ProxyConfig.parse(None)).check("http://abcdefghijklmnop.onion/")
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:9050", "http://127.0.0.1:8118",
+                                   "socks5h://127.0.0.1"])
+def test_proxy_that_could_resolve_locally_is_rejected(proxy, tmp_path, capsys):
+    assert main(["crawl", "http://x.onion/", "--proxy", proxy, "-o", str(tmp_path / "c")]) == 2
+    assert "socks5h://" in capsys.readouterr().err
+
+
+def test_names_are_resolved_by_the_proxy_not_locally(market, socks_port, monkeypatch):
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def spy(host, *args, **kwargs):
+        asked.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", spy)
+
+    async def get() -> int:
+        connection = Connection(ProxyConfig.parse(f"socks5h://127.0.0.1:{socks_port}"))
+        try:
+            site = f"localhost:{market.port}"
+            response = await fetch(connection.session(site, aiohttp.CookieJar(unsafe=True)),
+                                   f"http://{site}/login", Limits(timeout=10))
+        finally:
+            await connection.close()
+        return response.status
+
+    assert asyncio.run(get()) == 200
+    assert "localhost" not in asked
+    assert market.market.requests == ["/login"]
+
+
+def test_warc_files_are_valid_gzip_members(market, socks_port, tmp_path):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(crawl_args(market, socks_port, out, cookies, "--max-pages", "5")) == 0
+    for path in (out / "warc").glob("*.warc.gz"):
+        text = gzip.decompress(path.read_bytes())
+        assert text.count(b"WARC/1.") >= 1 and b"WARC-Target-URI: http://" in text
+
+
+def test_damaged_archive_or_state_is_a_clear_error(market, socks_port, tmp_path, capsys):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(crawl_args(market, socks_port, out, cookies, "--max-pages", "6")) == 0
+    (warc,) = (out / "warc").glob("*.warc.gz")
+    data = bytearray(warc.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(64)
+    warc.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["parse", str(out), "-o", str(tmp_path / "l.jsonl")]) == 1
+    assert f"{warc}" in capsys.readouterr().err
+    (out / "state.sqlite").write_bytes(b"not a database" * 100)
+    assert main(["parse", str(out), "-o", str(tmp_path / "l.jsonl")]) == 1
+    assert "not a darkscope crawl state" in capsys.readouterr().err
+
+
+def test_direct_crawl_for_clearnet_sites(market, tmp_path):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(["crawl", market.base + "/", "--direct", "--market", "testmarket", "--cookies",
+                 str(cookies), "-o", str(out), "--timeout", "5", "--no-progress"]) == 0
+    assert comparable(read_jsonl(out / "listings.jsonl")) == market.market.truth(market.base)

@@ -1,0 +1,213 @@
+"""Each part alone: URLs, prices, templates, cookies, listings, archive, parsers, scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+
+import pytest
+
+from darkscope.darkweb.archive import Response, WarcArchive, read_responses, utc_now
+from darkscope.darkweb.connection import Connection, ProxyConfig
+from darkscope.darkweb.cookies import load_cookies
+from darkscope.darkweb.frontier import Entry
+from darkscope.darkweb.listings import changes, make_listing
+from darkscope.darkweb.parsers import parse_response
+from darkscope.darkweb.prices import parse_price
+from darkscope.darkweb.scheduler import Scheduler
+from darkscope.darkweb.templates import load_template
+from darkscope.darkweb.urls import Scope, canonicalize, looks_binary
+from darkscope.errors import InputFormatError
+
+
+@pytest.mark.parametrize(("raw", "canonical"), [
+    ("HTTP://Example.ONION:80/a/./b/../c?b=2&a=1#frag", "http://example.onion/a/c?a=1&b=2"),
+    ("https://x.onion:443", "https://x.onion/"),
+    ("http://x.onion:8080/%7Euser/", "http://x.onion:8080/~user/"),
+    ("javascript:alert(1)", None), ("mailto:a@b", None), ("http://[bad", None),
+])
+def test_canonicalize(raw, canonical):
+    assert canonicalize(raw) == canonical
+
+
+def test_canonicalize_relative_and_scope():
+    assert canonicalize("../p?page=2", "http://m.onion/cat/x/") == "http://m.onion/cat/p?page=2"
+    scope = Scope({"m.onion"}, [re.compile("^/cat")], [re.compile("logout")])
+    assert scope.allows("http://m.onion/cat/1")
+    assert not scope.allows("http://m.onion/cat/logout")
+    assert not scope.allows("http://other.onion/cat/1")
+    assert not scope.allows("http://m.onion/vendor/1")
+    assert looks_binary("http://m.onion/a/b.PNG") and not looks_binary("http://m.onion/a.b/c")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("USD 12.50", (12.5, "USD")), ("0.0031 BTC", (0.0031, "BTC")), ("฿ 0.01", (0.01, "BTC")),
+    ("$ 1,250.00", (1250.0, "USD")), ("€5", (5.0, "EUR")), ("Price: XMR 0.250 only", (0.25, "XMR")),
+    ("12.5 usd", (12.5, "USD")), ("#10 0.5 BTC", (0.5, "BTC")), ("no price here 12", (None, None)),
+    ("", (None, None)), (None, (None, None)),
+])
+def test_parse_price(text, expected):
+    assert parse_price(text) == expected
+
+
+def test_template_errors_name_file_and_field(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "m"\n[[page]]\nurl = "("\n[page.fields]\ntitle = "h1"\n')
+    with pytest.raises(InputFormatError, match=r"bad\.toml.*page\[0\]\.url"):
+        load_template(bad)
+    bad.write_text('name = "m"\n[[page]]\nurl = "x"\n[page.fields]\ncolour = "h1"\n')
+    with pytest.raises(InputFormatError, match=r"unknown field.*colour"):
+        load_template(bad)
+    bad.write_text("name = ")
+    with pytest.raises(InputFormatError, match="not a valid TOML"):
+        load_template(bad)
+
+
+def test_template_hook_and_attribute_fields(tmp_path):
+    (tmp_path / "hook.py").write_text(
+        "def fix(record, node):\n"
+        "    if record['title'] == 'skip':\n        return None\n"
+        "    record['vendor'] = record['vendor'].upper()\n    return record\n")
+    path = tmp_path / "m.toml"
+    path.write_text('name = "m"\nhook = "hook.py"\n[[page]]\nurl = "^/c"\nitem = "li"\n'
+                    '[page.fields]\ntitle = "a"\nurl = "a @href"\nprice = ".p"\nvendor = ".v"\n')
+    template = load_template(path)
+    html = ("<ul><li><a href='/l/1'>Kit</a><i class=p>USD 5</i><b class=v>bob</b></li>"
+            "<li><a href='/l/2'>skip</a><i class=p>USD 6</i><b class=v>al</b></li></ul>")
+    listings, errors = parse_response(_page("http://m.onion/c", html), template, "m")
+    assert errors == []
+    assert [(r["title"], r["url"], r["price"], r["vendor"]) for r in listings] == [
+        ("Kit", "http://m.onion/l/1", 5.0, "BOB")]
+
+
+def _page(url: str, html: str | bytes, content_type: str = "text/html") -> Response:
+    body = html.encode() if isinstance(html, str) else html
+    return Response(url, 200, "OK", [("Content-Type", content_type)], body, utc_now())
+
+
+@pytest.mark.parametrize("html", [
+    b"", b"\x00\xff\xfe" * 1000, b"<div>" * 200_000, b"<table><tr><td><b><i>" * 2000 + b"<a href",
+    b"<html><body><h1>\xc3\x28 bad utf-8</h1></body></html>",
+])
+def test_hostile_html_never_raises(html):
+    template = load_template("testmarket")
+    for candidate in (template, None):
+        listings, errors = parse_response(_page("http://m.onion/listing/1", html), candidate, "m")
+        assert all(isinstance(e.url, str) for e in errors)
+        assert len(listings) + len(errors) <= 1
+
+
+def test_invalid_listing_is_a_parse_error_with_url():
+    template = load_template("testmarket")
+    html = "<h1 class='title'>Kit</h1><span class='price'>ZZZ 5 and 3 BTC</span>"
+    listings, _ = parse_response(_page("http://m.onion/listing/1", html), template, "m")
+    assert listings[0]["price"] == 3.0
+    listings, errors = parse_response(
+        _page("http://m.onion/listing/2", "<h1 class='title'> </h1>"), template, "m")
+    assert listings == [] and errors[0].url == "http://m.onion/listing/2"
+    assert "title" in errors[0].error
+
+
+def test_make_listing_validates_fields():
+    ok = make_listing({"title": "t", "url": "http://m.onion/1", "price": "0.5 BTC"}, "m", "d", "s")
+    assert (ok["price"], ok["currency"]) == (0.5, "BTC")
+    with pytest.raises(ValueError, match="url"):
+        make_listing({"title": "t", "url": "ftp://x"}, "m", "d", "s")
+    with pytest.raises(ValueError, match="currency"):
+        make_listing({"title": "t", "url": "http://m/1", "price": 5.0, "currency": "DOGE"},
+                     "m", "d", "s")
+
+
+def test_changes_between_crawls():
+    old = [{"url": "a", "title": "x", "price": 1.0}, {"url": "b", "title": "y", "price": 2.0}]
+    new = [{"url": "a", "title": "x", "price": 1.5}, {"url": "c", "title": "z", "price": 3.0}]
+    found = {(c["change"], c["url"]): c["fields"] for c in changes(old, new)}
+    assert found == {("changed", "a"): ["price"], ("new", "c"): [], ("removed", "b"): []}
+
+
+def test_cookie_files(tmp_path):
+    netscape = tmp_path / "c.txt"
+    netscape.write_text("# Netscape HTTP Cookie File\n"
+                        ".m.onion\tTRUE\t/\tFALSE\t0\tsid\tabc\n")
+    (cookie,) = load_cookies(netscape)
+    assert (cookie.name, cookie.value, cookie.domain, cookie.subdomains) == \
+        ("sid", "abc", "m.onion", True)
+    exported = tmp_path / "c.json"
+    exported.write_text(json.dumps([{"name": "sid", "value": "v", "domain": "m.onion"}]))
+    assert load_cookies(exported)[0].value == "v"
+    exported.write_text('[{"name": "sid"}]')
+    with pytest.raises(InputFormatError, match="cookie 0"):
+        load_cookies(exported)
+    netscape.write_text("sid=abc\n")
+    with pytest.raises(InputFormatError, match="Netscape"):
+        load_cookies(netscape)
+
+
+def test_killed_warc_tail_is_dropped(tmp_path):
+    path = tmp_path / "a.warc.gz"
+    archive = WarcArchive(path)
+    ends = [archive.write(_page(f"http://m.onion/{i}", f"<p>{i}</p>"))[1] for i in range(3)]
+    archive.close()
+    with open(path, "r+b") as stream:
+        stream.truncate(ends[2] - 7)  # the third record loses its gzip trailer
+    assert [r.url for r, _, _ in read_responses(path)] == ["http://m.onion/0", "http://m.onion/1"]
+    assert [end for _, _, end in read_responses(path, ends[0])] == [ends[1]]
+
+
+def test_scheduler_keeps_per_site_delay_and_concurrency():
+    async def run() -> tuple[list[float], int]:
+        scheduler = Scheduler(per_site=1, delay=0.05)
+        for i in range(4):
+            scheduler.push(Entry(f"http://a.onion/{i}", 0))
+        scheduler.push(Entry("http://b.onion/0", 0))
+        loop = asyncio.get_running_loop()
+        starts: list[float] = []
+        peak = 0
+        active = 0
+
+        async def worker() -> None:
+            nonlocal active, peak
+            while (entry := await scheduler.get()) is not None:
+                if entry.host == "a.onion":
+                    starts.append(loop.time())
+                active += 1
+                peak = max(peak, active)
+                await asyncio.sleep(0.01)
+                active -= 1
+                scheduler.release(entry)
+
+        await asyncio.gather(*(worker() for _ in range(4)))
+        return starts, peak
+
+    starts, peak = asyncio.run(run())
+    assert len(starts) == 4
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.045
+    assert peak == 2  # one per site: a.onion and b.onion
+
+
+def test_retry_backoff_does_not_block_its_site():
+    async def run() -> list[str]:
+        scheduler = Scheduler(per_site=1, delay=0.0)
+        loop = asyncio.get_running_loop()
+        scheduler.push(Entry("http://a.onion/retry", 0, not_before=loop.time() + 0.2))
+        scheduler.push(Entry("http://a.onion/next", 0))
+        order = []
+        while (entry := await scheduler.get()) is not None:
+            order.append(entry.url.rsplit("/", 1)[1])
+            scheduler.release(entry)
+        return order
+
+    assert asyncio.run(run()) == ["next", "retry"]
+
+
+def test_each_site_gets_its_own_circuit_credentials():
+    connection = Connection(ProxyConfig.parse("socks5h://127.0.0.1:9050"))
+    first = connection.socks_credentials("a.onion")
+    assert first != connection.socks_credentials("b.onion")
+    assert first == connection.socks_credentials("a.onion")
+    asyncio.run(connection.new_circuit("a.onion"))
+    assert connection.socks_credentials("a.onion") != first
+    fixed = Connection(ProxyConfig.parse("socks5h://me:secret@127.0.0.1:9050"))
+    assert fixed.socks_credentials("a.onion") == ("me", "secret")

@@ -1,7 +1,7 @@
 """``darkscope demo``: the main job end to end on built-in data, for a first look.
 
-Today it ingests the built-in real capture of a TCP reflection attack and summarises it; each
-part of the mission adds its step here as it lands.
+It ingests the built-in real capture of a TCP reflection attack, then simulates an hour of a
+/16 telescope with ground truth; each part of the mission adds its step here as it lands.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from darkscope.data import sample_capture
 from darkscope.packets.cli import print_summary, summary_dict
 from darkscope.packets.reader import CaptureReader
 from darkscope.packets.writer import write_packets
+from darkscope.simulate import load_scenario, simulate
 
 
 def _run(out: Path) -> None:
@@ -36,7 +37,20 @@ def _run(out: Path) -> None:
     click.echo("top SYN-ACK senders (reflectors answering spoofed SYNs):")
     for (src, sport), count in replies.most_common(5):
         click.echo(f"  {IPv4Address(src)!s:>15}:{sport:<5} {count:4d} SYN-ACK")
+    _simulated(out)
     click.echo(f"outputs in {out}")
+
+
+def _simulated(out: Path) -> None:
+    click.echo("== 2. simulate: one hour of a /16 telescope (scenario 'demo', seed 1)")
+    capture, truth = out / "telescope.pcap", out / "truth.parquet"
+    result = simulate(load_scenario("demo"), capture, truth=truth, seed=1, overwrite=True)
+    click.echo(f"{result.packets:,} packets from {result.hosts:,} hosts -> {capture}")
+    kinds = pq.read_table(truth, columns=["kind", "packets"]).group_by("kind").aggregate(
+        [("packets", "sum"), ("kind", "count")]).sort_by([("packets_sum", "descending")])
+    for row in kinds.to_pylist():
+        click.echo(f"  {row['kind']:<12} {row['kind_count']:6,} hosts {row['packets_sum']:9,} "
+                   "packets")
 
 
 @click.command()

@@ -140,3 +140,33 @@ def test_readers_in_several_threads(tmp_path: Path) -> None:
     with ThreadPoolExecutor(4) as pool:
         tables = list(pool.map(lambda _: packets.read(path), range(4)))
     assert all(t.equals(expected) for t in tables)
+
+
+def test_streaming_recycles_dropped_batches_only(tmp_path: Path, monkeypatch) -> None:
+    import darkscope.packets.reader as reader_module
+
+    frames = frames_for(LINK_ETHERNET) * 40
+    path = tmp_path / "s.pcap"
+    path.write_bytes(write_pcap(frames, LINK_ETHERNET))
+    expected = packets.read(path)
+    made = []
+    original = reader_module.Columns
+
+    def counting(capacity: int):
+        made.append(capacity)
+        return original(capacity)
+
+    monkeypatch.setattr(reader_module, "Columns", counting)
+    kept, offset = [], 0
+    for i, batch in enumerate(packets.CaptureReader(path, batch_rows=50)):
+        if i % 3 == 0:
+            kept.append((offset, batch))  # held: its memory must never be reused
+        offset += batch.num_rows
+    for start, batch in kept:
+        assert batch.equals(expected.slice(start, batch.num_rows).to_batches()[0])
+    batches = -(-len(frames) // 50)
+    assert len(made) < batches  # dropped batches' columns were reused
+    made.clear()
+    for _batch in packets.CaptureReader(path, batch_rows=50):
+        pass
+    assert len(made) <= 3

@@ -7,6 +7,8 @@ Arrow's validity bitmaps hide; nothing reads them.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pyarrow as pa
 
@@ -14,6 +16,7 @@ from darkscope.packets import _kernels as k
 from darkscope.packets.schema import PACKET_SCHEMA
 
 _ROW_PAD = 80
+_OWN_REFERENCES = 4  # attribute, tuple of _arrays(), loop variable, getrefcount argument
 
 
 class Columns:
@@ -46,9 +49,18 @@ class Columns:
         offsets[0] = 0
         return offsets
 
-    @property
-    def full(self) -> bool:
-        return self.rows >= self.capacity
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.ts, self.rec_off, self.u32, self.u16, self.u8, self.val, self.v6,
+                self.head_data, self.head_off, self.opt_data, self.opt_off, self.lay_data,
+                self.lay_off)
+
+    def released(self) -> bool:
+        """True when no Arrow array built by :meth:`to_batch` is alive any more.
+
+        Arrow buffers made by ``pa.py_buffer`` hold a reference to their numpy array (directly
+        or through a view), so an array referenced only by this object is free to be reused.
+        """
+        return all(sys.getrefcount(array) <= _OWN_REFERENCES for array in self._arrays())
 
     def kernel_args(self) -> tuple[np.ndarray, ...]:
         """The column arguments every walker takes, in order."""

@@ -387,12 +387,25 @@ class CaptureReader:
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         sink = _Sink(Columns(self.batch_rows))
+        spare: list[Columns] = []
         for path in self.paths:
             for _ in self._decode_file(path, sink):
                 yield sink.cols.to_batch()
-                sink.cols = Columns(self.batch_rows)
+                spare.append(sink.cols)
+                sink.cols = self._recycled(spare)
         if sink.cols.rows:
             yield sink.cols.to_batch()
+
+    def _recycled(self, spare: list[Columns]) -> Columns:
+        """Columns of a batch the consumer has dropped (streaming: no new page faults), else
+        fresh ones (the batches are being kept, as by :func:`read`)."""
+        for i, cols in enumerate(spare):
+            if cols.released():
+                del spare[i]
+                cols.rows = 0
+                return cols
+        del spare[:-2]  # keep the last few candidates only
+        return Columns(self.batch_rows)
 
     def _decode_file(self, path: Path, sink: _Sink) -> Iterator[None]:
         with CaptureStream(path) as stream:

@@ -102,3 +102,15 @@ def test_killed_ingest_leaves_no_output(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists()
+
+
+def test_summary_counts_ipv4_and_ipv6_sources(tmp_path: Path, capsys) -> None:
+    frames = frames_for(LINK_RAW)
+    capture = tmp_path / "mixed.pcap"
+    capture.write_bytes(write_pcap(frames, LINK_RAW))
+    assert main(["ingest", str(capture), "-o", str(tmp_path / "o.parquet"), "--json",
+                 "--batch-rows", "5"]) == 0
+    table = packets.read(capture)
+    distinct = {v for v in table.column("src").to_pylist() if v is not None} | \
+        {v for v in table.column("src6").to_pylist() if v is not None}
+    assert json.loads(capsys.readouterr().out)["sources"] == len(distinct)

@@ -35,7 +35,7 @@ class Summary:
     last_ns: int | None = None
     protocols: dict[str, int] = field(default_factory=dict)
     _sources: list[np.ndarray] = field(default_factory=list)
-    _sources6: set[bytes] = field(default_factory=set)
+    _sources6: list[np.ndarray] = field(default_factory=list)
 
     def add(self, batch: pa.RecordBatch) -> None:
         self.packets += batch.num_rows
@@ -48,17 +48,24 @@ class Summary:
         for item in counts.to_pylist():
             name = _PROTO_NAMES.get(item["values"], str(item["values"]))
             self.protocols[name] = self.protocols.get(name, 0) + item["counts"]
-        src = batch.column("src").drop_null().to_numpy()
-        if len(src):
-            self._sources.append(np.unique(src))
-            if len(self._sources) > 16:
-                self._sources = [np.unique(np.concatenate(self._sources))]
-        self._sources6.update(v for v in batch.column("src6").drop_null().to_pylist())
+        self._add_unique(self._sources, batch.column("src").drop_null().to_numpy())
+        src6 = batch.column("src6").drop_null()
+        if len(src6):
+            raw = np.frombuffer(src6.buffers()[1], np.uint8)[src6.offset * 16:]
+            self._add_unique(self._sources6, raw[: len(src6) * 16].view("V16"))
+
+    @staticmethod
+    def _add_unique(parts: list[np.ndarray], values: np.ndarray) -> None:
+        """Keep distinct values in a few sorted arrays (memory: one entry per source)."""
+        if len(values):
+            parts.append(np.unique(values))
+            if len(parts) > 16:
+                parts[:] = [np.unique(np.concatenate(parts))]
 
     @property
     def sources(self) -> int:
-        v4 = len(np.unique(np.concatenate(self._sources))) if self._sources else 0
-        return v4 + len(self._sources6)
+        return sum(len(np.unique(np.concatenate(parts))) if parts else 0
+                   for parts in (self._sources, self._sources6))
 
 
 _PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 47: "gre", 50: "esp", None: "non-ip"}

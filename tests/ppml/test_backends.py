@@ -39,9 +39,12 @@ def test_bfv_parameters_meet_128_bit_standard(bfv):
 def test_bfv_rejects_garbage_and_truncated_ciphertexts(bfv):
     chunk = bfv.encrypt(np.arange(10))[0]
     with pytest.raises(backends.CiphertextError, match="chunk 4: not a valid BFV"):
-        bfv.check(chunk[: len(chunk) // 2], 4)
+        bfv.check(chunk[: len(chunk) // 2], 4, 10)
     with pytest.raises(backends.CiphertextError, match="chunk 0"):
-        bfv.check(b"\x00" * 200, 0)
+        bfv.check(b"\x00" * 200, 0, 10)
+    bfv.check(chunk, 0, 10)
+    with pytest.raises(backends.CiphertextError, match="chunk 2: holds 10 values, expected 11"):
+        bfv.check(chunk, 2, 11)
 
 
 def test_paillier_roundtrip_and_validation():
@@ -53,6 +56,9 @@ def test_paillier_roundtrip_and_validation():
     total = public.add([public.encrypt(a), public.encrypt(b)])
     assert keys.decrypt(total, 3).tolist() == (a + b).tolist()
     with pytest.raises(backends.CiphertextError, match="whole number"):
-        public.check(total[0][:-1], 0)
+        public.check(total[0][:-1], 0, 3)
     with pytest.raises(backends.CiphertextError, match="outside the ciphertext group"):
-        public.check(b"\xff" * len(total[0]), 0)
+        public.check(b"\xff" * len(total[0]), 0, 3)
+    public.check(total[0], 0, 3)
+    with pytest.raises(backends.CiphertextError, match="chunk 0: holds 3 values, expected 4"):
+        public.check(total[0], 0, 4)

@@ -285,3 +285,36 @@ def test_party_pinning_the_key_refuses_a_substituted_key(deployment, tmp_path):
         assert bob.status("pinned")["contributed"] == []
         report = roles.contribute(bob, "pinned", "bob", features, labels, expect_key=fingerprint)
     assert report["party"] == "bob"
+
+
+def test_chunk_with_too_few_values_or_wrong_n_values_is_refused(deployment):
+    """A well-formed ciphertext of 3 values where 330 are expected must not be accepted."""
+    config = deployment.open("short-chunk")
+    good = deployment.body(config, "alice")
+    keys = roles.load_keys(deployment.work / "keys" / roles.PUBLIC_FILE)
+    short = Message(good.header, keys.encrypt(np.arange(3)))
+    lying = Message({**good.header, "n_values": 3}, short.chunks)
+    with deployment.client("alice") as alice:
+        with pytest.raises(AggregatorError, match="chunk 0: holds 3 values, expected 330") as bad:
+            alice.contribute("short-chunk", short.encode())
+        assert bad.value.status == 400
+        with pytest.raises(AggregatorError, match=r"announces n_values 3, .* needs 330") as bad:
+            alice.contribute("short-chunk", lying.encode())
+        assert bad.value.status == 400
+        assert alice.status("short-chunk")["contributed"] == []
+
+
+def test_a_failing_sum_is_a_clear_error_not_a_bare_500(deployment):
+    """A stored contribution that cannot be added (e.g. kept from an older aggregator)."""
+    config = deployment.open("bad-sum")
+    for name in PARTIES[:2]:
+        deployment.contribute("bad-sum", name)
+    keys = roles.load_keys(deployment.work / "keys" / roles.PUBLIC_FILE)
+    short = Message(deployment.body(config, "carol").header, keys.encrypt(np.arange(3)))
+    folder = deployment.work / "aggregator-state" / "rounds" / "bad-sum" / "contributions"
+    (folder / "carol.dsp").write_bytes(short.encode())
+    with deployment.client(tokens.KEYHOLDER) as keyholder, \
+            pytest.raises(AggregatorError, match="adding the contributions of round 'bad-sum' "
+                                                 "failed") as failed:
+        keyholder.aggregate("bad-sum")
+    assert failed.value.status == 500

@@ -71,8 +71,9 @@ class Backend(ABC):
     def encrypt(self, values: np.ndarray) -> list[bytes]: ...
 
     @abstractmethod
-    def check(self, chunk: bytes, index: int) -> None:
-        """Raise :class:`CiphertextError` unless ``chunk`` is a valid ciphertext here."""
+    def check(self, chunk: bytes, index: int, count: int) -> None:
+        """Raise :class:`CiphertextError` unless ``chunk`` is a valid ciphertext here holding
+        exactly ``count`` values (a short chunk would make the homomorphic sum fail later)."""
 
     @abstractmethod
     def add(self, contributions: Sequence[Sequence[bytes]]) -> list[bytes]:
@@ -83,6 +84,10 @@ class Backend(ABC):
 
     def n_chunks(self, count: int) -> int:
         return math.ceil(count / self.slots)
+
+    def chunk_counts(self, count: int) -> list[int]:
+        """How many values each chunk of a ``count``-value vector holds."""
+        return [min(self.slots, count - i * self.slots) for i in range(self.n_chunks(count))]
 
     def _require_secret(self) -> None:
         if not self.has_secret_key():
@@ -164,8 +169,10 @@ class BFVBackend(Backend):
             raise CiphertextError(f"chunk {index}: not a valid BFV ciphertext for this round's "
                                   f"public key ({exc})") from exc
 
-    def check(self, chunk: bytes, index: int) -> None:
-        self._load(chunk, index)
+    def check(self, chunk: bytes, index: int, count: int) -> None:
+        held = self._load(chunk, index).size()
+        if held != count:
+            raise CiphertextError(f"chunk {index}: holds {held} values, expected {count}")
 
     def add(self, contributions: Sequence[Sequence[bytes]]) -> list[bytes]:
         total = []
@@ -263,8 +270,10 @@ class PaillierBackend(Backend):
                                       "this round's public key")
         return values
 
-    def check(self, chunk: bytes, index: int) -> None:
-        self._ciphertexts(chunk, index)
+    def check(self, chunk: bytes, index: int, count: int) -> None:
+        held = len(self._ciphertexts(chunk, index))
+        if held != count:
+            raise CiphertextError(f"chunk {index}: holds {held} values, expected {count}")
 
     def add(self, contributions: Sequence[Sequence[bytes]]) -> list[bytes]:
         from phe import paillier

@@ -118,6 +118,11 @@ def _auth_middleware(tokens: TokenTable) -> Callable[..., Awaitable[web.StreamRe
             return _error(problem.status, str(problem))
         except DarkscopeError as exc:
             return _error(400, str(exc))
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # a clear message instead of aiohttp's bare 500
+            return _error(500, f"internal error in {request.method} {request.path}: "
+                               f"{type(exc).__name__}: {exc}")
     return middleware
 
 
@@ -178,12 +183,16 @@ async def contribute(request: web.Request) -> web.Response:
     header = message.header
     if header.get("round") != round_id or header.get("party") != identity.name:
         raise HTTPProblem(400, "contribution header names another round or party")
+    if header.get("n_values") != config.n_values:
+        raise HTTPProblem(400, f"contribution header announces n_values "
+                               f"{header.get('n_values')!r}, round {round_id!r} needs "
+                               f"{config.n_values}")
     expected = backend.n_chunks(config.n_values)
     if len(message.chunks) != expected:
         raise HTTPProblem(400, f"contribution has {len(message.chunks)} ciphertext chunks, "
                                f"round {round_id!r} needs {expected}")
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, _check_all, backend, message.chunks)
+    await loop.run_in_executor(None, _check_all, backend, message.chunks, config.n_values)
     async with store.lock(round_id):
         if not _write_atomic(target, body, exclusive=True):
             raise HTTPProblem(409, f"{identity.name!r} already contributed to round {round_id!r}")
@@ -191,9 +200,10 @@ async def contribute(request: web.Request) -> web.Response:
                              status=201)
 
 
-def _check_all(backend: backends.Backend, chunks: list[bytes]) -> None:
-    for index, chunk in enumerate(chunks):
-        backend.check(chunk, index)
+def _check_all(backend: backends.Backend, chunks: list[bytes], n_values: int) -> None:
+    counts = backend.chunk_counts(n_values)
+    for index, (chunk, count) in enumerate(zip(chunks, counts, strict=True)):
+        backend.check(chunk, index, count)
 
 
 async def status(request: web.Request) -> web.Response:
@@ -223,7 +233,12 @@ async def aggregate(request: web.Request) -> web.Response:
     async with store.lock(round_id):
         if not path.exists():
             loop = asyncio.get_running_loop()
-            data = await loop.run_in_executor(None, _sum_contributions, folder, config, backend)
+            try:
+                data = await loop.run_in_executor(None, _sum_contributions, folder, config,
+                                                  backend)
+            except Exception as exc:  # any failure must reach the key holder as a message
+                raise HTTPProblem(500, f"adding the contributions of round {round_id!r} "
+                                       f"failed: {exc}") from exc
             _write_atomic(path, data)
     return web.Response(body=path.read_bytes(), content_type="application/octet-stream")
 

@@ -6,6 +6,7 @@ from sklearn.datasets import load_digits
 from darkscope.errors import DarkscopeError, InputFormatError
 from darkscope.ppml import ELM
 from darkscope.ppml.datasets import stratified_holdout
+from darkscope.ppml.encoding import CapacityError
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,19 @@ def test_load_rejects_other_files(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(InputFormatError, match="not a darkscope ELM model"):
         ELM.load(bad)
+
+
+def test_fit_and_partial_fit_refuse_rows_that_could_overflow_int64():
+    """2^14 rows at scale 2^24 reach 2^62; one more row could overflow the int64 sums."""
+    rng = np.random.default_rng(0)
+    features = rng.uniform(size=(2**14 + 1, 2))
+    labels = rng.integers(0, 2, size=2**14 + 1)
+    with pytest.raises(CapacityError, match=r"16385 rows .* int64 headroom"):
+        ELM(n_hidden=2, scale_bits=24).fit(features, labels)
+    model = ELM(n_hidden=2, scale_bits=24).partial_fit(features[:-1], labels[:-1],
+                                                       classes=[0, 1])
+    before = model.gram_.copy()
+    with pytest.raises(CapacityError, match="16385 rows"):
+        model.partial_fit(features[-1:], labels[-1:])
+    assert np.array_equal(model.gram_, before)
+    assert model.n_rows_ == 2**14

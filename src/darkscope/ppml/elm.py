@@ -76,6 +76,8 @@ class ELM(ClassifierMixin, BaseEstimator):
         return self._accumulate(features, np.asarray(y))
 
     def _accumulate(self, features: np.ndarray, labels: np.ndarray) -> ELM:
+        # int64 sums: refuse before adding rows that could overflow them.
+        self.encoding_.check_capacity(self.n_rows_ + len(features), None, "ELM sums")
         gram, cross = local_sums(self.layer_, self.encoding_, features, labels, self.classes_)
         self.gram_ += gram
         self.cross_ += cross

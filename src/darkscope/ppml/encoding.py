@@ -20,6 +20,8 @@ from darkscope.errors import DarkscopeError
 _PIECE_BITS = 20
 _ROW_BLOCK = 1 << 12  # rows per block: 2**12 * (2**20)**2 = 2**52 < 2**53
 _MAX_SCALE_BITS = 24
+# Decrypted and plaintext sums are int64; 2^62 leaves room to add two totals without overflow.
+INT64_HEADROOM = 1 << 62
 
 
 class CapacityError(DarkscopeError):
@@ -49,24 +51,42 @@ class FixedPoint:
         """The largest |entry| of ``HᵀH`` over ``rows`` rows (``HᵀT`` is smaller)."""
         return rows * self.scale * self.scale
 
-    def check_capacity(self, rows: int, plaintext_bound: int, what: str = "the sums") -> None:
-        """Fail unless ``rows`` rows of encoded values sum without wrapping modulo ``t``."""
+    def check_capacity(self, rows: int, plaintext_bound: int | None = None,
+                       what: str = "the sums") -> None:
+        """Fail unless ``rows`` rows of encoded values sum without wrapping modulo ``t`` and
+        without overflowing the int64 arrays that hold the sums in the clear.
+
+        ``plaintext_bound`` None checks the int64 limit alone (sums that are never encrypted).
+        """
+        limit = exact_limit(plaintext_bound)
         need = self.largest_total(rows)
-        if need > plaintext_bound:
+        if need > limit:
+            kind = ("int64 headroom" if plaintext_bound is None or limit < plaintext_bound
+                    else "plaintext bound")
             raise CapacityError(
                 f"{what}: {rows} rows x value range 1 x scale 2^{self.scale_bits} squared "
-                f"can reach {need} (2^{need.bit_length()}), beyond the plaintext bound "
-                f"{plaintext_bound} (2^{plaintext_bound.bit_length()}); use fewer scale bits "
-                f"(at most {largest_scale_bits(rows, plaintext_bound)}) or a larger modulus")
+                f"can reach {need} (2^{need.bit_length()}), beyond the {kind} "
+                f"{limit} (2^{limit.bit_length()}); use fewer scale bits "
+                f"(at most {largest_scale_bits(rows, limit)}), fewer rows or a larger modulus")
+
+
+def exact_limit(plaintext_bound: int | None = None) -> int:
+    """The largest |total| that is exact end to end: below the plaintext bound (if encrypted)
+    and below 2^62, so int64 sums and their additions across rounds cannot overflow."""
+    if plaintext_bound is None:
+        return INT64_HEADROOM
+    return min(plaintext_bound, INT64_HEADROOM)
 
 
 def largest_scale_bits(rows: int, plaintext_bound: int, cap: int = 20) -> int:
-    """The most fractional bits for which ``rows`` rows still fit under ``plaintext_bound``."""
+    """The most fractional bits for which ``rows`` rows still fit under ``plaintext_bound``
+    (and the int64 limit of :func:`exact_limit`)."""
+    limit = exact_limit(plaintext_bound)
     bits = min(cap, _MAX_SCALE_BITS)
-    while bits > 0 and rows << (2 * bits) > plaintext_bound:
+    while bits > 0 and rows << (2 * bits) > limit:
         bits -= 1
     if bits == 0:
-        raise CapacityError(f"{rows} rows do not fit the plaintext bound {plaintext_bound} "
+        raise CapacityError(f"{rows} rows do not fit the limit {limit} "
                             "even with one fractional bit")
     return bits
 

@@ -65,6 +65,14 @@ class Deployment:
         with self.client(name) as client:
             return roles.contribute(client, round_id, name, features, labels)
 
+    def plant_round(self, config: RoundConfig, public_key: bytes) -> None:
+        """Write a round straight into the aggregator's state: what a malicious aggregator
+        (or an old version) could serve to the parties."""
+        folder = self.work / "aggregator-state" / "rounds" / config.round_id
+        folder.mkdir(parents=True)
+        message = Message({"kind": "round", "config": config.to_json()}, [public_key])
+        (folder / "round.dsp").write_bytes(message.encode())
+
     def body(self, config: RoundConfig, name: str) -> Message:
         features, labels = self.shares[name]
         keys = roles.load_keys(self.work / "keys" / roles.PUBLIC_FILE)
@@ -318,3 +326,24 @@ def test_a_failing_sum_is_a_clear_error_not_a_bare_500(deployment):
                                                  "failed") as failed:
         keyholder.aggregate("bad-sum")
     assert failed.value.status == 500
+
+
+def test_every_role_refuses_parameters_below_128_bit(deployment, tmp_path):
+    weak_dir = tmp_path / "weak"
+    roles.make_keys(weak_dir, "paillier", paillier_bits=2048, allow_insecure=True)
+    weak_public = decode((weak_dir / roles.PUBLIC_FILE).read_bytes()).chunks[0]
+    config = RoundConfig.from_json({**deployment.config("weak").to_json(),
+                                    "backend": "paillier"})
+    with deployment.client(tokens.KEYHOLDER) as keyholder:
+        with pytest.raises(DarkscopeError, match="112-bit security, below the required 128"):
+            roles.open_round(keyholder, weak_dir, config)
+        with pytest.raises(AggregatorError, match="112-bit security, below") as refused:
+            keyholder.open_round(config, weak_public)
+        assert refused.value.status == 400
+    deployment.plant_round(config, weak_public)
+    features, labels = deployment.shares["alice"]
+    with deployment.client("alice") as alice:
+        with pytest.raises(DarkscopeError, match="112-bit security, below the required 128"):
+            roles.contribute(alice, "weak", "alice", features, labels,
+                             expect_key=roles.key_fingerprint(weak_public))
+        assert alice.status("weak")["contributed"] == []

@@ -8,8 +8,8 @@ Both wrap well-kept libraries; darkscope adds no cryptographic primitive of its 
   218 bits for N = 8192), the largest the HomomorphicEncryption.org standard allows for
   128-bit classical security, so the parameters give at least 128-bit security.
 - ``paillier``: python-paillier (``phe``), one ciphertext per integer: the classic baseline,
-  thousands of times slower. A 2048-bit modulus gives about 112-bit security (NIST SP 800-57),
-  3072 bits about 128-bit.
+  thousands of times slower. 3072 bits (the default) give about 128-bit security (NIST SP
+  800-57); 2048 bits only about 112-bit, which every role refuses (:func:`require_secure`).
 
 A *public* backend (what the aggregator and the parties hold) can encrypt, check and add; only a
 backend loaded from the key holder's secret file can decrypt.
@@ -33,6 +33,14 @@ HE_STANDARD_128_BITS = {4096: 109, 8192: 218, 16384: 438}
 # Plaintext primes t ≡ 1 (mod 2N) just below 2^60 (N=8192) and 2^50 (N=4096), so SEAL can
 # batch; their primality is checked by the tests with python-paillier's Miller-Rabin.
 BFV_PLAIN_MODULUS = {8192: 1152921504606830593, 4096: 1125899906826241}
+
+
+MIN_SECURITY_BITS = 128
+PAILLIER_SECURE_BITS = 3072
+
+
+class WeakParametersError(DarkscopeError):
+    """Encryption parameters below the required 128-bit security level."""
 
 
 class CiphertextError(DarkscopeError):
@@ -205,11 +213,16 @@ class PaillierBackend(Backend):
         self._width = (public_key.nsquare.bit_length() + 7) // 8
 
     @classmethod
-    def generate(cls, key_bits: int = 2048) -> PaillierBackend:
+    def generate(cls, key_bits: int = PAILLIER_SECURE_BITS,
+                 allow_insecure: bool = False) -> PaillierBackend:
+        """``allow_insecure`` permits 2048-bit keys (112-bit) for local measurements only:
+        the key holder, the aggregator and the parties refuse them in a round."""
         from phe import paillier
 
-        if key_bits < 2048:
-            raise DarkscopeError(f"Paillier keys below 2048 bits are not secure; got {key_bits}")
+        if key_bits < 2048 or (key_bits < PAILLIER_SECURE_BITS and not allow_insecure):
+            raise WeakParametersError(
+                f"Paillier keys of {key_bits} bits give less than {MIN_SECURITY_BITS}-bit "
+                f"security; use at least {PAILLIER_SECURE_BITS} bits")
         public, private = paillier.generate_paillier_keypair(n_length=key_bits)
         return cls(public, private)
 
@@ -302,12 +315,12 @@ class PaillierBackend(Backend):
 
 
 def generate(backend: str, *, poly_modulus_degree: int = 8192,
-             paillier_bits: int = 2048) -> Backend:
+             paillier_bits: int = PAILLIER_SECURE_BITS, allow_insecure: bool = False) -> Backend:
     """Fresh keys for ``backend``."""
     if backend == "bfv":
         return BFVBackend.generate(poly_modulus_degree)
     if backend == "paillier":
-        return PaillierBackend.generate(paillier_bits)
+        return PaillierBackend.generate(paillier_bits, allow_insecure)
     raise DarkscopeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -318,3 +331,12 @@ def load(backend: str, data: bytes) -> Backend:
     if backend == "paillier":
         return PaillierBackend.from_bytes(data)
     raise DarkscopeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def require_secure(backend: Backend, what: str) -> None:
+    """Refuse parameters below :data:`MIN_SECURITY_BITS` (every role calls this on a round)."""
+    level = backend.security()["security_bits"]
+    if not isinstance(level, int) or level < MIN_SECURITY_BITS:
+        raise WeakParametersError(
+            f"{what}: {backend.name} parameters {backend.security()} give "
+            f"{level or 'unknown'}-bit security, below the required {MIN_SECURITY_BITS}-bit")

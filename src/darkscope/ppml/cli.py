@@ -67,14 +67,17 @@ def tokens_command(parties: str, output: str) -> None:
               show_default=True, help="Homomorphic scheme.")
 @click.option("--poly-degree", type=click.Choice(["4096", "8192"]), default="8192",
               show_default=True, help="BFV polynomial degree (slots per ciphertext).")
-@click.option("--paillier-bits", type=int, default=2048, show_default=True,
-              help="Paillier modulus size (2048 ≈ 112-bit, 3072 ≈ 128-bit security).")
+@click.option("--paillier-bits", type=int, default=3072, show_default=True,
+              help="Paillier modulus size (3072 ≈ 128-bit security, the minimum).")
+@click.option("--insecure-allow-weak-keys", "allow_insecure", is_flag=True,
+              help="Allow 2048-bit Paillier keys (≈ 112-bit) for local measurements; every "
+                   "role still refuses them in a round.")
 @output_option(help="Directory for secret.key (keep it) and public.key.")
 @overwrite_option
 @_JSON
 @common
-def keys_command(backend: str, poly_degree: str, paillier_bits: int, output: str,
-                 overwrite: bool, as_json: bool) -> None:
+def keys_command(backend: str, poly_degree: str, paillier_bits: int, allow_insecure: bool,
+                 output: str, overwrite: bool, as_json: bool) -> None:
     """Key holder: make a key pair and report the security level of its parameters.
 
     Give the printed public_key_sha256 to the parties out of band (they pass it as
@@ -82,7 +85,8 @@ def keys_command(backend: str, poly_degree: str, paillier_bits: int, output: str
     """
     from darkscope.ppml import roles
 
-    header = roles.make_keys(output, backend, int(poly_degree), paillier_bits, overwrite)
+    header = roles.make_keys(output, backend, int(poly_degree), paillier_bits, overwrite,
+                             allow_insecure)
     _emit({"backend": header["backend"], **header["security"],
            "public_key_sha256": header["public_key_sha256"]}, as_json)
 

@@ -31,12 +31,13 @@ PUBLIC_FILE = "public.key"
 
 
 def make_keys(directory: str | Path, backend: str = "bfv", poly_modulus_degree: int = 8192,
-              paillier_bits: int = 2048, overwrite: bool = False) -> dict[str, Any]:
+              paillier_bits: int = backends.PAILLIER_SECURE_BITS, overwrite: bool = False,
+              allow_insecure: bool = False) -> dict[str, Any]:
     """Create ``secret.key`` (mode 0600, stays with the key holder) and ``public.key``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     keys = backends.generate(backend, poly_modulus_degree=poly_modulus_degree,
-                             paillier_bits=paillier_bits)
+                             paillier_bits=paillier_bits, allow_insecure=allow_insecure)
     public = keys.public_bytes()
     header = {"backend": backend, "security": keys.security(),
               "public_key_sha256": key_fingerprint(public)}
@@ -79,6 +80,7 @@ def open_round(client: AggregatorClient, keys_dir: str | Path,
     keys = backends.load(config.backend, public)
     if keys.has_secret_key():
         raise DarkscopeError(f"{keys_dir}/{PUBLIC_FILE} holds a secret key; refusing to publish")
+    backends.require_secure(keys, f"{keys_dir}/{PUBLIC_FILE}")
     config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
                                    f"round {config.round_id}")
     answer = client.open_round(config, public)
@@ -101,6 +103,7 @@ def contribute(client: AggregatorClient, round_id: str, party: str, features: np
     keys = backends.load(config.backend, public_key)
     if keys.has_secret_key():
         raise DarkscopeError("the round's context holds a secret key: refusing to use it")
+    backends.require_secure(keys, f"round {round_id!r}")
     rows = len(features)
     if rows > config.max_rows_per_party:
         raise CapacityError(f"{rows} rows exceed the round's max_rows_per_party "

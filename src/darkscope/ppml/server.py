@@ -153,6 +153,7 @@ async def open_round(request: web.Request) -> web.Response:
     if backend.has_secret_key():
         raise HTTPProblem(400, "refusing a context that holds the secret key: publish only "
                                "the public context to the aggregator")
+    backends.require_secure(backend, f"round {round_id!r}")
     config.encoding.check_capacity(config.total_rows_bound, backend.plaintext_bound,
                                    f"round {round_id}")
     if not _write_atomic(folder / "round.dsp", message.encode(), exclusive=True):

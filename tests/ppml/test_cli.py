@@ -23,9 +23,20 @@ def test_party_reports_bad_csv_with_path(tmp_path, capsys):
     token = tmp_path / "p.token"
     token.write_text("t\n")
     code = main(["ppml", "party", "--server", "http://127.0.0.1:9", "--token-file", str(token),
-                 "--round", "r", "--data", str(bad)])
+                 "--round", "r", "--data", str(bad), "--insecure-no-pin"])
     assert code == 1
     assert "local.csv" in capsys.readouterr().err
+
+
+def test_party_without_key_pin_is_refused(tmp_path, capsys):
+    good = tmp_path / "local.csv"
+    good.write_text("a,b,label\n1,2,1\n3,4,2\n")
+    token = tmp_path / "p.token"
+    token.write_text("t\n")
+    code = main(["ppml", "party", "--server", "http://127.0.0.1:9", "--token-file", str(token),
+                 "--round", "r", "--data", str(good)])
+    assert code == 2
+    assert "--expect-key" in capsys.readouterr().err
 
 
 def test_solve_without_secret_key_is_a_clear_error(tmp_path, capsys):

@@ -60,10 +60,15 @@ class Deployment:
             roles.open_round(keyholder, self.work / "keys", config)
         return config
 
+    @property
+    def fingerprint(self) -> str:
+        published = decode((self.work / "keys" / roles.PUBLIC_FILE).read_bytes())
+        return roles.key_fingerprint(published.chunks[0])
+
     def contribute(self, round_id: str, name: str) -> dict:
         features, labels = self.shares[name]
         with self.client(name) as client:
-            return roles.contribute(client, round_id, name, features, labels)
+            return roles.contribute(client, round_id, name, features, labels, self.fingerprint)
 
     def plant_round(self, config: RoundConfig, public_key: bytes) -> None:
         """Write a round straight into the aggregator's state: what a malicious aggregator
@@ -240,7 +245,8 @@ def test_party_with_more_rows_than_agreed_fails_before_encrypting(deployment):
     many = np.repeat(features, 3, axis=0)[:101]
     with deployment.client("alice") as alice, \
             pytest.raises(DarkscopeError, match="101 rows exceed the round's max_rows_per_party"):
-        roles.contribute(alice, "toomany", "alice", many, np.repeat(labels, 3)[:101])
+        roles.contribute(alice, "toomany", "alice", many, np.repeat(labels, 3)[:101],
+                         deployment.fingerprint)
     with deployment.client("alice") as alice:
         assert alice.status("toomany")["contributed"] == []
 
@@ -255,7 +261,8 @@ def test_online_rounds_accumulate_to_the_pooled_model(deployment, tmp_path):
             features, labels = deployment.shares[name]
             part = slice(0, halves[name]) if index == 0 else slice(halves[name], None)
             with deployment.client(name) as client:
-                roles.contribute(client, round_id, name, features[part], labels[part])
+                roles.contribute(client, round_id, name, features[part], labels[part],
+                                 deployment.fingerprint)
         with deployment.client(tokens.KEYHOLDER) as keyholder:
             model, report = roles.solve(keyholder, round_id, deployment.work / "keys", C=100.0,
                                         totals_path=totals)
@@ -347,3 +354,16 @@ def test_every_role_refuses_parameters_below_128_bit(deployment, tmp_path):
             roles.contribute(alice, "weak", "alice", features, labels,
                              expect_key=roles.key_fingerprint(weak_public))
         assert alice.status("weak")["contributed"] == []
+
+
+def test_party_refuses_to_encrypt_without_a_pin_unless_told_so(deployment):
+    deployment.open("unpinned")
+    features, labels = deployment.shares["carol"]
+    with deployment.client("carol") as carol:
+        with pytest.raises(DarkscopeError, match="without the key holder's public key "
+                                                 "fingerprint"):
+            roles.contribute(carol, "unpinned", "carol", features, labels, None)
+        assert carol.status("unpinned")["contributed"] == []
+        report = roles.contribute(carol, "unpinned", "carol", features, labels, None,
+                                  insecure_no_pin=True)
+    assert report["party"] == "carol"

@@ -164,20 +164,31 @@ def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
 @click.option("--name", default=None, help="Party name (default: token file name stem).")
 @click.option("--expect-key", default=None, metavar="SHA256",
               help="The key holder's public_key_sha256 (from `ppml keys`, given out of band); "
-                   "refuse a round carrying any other key.")
+                   "refuse a round carrying any other key. Required unless --insecure-no-pin.")
+@click.option("--insecure-no-pin", is_flag=True,
+              help="Encrypt under whatever key the aggregator serves (a malicious aggregator "
+                   "could substitute its own and decrypt this party's sums).")
 @_JSON
 @common
 def party_command(server: str, token_file: str, round_id: str, data: str, label_column: str,
-                  name: str | None, expect_key: str | None, as_json: bool) -> None:
-    """Party: compute HᵀH and HᵀT of local data, encrypt them, upload once."""
+                  name: str | None, expect_key: str | None, insecure_no_pin: bool,
+                  as_json: bool) -> None:
+    """Party: compute HᵀH and HᵀT of local data, encrypt them, upload once.
+
+    Needs --expect-key (the key holder's fingerprint) or an explicit --insecure-no-pin.
+    """
     from darkscope.ppml import roles, tokens
     from darkscope.ppml.client import AggregatorClient
     from darkscope.ppml.datasets import read_labelled_csv
 
+    if expect_key is None and not insecure_no_pin:
+        raise UsageError("give --expect-key SHA256 (the key holder's public_key_sha256, "
+                         "received out of band) or --insecure-no-pin")
     features, labels = read_labelled_csv(data, label_column)
     party = name or Path(token_file).stem
     with AggregatorClient(server, tokens.read_token(token_file)) as client:
-        report = roles.contribute(client, round_id, party, features, labels, expect_key)
+        report = roles.contribute(client, round_id, party, features, labels, expect_key,
+                                  insecure_no_pin)
     _emit(report, as_json)
 
 

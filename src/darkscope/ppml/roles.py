@@ -88,13 +88,19 @@ def open_round(client: AggregatorClient, keys_dir: str | Path,
 
 
 def contribute(client: AggregatorClient, round_id: str, party: str, features: np.ndarray,
-               labels: np.ndarray, expect_key: str | None = None) -> dict[str, Any]:
+               labels: np.ndarray, expect_key: str | None,
+               insecure_no_pin: bool = False) -> dict[str, Any]:
     """Compute this party's ``HᵀH``/``HᵀT``, encrypt under the round's public key, upload once.
 
-    ``expect_key`` is the key holder's public key fingerprint obtained out of band; with it, a
-    key substituted by the aggregator is refused before anything is encrypted.
+    ``expect_key`` is the key holder's public key fingerprint obtained out of band: a key
+    substituted by the aggregator is refused before anything is encrypted. Without it nothing
+    is encrypted, unless ``insecure_no_pin`` says the caller accepts any key.
     """
     started = time.perf_counter()
+    if expect_key is None and not insecure_no_pin:
+        raise DarkscopeError("refusing to encrypt without the key holder's public key "
+                             "fingerprint: pass --expect-key SHA256 (from `ppml keys`, received "
+                             "out of band), or --insecure-no-pin to accept any key")
     config, public_key = client.round(round_id)
     if expect_key is not None and key_fingerprint(public_key) != expect_key.strip().lower():
         raise DarkscopeError(f"round {round_id!r} carries public key "

@@ -367,3 +367,25 @@ def test_party_refuses_to_encrypt_without_a_pin_unless_told_so(deployment):
         report = roles.contribute(carol, "unpinned", "carol", features, labels, None,
                                   insecure_no_pin=True)
     assert report["party"] == "carol"
+
+
+def test_solve_with_totals_can_be_rerun_after_an_output_error(deployment, tmp_path):
+    """An existing -o file used to fail *after* the totals were saved: re-runs then failed
+    forever with 'already in the totals'."""
+    deployment.open("rerun")
+    for name in PARTIES:
+        deployment.contribute("rerun", name)
+    totals, taken = tmp_path / "totals.npz", tmp_path / "taken.npz"
+    taken.write_bytes(b"someone else's file")
+    with deployment.client(tokens.KEYHOLDER) as keyholder:
+        with pytest.raises(DarkscopeError, match="exists; pass --overwrite"):
+            roles.solve(keyholder, "rerun", deployment.work / "keys", C=100.0, output=taken,
+                        totals_path=totals)
+        assert not totals.exists()
+        assert taken.read_bytes() == b"someone else's file"
+        _, report = roles.solve(keyholder, "rerun", deployment.work / "keys", C=100.0,
+                                output=tmp_path / "model.npz", totals_path=totals)
+    assert report["rounds_in_model"] == ["rerun"]
+    assert Totals.load(totals).rounds == ["rerun"]
+    published = ELM.load(tmp_path / "model.npz")
+    assert published.classes_.tolist() == list(deployment.config("x").classes)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from darkscope.errors import DarkscopeError, InputFormatError
-from darkscope.io import atomic_path
+from darkscope.io import atomic_path, check_output
 from darkscope.ppml import backends
 from darkscope.ppml.client import AggregatorClient
 from darkscope.ppml.encoding import CapacityError, pack_sums, unpack_sums
@@ -154,10 +154,15 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
           totals_path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
     """Fetch the aggregate, decrypt it, solve β, save and publish the model.
 
+    The output path is checked before any work and the totals are saved last, so a failed run
+    can simply be repeated.
+
     With ``totals_path`` the aggregate is added to the key holder's totals of earlier rounds
     (created if absent) and β is solved from all of them: the online form across rounds.
     """
     started = time.perf_counter()
+    if output is not None:
+        check_output(output, overwrite)
     keys = load_keys(keys_dir)
     if not keys.has_secret_key():
         raise DarkscopeError(f"{keys_dir} holds no secret key; solve needs the key holder's "
@@ -170,7 +175,6 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
     if totals_path is not None:
         totals = Totals.load(totals_path) if Path(totals_path).exists() else Totals.empty(config)
         totals.add(config, gram, cross)
-        totals.save(totals_path)
         gram, cross, rounds = totals.gram, totals.cross, totals.rounds
     decrypted = time.perf_counter()
     from darkscope.ppml.elm import ELM
@@ -184,6 +188,9 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
         with atomic_path(output, overwrite) as tmp:
             tmp.write_bytes(model_bytes)
     client.publish_model(round_id, model_bytes)
+    if totals_path is not None:
+        # Last: a failure before this point leaves the totals as they were, so a re-run works.
+        totals.save(totals_path)
     done = time.perf_counter()
     return model, {"round": round_id, "rounds_in_model": rounds,
                    "bytes_received": sum(len(c) for c in aggregate.chunks),

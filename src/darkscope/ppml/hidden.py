@@ -65,6 +65,8 @@ class HiddenLayer:
 
 def one_hot(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """0/1 target matrix; labels outside ``classes`` are an error, not a silent zero row."""
+    if len(classes) > 1 and not np.all(classes[1:] > classes[:-1]):
+        raise DarkscopeError(f"classes must be sorted and distinct, got {classes.tolist()}")
     index = np.searchsorted(classes, labels)
     index = np.clip(index, 0, len(classes) - 1)
     unknown = classes[index] != labels

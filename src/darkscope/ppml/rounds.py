@@ -55,6 +55,8 @@ class RoundConfig:
             check_name(name)
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise RoundConfigError("a round needs at least two distinct classes")
+        # Sorted, so that every party's one-hot columns (searchsorted) agree with β's columns.
+        object.__setattr__(self, "classes", tuple(sorted(self.classes)))
         if self.activation not in ACTIVATIONS:
             raise RoundConfigError(f"activation {self.activation!r} is not one of {ACTIVATIONS}")
         if self.max_rows_per_party < 1:

@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+
+from darkscope.errors import DarkscopeError
+from darkscope.ppml.hidden import local_sums, one_hot
+from darkscope.ppml.rounds import RoundConfig
+
+
+def _config(**changes):
+    raw = {"round_id": "r", "backend": "bfv", "parties": ["a", "b"], "classes": [3, 1, 2],
+           "n_hidden": 4, "activation": "sigmoid", "seed": 1, "scale_bits": 10,
+           "max_rows_per_party": 100, "feature_low": [0.0, 0.0], "feature_high": [1.0, 1.0]}
+    raw.update(changes)
+    return RoundConfig.from_json(raw)
+
+
+def test_unsorted_classes_are_sorted_so_every_party_can_encode_labels():
+    config = _config()
+    assert config.classes == (1, 2, 3)
+    features = np.array([[0.1, 0.2], [0.5, 0.5], [0.9, 0.3]])
+    _, cross = local_sums(config.layer, config.encoding, features, np.array([3, 1, 2]),
+                          config.class_array)
+    assert (cross != 0).all()  # every class column received its row
+
+
+def test_one_hot_refuses_unsorted_classes():
+    with pytest.raises(DarkscopeError, match="classes must be sorted"):
+        one_hot(np.array([1, 3]), np.array([3, 1, 2]))

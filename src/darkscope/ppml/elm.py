@@ -18,7 +18,12 @@ from darkscope import __version__
 from darkscope.errors import DarkscopeError, InputFormatError
 from darkscope.io import atomic_path
 from darkscope.ppml.encoding import FixedPoint
-from darkscope.ppml.hidden import HiddenLayer, local_sums, solve_output_weights
+from darkscope.ppml.hidden import (
+    HiddenLayer,
+    local_sums,
+    require_finite,
+    solve_output_weights,
+)
 
 MODEL_FORMAT = "darkscope-ppml-elm/1"
 
@@ -44,6 +49,7 @@ class ELM(ClassifierMixin, BaseEstimator):
         self.feature_high = feature_high
 
     def _init_layer(self, features: np.ndarray) -> None:
+        require_finite(features)
         low = self.feature_low if self.feature_low is not None else features.min(axis=0)
         high = self.feature_high if self.feature_high is not None else features.max(axis=0)
         self.layer_ = HiddenLayer(
@@ -73,6 +79,13 @@ class ELM(ClassifierMixin, BaseEstimator):
             self.classes_ = np.unique(classes)
             self.cross_ = np.zeros((self.n_hidden, len(self.classes_)), dtype=np.int64)
             self.n_rows_ = 0
+        elif not hasattr(self, "gram_"):
+            raise DarkscopeError("this model was loaded from a file, which holds β but not the "
+                                 "sums HᵀH and HᵀT; partial_fit can only continue a model "
+                                 "fitted (or fit_sums-solved) in this process")
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise DarkscopeError(f"partial_fit got classes={np.unique(classes).tolist()}, but "
+                                 f"the model was started with {self.classes_.tolist()}")
         return self._accumulate(features, np.asarray(y))
 
     def _accumulate(self, features: np.ndarray, labels: np.ndarray) -> ELM:
@@ -86,13 +99,24 @@ class ELM(ClassifierMixin, BaseEstimator):
         return self
 
     def fit_sums(self, layer: HiddenLayer, gram: np.ndarray, cross: np.ndarray,
-                 classes: np.ndarray) -> ELM:
-        """Solve β from sums computed elsewhere (the decrypted aggregate of a round)."""
+                 classes: np.ndarray, n_rows: int) -> ELM:
+        """Solve β from sums computed elsewhere (the decrypted aggregate of a round).
+
+        ``n_rows`` bounds the rows behind the sums (a round's ``total_rows_bound``), so that a
+        later ``partial_fit`` keeps the int64 overflow check.
+        """
+        classes = np.asarray(classes)
+        if gram.shape != (layer.n_hidden, layer.n_hidden) or \
+                cross.shape != (layer.n_hidden, len(classes)):
+            raise DarkscopeError(f"sums of shapes {gram.shape} and {cross.shape} do not fit "
+                                 f"L={layer.n_hidden} and {len(classes)} classes")
         self.layer_ = layer
         self.encoding_ = FixedPoint(int(self.scale_bits))
         self.n_features_in_ = layer.n_features
-        self.classes_ = np.asarray(classes)
-        self.gram_, self.cross_ = gram, cross
+        self.classes_ = classes
+        self.gram_ = np.array(gram, dtype=np.int64)
+        self.cross_ = np.array(cross, dtype=np.int64)
+        self.n_rows_ = int(n_rows)
         self.beta_ = solve_output_weights(gram, cross, self.encoding_, self.C)
         return self
 

@@ -39,6 +39,11 @@ class HiddenLayer:
             raise DarkscopeError(f"n_hidden must be at least 1, got {self.n_hidden}")
         if not len(self.feature_low) == len(self.feature_high) == self.n_features:
             raise DarkscopeError(f"feature ranges must have {self.n_features} entries")
+        ranges = np.asarray([self.feature_low, self.feature_high], dtype=np.float64)
+        if not np.isfinite(ranges).all():
+            bad = sorted(set(np.flatnonzero(~np.isfinite(ranges).all(axis=0)).tolist()))
+            raise DarkscopeError(f"feature ranges must be finite numbers; features {bad[:10]} "
+                                 "have NaN or infinite low/high")
 
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.seed)
@@ -52,6 +57,7 @@ class HiddenLayer:
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise DarkscopeError(f"expected {self.n_features} features per row, "
                                  f"got shape {features.shape}")
+        require_finite(features)
         low = np.asarray(self.feature_low)
         span = np.asarray(self.feature_high) - low
         span[span <= 0] = 1.0
@@ -61,6 +67,16 @@ class HiddenLayer:
         if self.activation == "sigmoid":
             return 0.5 * (1.0 + np.tanh(0.5 * z))
         return np.tanh(z)
+
+
+def require_finite(features: np.ndarray) -> None:
+    """NaN or infinite inputs would silently corrupt the sums (and β): name the rows."""
+    values = np.atleast_2d(features)
+    finite = np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)
+        raise DarkscopeError(f"{len(rows)} rows have NaN or infinite features (first rows: "
+                             f"{rows[:5].tolist()}); they would corrupt the sums")
 
 
 def one_hot(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:

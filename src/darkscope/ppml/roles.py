@@ -171,17 +171,18 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
     aggregate = client.aggregate(round_id, wait_seconds)
     fetched = time.perf_counter()
     gram, cross = decrypt_aggregate(keys, config, aggregate)
-    rounds = [round_id]
+    rounds, rows_bound = [round_id], config.total_rows_bound
     if totals_path is not None:
         totals = Totals.load(totals_path) if Path(totals_path).exists() else Totals.empty(config)
         totals.add(config, gram, cross)
         gram, cross, rounds = totals.gram, totals.cross, totals.rounds
+        rows_bound = totals.rows_bound
     decrypted = time.perf_counter()
     from darkscope.ppml.elm import ELM
 
     model = ELM(n_hidden=config.n_hidden, activation=config.activation, C=C,
                 random_state=config.seed, scale_bits=config.scale_bits)
-    model.fit_sums(config.layer, gram, cross, config.class_array)
+    model.fit_sums(config.layer, gram, cross, config.class_array, rows_bound)
     solved = time.perf_counter()
     model_bytes = model.to_bytes()
     if output is not None:

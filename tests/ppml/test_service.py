@@ -74,7 +74,7 @@ class Deployment:
         """Write a round straight into the aggregator's state: what a malicious aggregator
         (or an old version) could serve to the parties."""
         folder = self.work / "aggregator-state" / "rounds" / config.round_id
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
         message = Message({"kind": "round", "config": config.to_json()}, [public_key])
         (folder / "round.dsp").write_bytes(message.encode())
 
@@ -389,3 +389,23 @@ def test_solve_with_totals_can_be_rerun_after_an_output_error(deployment, tmp_pa
     assert Totals.load(totals).rounds == ["rerun"]
     published = ELM.load(tmp_path / "model.npz")
     assert published.classes_.tolist() == list(deployment.config("x").classes)
+
+
+def test_key_holder_checks_the_aggregate_against_its_own_round_record(deployment):
+    """An aggregator that serves a shrunken party list could pass two parties' sums (or one)
+    off as the total; the key holder compares with the config it published, kept locally."""
+    config = deployment.open("shrunk")
+    assert roles.load_round_record(deployment.work / "keys", "shrunk") == config
+    fewer = RoundConfig.from_json({**config.to_json(), "parties": ["alice", "bob"]})
+    (deployment.work / "aggregator-state" / "rounds" / "shrunk" / "round.dsp").unlink()
+    public = decode((deployment.work / "keys" / roles.PUBLIC_FILE).read_bytes()).chunks[0]
+    deployment.plant_round(fewer, public)
+    deployment.restart()
+    for name in ["alice", "bob"]:
+        deployment.contribute("shrunk", name)
+    with deployment.client(tokens.KEYHOLDER) as keyholder:
+        assert keyholder.aggregate("shrunk").header["parties"] == ["alice", "bob"]
+        with pytest.raises(DarkscopeError, match="not the sum over all"):
+            roles.solve(keyholder, "shrunk", deployment.work / "keys", C=100.0)
+        with pytest.raises(DarkscopeError, match="no record of round 'elsewhere'"):
+            roles.solve(keyholder, "elsewhere", deployment.work / "keys", C=100.0)

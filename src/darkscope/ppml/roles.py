@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from darkscope.ppml import backends
 from darkscope.ppml.client import AggregatorClient
 from darkscope.ppml.encoding import CapacityError, pack_sums, unpack_sums
 from darkscope.ppml.hidden import local_sums
-from darkscope.ppml.rounds import RoundConfig
+from darkscope.ppml.rounds import ROUND_ID, RoundConfig
 from darkscope.ppml.totals import Totals
 from darkscope.ppml.wire import Message, WireFormatError, decode
 from darkscope.progress import track
@@ -83,8 +84,46 @@ def open_round(client: AggregatorClient, keys_dir: str | Path,
     backends.require_secure(keys, f"{keys_dir}/{PUBLIC_FILE}")
     config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
                                    f"round {config.round_id}")
+    record = _round_record(keys_dir, config.round_id)
+    if record.exists() and load_round_record(keys_dir, config.round_id) != config:
+        raise DarkscopeError(f"{record} already records another configuration for round "
+                             f"{config.round_id!r}; use a new round id")
     answer = client.open_round(config, public)
+    if not record.exists():
+        record.parent.mkdir(exist_ok=True)
+        with atomic_path(record) as tmp:
+            tmp.write_text(config.dumps() + "\n")
     return {**answer, "public_key_sha256": key_fingerprint(public)}
+
+
+def _round_record(keys_dir: str | Path, round_id: str) -> Path:
+    if not ROUND_ID.fullmatch(round_id):
+        raise DarkscopeError(f"bad round id {round_id!r}")
+    directory = Path(keys_dir)
+    if directory.is_file():
+        directory = directory.parent
+    return directory / "rounds" / f"{round_id}.json"
+
+
+def load_round_record(keys_dir: str | Path, round_id: str) -> RoundConfig:
+    """The round configuration as the key holder published it, kept beside its keys.
+
+    The key holder checks the aggregate against this copy, not against what the aggregator
+    serves: an aggregator that shrank the party list could otherwise pass one party's sums off
+    as the total.
+    """
+    path = _round_record(keys_dir, round_id)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DarkscopeError(f"no record of round {round_id!r} in {path.parent}: the key holder "
+                             "solves only rounds it opened from this key directory") from exc
+    except (OSError, ValueError) as exc:
+        raise InputFormatError(path, f"not a readable round record ({exc})") from exc
+    try:
+        return RoundConfig.from_json(raw)
+    except DarkscopeError as exc:
+        raise InputFormatError(path, str(exc)) from exc
 
 
 def contribute(client: AggregatorClient, round_id: str, party: str, features: np.ndarray,
@@ -141,6 +180,8 @@ def decrypt_aggregate(keys: backends.Backend, config: RoundConfig,
                       aggregate: Message) -> tuple[np.ndarray, np.ndarray]:
     """Decrypt the summed ciphertexts into the integer ``HᵀH`` and ``HᵀT`` of all parties."""
     if aggregate.header.get("kind") != "aggregate" or \
+            aggregate.header.get("round") != config.round_id or \
+            aggregate.header.get("n_values") != config.n_values or \
             sorted(aggregate.header.get("parties", [])) != sorted(config.parties):
         raise DarkscopeError("the aggregator's answer is not the sum over all of the round's "
                              "parties; refusing to decrypt it")
@@ -167,7 +208,7 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
     if not keys.has_secret_key():
         raise DarkscopeError(f"{keys_dir} holds no secret key; solve needs the key holder's "
                              f"{SECRET_FILE}")
-    config, _ = client.round(round_id)
+    config = load_round_record(keys_dir, round_id)
     aggregate = client.aggregate(round_id, wait_seconds)
     fetched = time.perf_counter()
     gram, cross = decrypt_aggregate(keys, config, aggregate)

@@ -4,6 +4,7 @@ import pytest
 from darkscope.errors import DarkscopeError
 from darkscope.ppml.hidden import local_sums, one_hot
 from darkscope.ppml.rounds import RoundConfig
+from darkscope.ppml.tokens import check_name
 
 
 def _config(**changes):
@@ -26,3 +27,13 @@ def test_unsorted_classes_are_sorted_so_every_party_can_encode_labels():
 def test_one_hot_refuses_unsorted_classes():
     with pytest.raises(DarkscopeError, match="classes must be sorted"):
         one_hot(np.array([1, 3]), np.array([3, 1, 2]))
+
+
+@pytest.mark.parametrize("name", ["alice\n", "alice\nbob", "", "-x", "a" * 65])
+def test_names_with_a_trailing_newline_or_other_junk_are_refused(name):
+    with pytest.raises(DarkscopeError, match="must be 1-64 letters"):
+        check_name(name)
+    with pytest.raises(DarkscopeError, match="must be 1-64 letters"):
+        _config(round_id=name)
+    with pytest.raises(DarkscopeError, match="must be 1-64 letters"):
+        _config(parties=[name, "b"])

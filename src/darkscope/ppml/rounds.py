@@ -21,7 +21,7 @@ from darkscope.ppml.encoding import FixedPoint, packed_length
 from darkscope.ppml.hidden import ACTIVATIONS, HiddenLayer
 from darkscope.ppml.tokens import check_name
 
-ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ROUND_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class RoundConfigError(DarkscopeError):
@@ -43,7 +43,7 @@ class RoundConfig:
     feature_high: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        if not ROUND_ID.match(self.round_id):
+        if not ROUND_ID.fullmatch(self.round_id):
             raise RoundConfigError(f"round id {self.round_id!r} must be 1-64 letters, digits, "
                                    "'.', '_' or '-'")
         if self.backend not in BACKENDS:

@@ -75,7 +75,7 @@ class RoundStore:
         return self._locks.setdefault(round_id, asyncio.Lock())
 
     def directory(self, round_id: str) -> Path:
-        if not ROUND_ID.match(round_id):
+        if not ROUND_ID.fullmatch(round_id):
             raise HTTPProblem(400, f"bad round id {round_id!r}")
         return self.state / "rounds" / round_id
 

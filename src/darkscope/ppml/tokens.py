@@ -19,12 +19,12 @@ from darkscope.errors import DarkscopeError, InputFormatError, UsageError
 from darkscope.io import atomic_path
 
 KEYHOLDER = "keyholder"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 HASHES_FILE = "aggregator-tokens.json"
 
 
 def check_name(name: str, what: str = "party name") -> str:
-    if not NAME.match(name) or name == KEYHOLDER:
+    if not NAME.fullmatch(name) or name == KEYHOLDER:
         raise UsageError(f"{what} {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
                          f"and not {KEYHOLDER!r}")
     return name

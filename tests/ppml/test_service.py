@@ -1,7 +1,9 @@
 """The three roles against a real aggregator process on 127.0.0.1 (real HTTP, real BFV)."""
 
 import os
+import socket
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -409,3 +411,40 @@ def test_key_holder_checks_the_aggregate_against_its_own_round_record(deployment
             roles.solve(keyholder, "shrunk", deployment.work / "keys", C=100.0)
         with pytest.raises(DarkscopeError, match="no record of round 'elsewhere'"):
             roles.solve(keyholder, "elsewhere", deployment.work / "keys", C=100.0)
+
+
+def _raw_post(url: str, path: str, token: str, length: int, body: bytes = b"") -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=5)
+    conn.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+                 f"Content-Length: {length}\r\n\r\n".encode() + body)
+    return conn
+
+
+def test_oversized_upload_is_refused_from_its_headers(deployment):
+    """The aggregator answers 413 without waiting for (or reading) a 1 GB body."""
+    deployment.open("huge")
+    token = tokens.read_token(deployment.work / "tokens" / "alice.token")
+    with _raw_post(deployment.url, "/v1/rounds/huge/contributions", token, 10**9) as conn:
+        answer = conn.recv(65536)
+    assert answer.split(b"\r\n")[0].endswith(b"413 Request Entity Too Large")
+    assert b"contribution of 1000000000 bytes exceeds the" in answer
+    with deployment.client("alice") as alice:
+        assert alice.status("huge")["contributed"] == []
+
+
+def test_one_upload_in_flight_per_party(deployment):
+    config = deployment.open("inflight")
+    body = deployment.body(config, "bob").encode()
+    token = tokens.read_token(deployment.work / "tokens" / "bob.token")
+    path = "/v1/rounds/inflight/contributions"
+    with _raw_post(deployment.url, path, token, len(body), body[:1000]) as slow:
+        time.sleep(0.5)  # the first upload is now being received
+        with deployment.client("bob") as bob, \
+                pytest.raises(AggregatorError, match="already in progress") as busy:
+            bob.contribute("inflight", body)
+        assert busy.value.status == 409
+        slow.sendall(body[1000:])
+        assert slow.recv(65536).split(b"\r\n")[0].endswith(b"201 Created")
+    with deployment.client("bob") as bob:
+        assert bob.status("inflight")["contributed"] == ["bob"]

@@ -90,6 +90,10 @@ class Backend(ABC):
     @abstractmethod
     def decrypt(self, chunks: Sequence[bytes], count: int) -> np.ndarray: ...
 
+    @abstractmethod
+    def max_chunk_bytes(self) -> int:
+        """An upper bound on one serialized ciphertext chunk, to refuse oversized uploads."""
+
     def n_chunks(self, count: int) -> int:
         return math.ceil(count / self.slots)
 
@@ -115,6 +119,7 @@ class BFVBackend(Backend):
         self._degree = key_data.parms().poly_modulus_degree()
         # SEAL stores (t + 1) / 2, the threshold above which slots decode as negative.
         self._plain = 2 * key_data.plain_upper_half_threshold() - 1
+        self._max_chunk: int | None = None
 
     @classmethod
     def generate(cls, poly_modulus_degree: int = 8192) -> BFVBackend:
@@ -190,6 +195,14 @@ class BFVBackend(Backend):
                 acc += self._load(chunk, index)
             total.append(acc.serialize())
         return total
+
+    def max_chunk_bytes(self) -> int:
+        # A fresh ciphertext's size varies by a few bytes with SEAL's compression; 5% + 1 KiB
+        # covers that (a sum of ciphertexts is the same size).
+        if self._max_chunk is None:
+            size = len(self.encrypt(np.zeros(self._degree, np.int64))[0])
+            self._max_chunk = size * 21 // 20 + 1024
+        return self._max_chunk
 
     def decrypt(self, chunks: Sequence[bytes], count: int) -> np.ndarray:
         self._require_secret()
@@ -302,6 +315,9 @@ class PaillierBackend(Backend):
                 sums.append(acc.ciphertext(be_secure=False))
             total.append(b"".join(c.to_bytes(self._width, "big") for c in sums))
         return total
+
+    def max_chunk_bytes(self) -> int:
+        return self._width * self._per_chunk
 
     def decrypt(self, chunks: Sequence[bytes], count: int) -> np.ndarray:
         from phe import paillier

@@ -30,6 +30,8 @@ from darkscope.ppml.rounds import ROUND_ID, RoundConfig
 from darkscope.ppml.tokens import Identity, TokenTable
 from darkscope.ppml.wire import Message, decode
 
+_HEADER_ALLOWANCE = 64 << 10
+_PER_CHUNK_HEADER = 256
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IDENTITY = web.AppKey("identity", Identity)
 
@@ -70,6 +72,7 @@ class RoundStore:
         self.tokens = tokens
         self._backends: dict[str, backends.Backend] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.uploading: set[tuple[str, str]] = set()
 
     def lock(self, round_id: str) -> asyncio.Lock:
         return self._locks.setdefault(round_id, asyncio.Lock())
@@ -94,6 +97,13 @@ class RoundStore:
         if not folder.exists():
             return []
         return sorted(p.stem for p in folder.glob("*.dsp"))
+
+
+def max_contribution_bytes(config: RoundConfig, backend: backends.Backend) -> int:
+    """The largest body a valid contribution to this round can have: container header (JSON,
+    about 100 bytes per chunk's length and digest) plus every chunk at its largest size."""
+    chunks = backend.n_chunks(config.n_values)
+    return _HEADER_ALLOWANCE + chunks * (_PER_CHUNK_HEADER + backend.max_chunk_bytes())
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -179,6 +189,29 @@ async def contribute(request: web.Request) -> web.Response:
     target = store.directory(round_id) / "contributions" / f"{identity.name}.dsp"
     if target.exists():
         raise HTTPProblem(409, f"{identity.name!r} already contributed to round {round_id!r}")
+    # Judge the size from the headers, before reading a byte of the body.
+    length = request.content_length
+    if length is None:
+        raise HTTPProblem(411, "a contribution needs a Content-Length header")
+    limit = max_contribution_bytes(config, backend)
+    if length > limit:
+        raise HTTPProblem(413, f"contribution of {length} bytes exceeds the {limit} bytes a "
+                               f"contribution to round {round_id!r} can have")
+    key = (round_id, identity.name)
+    if key in store.uploading:
+        raise HTTPProblem(409, f"an upload from {identity.name!r} to round {round_id!r} is "
+                               "already in progress")
+    store.uploading.add(key)
+    try:
+        return await _receive(request, store, config, backend, target)
+    finally:
+        store.uploading.discard(key)
+
+
+async def _receive(request: web.Request, store: RoundStore, config: RoundConfig,
+                   backend: backends.Backend, target: Path) -> web.Response:
+    identity: Identity = request[IDENTITY]
+    round_id = config.round_id
     body = await request.read()
     message = decode(body, f"contribution of {identity.name}")
     header = message.header

@@ -448,3 +448,17 @@ def test_one_upload_in_flight_per_party(deployment):
         assert slow.recv(65536).split(b"\r\n")[0].endswith(b"201 Created")
     with deployment.client("bob") as bob:
         assert bob.status("inflight")["contributed"] == ["bob"]
+
+
+def test_party_refuses_a_round_whose_hidden_layer_digest_differs(deployment):
+    """What a party with another numpy random stream (or a tampered config) would see."""
+    config = deployment.config("layer-digest")
+    tampered = RoundConfig.from_json({**config.to_json(), "layer_sha256": "ab" * 32})
+    public = decode((deployment.work / "keys" / roles.PUBLIC_FILE).read_bytes()).chunks[0]
+    deployment.plant_round(tampered, public)
+    features, labels = deployment.shares["alice"]
+    with deployment.client("alice") as alice:
+        with pytest.raises(DarkscopeError, match="the round's is abab"):
+            roles.contribute(alice, "layer-digest", "alice", features, labels,
+                             deployment.fingerprint)
+        assert alice.status("layer-digest")["contributed"] == []

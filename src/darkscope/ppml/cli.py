@@ -146,7 +146,7 @@ def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
                                                 f"and parties ({exc!r})") from exc
         raw["scale_bits"] = largest_scale_bits(rows, keys.plaintext_bound)
     try:
-        config = RoundConfig.from_json(raw)
+        config = RoundConfig.from_json(raw, new=True)
     except DarkscopeError as exc:
         raise InputFormatError(config_file, str(exc)) from exc
     with AggregatorClient(server, tokens.read_token(token_file)) as client:

@@ -9,7 +9,9 @@ bit-for-bit β solved from the same sums in the clear.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg
@@ -46,10 +48,29 @@ class HiddenLayer:
                                  "have NaN or infinite low/high")
 
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """``W, b ~ U(-1, 1)`` from the seed, drawn once per layer object (read-only)."""
+        return self._weights
+
+    @cached_property
+    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.seed)
         weights = rng.uniform(-1.0, 1.0, size=(self.n_features, self.n_hidden))
         bias = rng.uniform(-1.0, 1.0, size=self.n_hidden)
+        weights.flags.writeable = False
+        bias.flags.writeable = False
         return weights, bias
+
+    def sha256(self) -> str:
+        """Digest of ``W`` and ``b`` as float64 little-endian bytes.
+
+        numpy does not promise the same random stream across versions, so parties compare this
+        with the round's digest instead of trusting that the seed gives everyone the same layer.
+        """
+        weights, bias = self.weights()
+        digest = hashlib.sha256(f"{weights.shape}".encode())
+        digest.update(np.ascontiguousarray(weights, dtype="<f8").tobytes())
+        digest.update(np.ascontiguousarray(bias, dtype="<f8").tobytes())
+        return digest.hexdigest()
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         """Hidden outputs in [-1, 1]: inputs scaled to [-1, 1] by the agreed ranges, clipped."""

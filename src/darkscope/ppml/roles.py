@@ -82,6 +82,7 @@ def open_round(client: AggregatorClient, keys_dir: str | Path,
     if keys.has_secret_key():
         raise DarkscopeError(f"{keys_dir}/{PUBLIC_FILE} holds a secret key; refusing to publish")
     backends.require_secure(keys, f"{keys_dir}/{PUBLIC_FILE}")
+    config.verify_layer()
     config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
                                    f"round {config.round_id}")
     record = _round_record(keys_dir, config.round_id)
@@ -155,6 +156,7 @@ def contribute(client: AggregatorClient, round_id: str, party: str, features: np
                             f"{config.max_rows_per_party}; the sums could overflow")
     config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
                                    f"round {round_id}")
+    config.verify_layer()
     fetched = time.perf_counter()
     gram, cross = local_sums(config.layer, config.encoding, features, labels, config.class_array)
     summed = time.perf_counter()

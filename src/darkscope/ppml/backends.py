@@ -29,7 +29,7 @@ from darkscope.errors import DarkscopeError
 BACKENDS = ("bfv", "paillier")
 
 # SEAL's default (HE-standard, 128-bit) total coefficient modulus bits per polynomial degree.
-HE_STANDARD_128_BITS = {4096: 109, 8192: 218, 16384: 438}
+HE_STANDARD_128_BITS = {4096: 109, 8192: 218}
 # Plaintext primes t ≡ 1 (mod 2N) just below 2^60 (N=8192) and 2^50 (N=4096), so SEAL can
 # batch; their primality is checked by the tests with python-paillier's Miller-Rabin.
 BFV_PLAIN_MODULUS = {8192: 1152921504606830593, 4096: 1125899906826241}

@@ -154,15 +154,15 @@ class ELM(ClassifierMixin, BaseEstimator):
             with np.load(io.BytesIO(data)) as arrays:
                 beta = arrays["beta"]
                 meta = json.loads(bytes(arrays["meta"]).decode())
-            layer_fields = dict(meta["layer"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputFormatError(source, f"not a darkscope ELM model ({exc})") from exc
         if meta.get("format") != MODEL_FORMAT:
             raise InputFormatError(source, f"model format {meta.get('format')!r}, "
                                            f"expected {MODEL_FORMAT!r}")
-        layer_fields["feature_low"] = tuple(layer_fields["feature_low"])
-        layer_fields["feature_high"] = tuple(layer_fields["feature_high"])
-        layer = HiddenLayer(**layer_fields)
+        try:
+            layer = HiddenLayer.from_json(meta["layer"])
+        except (KeyError, TypeError, ValueError, DarkscopeError) as exc:
+            raise InputFormatError(source, f"bad hidden-layer definition ({exc})") from exc
         model = cls(n_hidden=layer.n_hidden, activation=layer.activation, C=meta["C"],
                     random_state=layer.seed, scale_bits=meta["scale_bits"])
         model.layer_ = layer

@@ -96,8 +96,7 @@ def _pieces(q: np.ndarray, value_bits: int) -> list[np.ndarray]:
 
     Low digits are unsigned, the top one signed; ``q = sum(digit_i << (k * i))``.
     """
-    count = max(1, -(-value_bits // _PIECE_BITS))
-    width = -(-value_bits // count)
+    count, width = _piece_layout(value_bits)
     mask = (1 << width) - 1
     pieces = []
     rest = q
@@ -108,9 +107,10 @@ def _pieces(q: np.ndarray, value_bits: int) -> list[np.ndarray]:
     return pieces
 
 
-def _piece_width(value_bits: int) -> int:
+def _piece_layout(value_bits: int) -> tuple[int, int]:
+    """How many digits, and how many bits each, split a ``value_bits``-bit value."""
     count = max(1, -(-value_bits // _PIECE_BITS))
-    return -(-value_bits // count)
+    return count, -(-value_bits // count)
 
 
 def exact_gram(q: np.ndarray, value_bits: int) -> np.ndarray:
@@ -122,7 +122,7 @@ def exact_gram(q: np.ndarray, value_bits: int) -> np.ndarray:
     values split into digits whose products recombine with shifts into the exact integers.
     """
     n, width = q.shape
-    shift = _piece_width(value_bits)
+    _, shift = _piece_layout(value_bits)
     gram = np.zeros((width, width), dtype=np.int64)
     for start in range(0, n, _ROW_BLOCK):
         pieces = _pieces(q[start:start + _ROW_BLOCK], value_bits)

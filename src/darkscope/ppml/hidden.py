@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -46,6 +47,14 @@ class HiddenLayer:
             bad = sorted(set(np.flatnonzero(~np.isfinite(ranges).all(axis=0)).tolist()))
             raise DarkscopeError(f"feature ranges must be finite numbers; features {bad[:10]} "
                                  "have NaN or infinite low/high")
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> HiddenLayer:
+        """Inverse of ``dataclasses.asdict`` (JSON turns the range tuples into lists)."""
+        fields = dict(raw)
+        fields["feature_low"] = tuple(float(v) for v in fields["feature_low"])
+        fields["feature_high"] = tuple(float(v) for v in fields["feature_high"])
+        return cls(**fields)
 
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
         """``W, b ~ U(-1, 1)`` from the seed, drawn once per layer object (read-only)."""

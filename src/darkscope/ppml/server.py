@@ -58,10 +58,19 @@ def _write_atomic(path: Path, data: bytes, exclusive: bool = False) -> bool:
                 return False
         else:
             os.replace(tmp, path)
+        _fsync_directory(path.parent)  # the new name survives a crash before a 201 is sent
         return True
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class RoundStore:
@@ -70,7 +79,8 @@ class RoundStore:
     def __init__(self, state: Path, tokens: TokenTable) -> None:
         self.state = state
         self.tokens = tokens
-        self._backends: dict[str, backends.Backend] = {}
+        # A round never changes once opened: decode and hash-check round.dsp once.
+        self._rounds: dict[str, tuple[RoundConfig, backends.Backend, bytes]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.uploading: set[tuple[str, str]] = set()
 
@@ -83,14 +93,23 @@ class RoundStore:
         return self.state / "rounds" / round_id
 
     def round(self, round_id: str) -> tuple[RoundConfig, backends.Backend]:
-        path = self.directory(round_id) / "round.dsp"
-        if not path.exists():
-            raise HTTPProblem(404, f"no round {round_id!r}")
-        message = decode(path.read_bytes(), f"round {round_id}")
-        config = RoundConfig.from_json(message.header["config"])
-        if round_id not in self._backends:
-            self._backends[round_id] = backends.load(config.backend, message.chunks[0])
-        return config, self._backends[round_id]
+        config, backend, _ = self._round(round_id)
+        return config, backend
+
+    def round_bytes(self, round_id: str) -> bytes:
+        return self._round(round_id)[2]
+
+    def _round(self, round_id: str) -> tuple[RoundConfig, backends.Backend, bytes]:
+        if round_id not in self._rounds:
+            path = self.directory(round_id) / "round.dsp"
+            if not path.exists():
+                raise HTTPProblem(404, f"no round {round_id!r}")
+            data = path.read_bytes()
+            message = decode(data, f"round {round_id}")
+            config = RoundConfig.from_json(message.header["config"])
+            self._rounds[round_id] = (config, backends.load(config.backend, message.chunks[0]),
+                                      data)
+        return self._rounds[round_id]
 
     def contributed(self, round_id: str) -> list[str]:
         folder = self.directory(round_id) / "contributions"
@@ -173,10 +192,8 @@ async def open_round(request: web.Request) -> web.Response:
 
 async def get_round(request: web.Request) -> web.Response:
     store: RoundStore = request.app[STORE]
-    path = store.directory(request.match_info["round_id"]) / "round.dsp"
-    if not path.exists():
-        raise HTTPProblem(404, f"no round {request.match_info['round_id']!r}")
-    return web.Response(body=path.read_bytes(), content_type="application/octet-stream")
+    return web.Response(body=store.round_bytes(request.match_info["round_id"]),
+                        content_type="application/octet-stream")
 
 
 async def contribute(request: web.Request) -> web.Response:

@@ -73,10 +73,8 @@ class Totals:
             with np.load(path) as data:
                 gram, cross = data["gram"], data["cross"]
                 meta = json.loads(bytes(data["meta"]).decode())
-            layer = dict(meta["layer"])
-            layer["feature_low"] = tuple(layer["feature_low"])
-            layer["feature_high"] = tuple(layer["feature_high"])
-            return cls(HiddenLayer(**layer), int(meta["scale_bits"]), tuple(meta["classes"]),
-                       gram, cross, list(meta["rounds"]), int(meta["rows_bound"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return cls(HiddenLayer.from_json(meta["layer"]), int(meta["scale_bits"]),
+                       tuple(meta["classes"]), gram, cross, list(meta["rounds"]),
+                       int(meta["rows_bound"]))
+        except (OSError, ValueError, KeyError, TypeError, DarkscopeError) as exc:
             raise InputFormatError(path, f"not a darkscope ppml totals file ({exc})") from exc

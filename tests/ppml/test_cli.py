@@ -116,3 +116,25 @@ def test_serve_on_a_busy_port_is_a_clear_error(tmp_path, capsys):
                      str(tmp_path / "t" / tokens.HASHES_FILE), "--port", str(port)])
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_each_role_makes_its_own_token_and_only_hashes_are_collected(tmp_path, capsys):
+    from darkscope.ppml import tokens
+
+    lines = []
+    for name in ["bank-a", "isp-b", "keyholder"]:
+        assert main(["ppml", "token", "--name", name, "-o", str(tmp_path / f"{name}.token")]) == 0
+        lines.append(capsys.readouterr().out.strip())
+        assert stat.S_IMODE((tmp_path / f"{name}.token").stat().st_mode) == 0o600
+    (tmp_path / "hashes.txt").write_text("\n".join(lines) + "\n")
+    assert main(["ppml", "tokens", "--hashes", str(tmp_path / "hashes.txt"),
+                 "-o", str(tmp_path / "agg")]) == 0
+    table = tokens.TokenTable.load(tmp_path / "agg" / tokens.HASHES_FILE)
+    assert table.parties == ["bank-a", "isp-b"]
+    token = tokens.read_token(tmp_path / "isp-b.token")
+    assert table.identify(token).name == "isp-b"
+    assert token not in (tmp_path / "agg" / tokens.HASHES_FILE).read_text()
+    (tmp_path / "bad.txt").write_text(lines[0] + "\nisp-b not-a-hash\n")
+    assert main(["ppml", "tokens", "--hashes", str(tmp_path / "bad.txt"),
+                 "-o", str(tmp_path / "agg2")]) == 1
+    assert "bad.txt" in capsys.readouterr().err

@@ -47,19 +47,45 @@ def ppml() -> None:
 
 
 @ppml.command("tokens")
-@click.option("--parties", required=True, help="Comma-separated party names.")
-@output_option(help="Directory for <name>.token files and aggregator-tokens.json.")
+@click.option("--parties", default=None, help="Comma-separated party names: issue every token "
+                                              "here (the operator then sees them all).")
+@click.option("--hashes", "hashes_file", type=click.Path(dir_okay=False), default=None,
+              help="File of 'name sha256' lines from `ppml token`: build only the aggregator's "
+                   "hash file (preferred: nobody but each owner sees a token).")
+@output_option(help="Directory for aggregator-tokens.json (and <name>.token with --parties).")
 @common
-def tokens_command(parties: str, output: str) -> None:
-    """Issue one bearer token per party and one for the key holder.
+def tokens_command(parties: str | None, hashes_file: str | None, output: str) -> None:
+    """Make the aggregator's token file (SHA-256 hashes only).
 
-    Each <name>.token (mode 0600) goes to its owner; the aggregator gets only
-    aggregator-tokens.json, which holds SHA-256 hashes.
+    Preferred: every party and the key holder runs `ppml token` and sends the printed hash;
+    `--hashes` collects them. `--parties` instead issues every <name>.token (mode 0600) in one
+    place: whoever runs it must be neither the key holder nor the aggregator.
     """
     from darkscope.ppml import tokens
 
-    path = tokens.issue([p.strip() for p in parties.split(",") if p.strip()], output)
+    if (parties is None) == (hashes_file is None):
+        raise UsageError("give exactly one of --parties and --hashes")
+    if hashes_file is not None:
+        path = tokens.collect(hashes_file, output)
+    else:
+        path = tokens.issue([p.strip() for p in parties.split(",") if p.strip()], output)
     click.echo(str(path))
+
+
+@ppml.command("token")
+@click.option("--name", required=True,
+              help="This role's name: a party name, or 'keyholder' for the key holder.")
+@output_option(help="Token file to write (mode 0600); keep it.")
+@overwrite_option
+@common
+def token_command(name: str, output: str, overwrite: bool) -> None:
+    """Make this role's own bearer token; print 'name sha256' for the aggregator's operator.
+
+    Only the hash leaves this machine, so no one else ever sees the token.
+    """
+    from darkscope.ppml import tokens
+
+    click.echo(f"{name} {tokens.issue_own(name, output, overwrite)}")
 
 
 @ppml.command("keys")

@@ -23,9 +23,20 @@ def test_party_reports_bad_csv_with_path(tmp_path, capsys):
     token = tmp_path / "p.token"
     token.write_text("t\n")
     code = main(["ppml", "party", "--server", "http://127.0.0.1:9", "--token-file", str(token),
-                 "--round", "r", "--data", str(bad)])
+                 "--round", "r", "--data", str(bad), "--insecure-no-pin"])
     assert code == 1
     assert "local.csv" in capsys.readouterr().err
+
+
+def test_party_without_key_pin_is_refused(tmp_path, capsys):
+    good = tmp_path / "local.csv"
+    good.write_text("a,b,label\n1,2,1\n3,4,2\n")
+    token = tmp_path / "p.token"
+    token.write_text("t\n")
+    code = main(["ppml", "party", "--server", "http://127.0.0.1:9", "--token-file", str(token),
+                 "--round", "r", "--data", str(good)])
+    assert code == 2
+    assert "--expect-key" in capsys.readouterr().err
 
 
 def test_solve_without_secret_key_is_a_clear_error(tmp_path, capsys):
@@ -105,3 +116,25 @@ def test_serve_on_a_busy_port_is_a_clear_error(tmp_path, capsys):
                      str(tmp_path / "t" / tokens.HASHES_FILE), "--port", str(port)])
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_each_role_makes_its_own_token_and_only_hashes_are_collected(tmp_path, capsys):
+    from darkscope.ppml import tokens
+
+    lines = []
+    for name in ["bank-a", "isp-b", "keyholder"]:
+        assert main(["ppml", "token", "--name", name, "-o", str(tmp_path / f"{name}.token")]) == 0
+        lines.append(capsys.readouterr().out.strip())
+        assert stat.S_IMODE((tmp_path / f"{name}.token").stat().st_mode) == 0o600
+    (tmp_path / "hashes.txt").write_text("\n".join(lines) + "\n")
+    assert main(["ppml", "tokens", "--hashes", str(tmp_path / "hashes.txt"),
+                 "-o", str(tmp_path / "agg")]) == 0
+    table = tokens.TokenTable.load(tmp_path / "agg" / tokens.HASHES_FILE)
+    assert table.parties == ["bank-a", "isp-b"]
+    token = tokens.read_token(tmp_path / "isp-b.token")
+    assert table.identify(token).name == "isp-b"
+    assert token not in (tmp_path / "agg" / tokens.HASHES_FILE).read_text()
+    (tmp_path / "bad.txt").write_text(lines[0] + "\nisp-b not-a-hash\n")
+    assert main(["ppml", "tokens", "--hashes", str(tmp_path / "bad.txt"),
+                 "-o", str(tmp_path / "agg2")]) == 1
+    assert "bad.txt" in capsys.readouterr().err

@@ -62,3 +62,12 @@ def test_plain_modulus_is_a_batching_prime(degree):
     t = BFV_PLAIN_MODULUS[degree]
     assert is_prime(t)
     assert t % (2 * degree) == 1
+
+
+def test_capacity_is_capped_at_int64_headroom_for_large_plaintext_moduli():
+    """A 3072-bit Paillier bound would admit totals that overflow the int64 sums."""
+    huge = 1 << 3000
+    FixedPoint(19).check_capacity(2**23, huge)
+    with pytest.raises(CapacityError, match=r"beyond the int64 headroom .*\(at most 19\)"):
+        FixedPoint(20).check_capacity(2**23, huge)
+    assert largest_scale_bits(2**23, huge) == 19

@@ -1,7 +1,8 @@
 """The three roles against a real aggregator process on 127.0.0.1 (real HTTP, real BFV)."""
 
-import os
+import socket
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,10 +61,23 @@ class Deployment:
             roles.open_round(keyholder, self.work / "keys", config)
         return config
 
+    @property
+    def fingerprint(self) -> str:
+        published = decode((self.work / "keys" / roles.PUBLIC_FILE).read_bytes())
+        return roles.key_fingerprint(published.chunks[0])
+
     def contribute(self, round_id: str, name: str) -> dict:
         features, labels = self.shares[name]
         with self.client(name) as client:
-            return roles.contribute(client, round_id, name, features, labels)
+            return roles.contribute(client, round_id, name, features, labels, self.fingerprint)
+
+    def plant_round(self, config: RoundConfig, public_key: bytes) -> None:
+        """Write a round straight into the aggregator's state: what a malicious aggregator
+        (or an old version) could serve to the parties."""
+        folder = self.work / "aggregator-state" / "rounds" / config.round_id
+        folder.mkdir(parents=True, exist_ok=True)
+        message = Message({"kind": "round", "config": config.to_json()}, [public_key])
+        (folder / "round.dsp").write_bytes(message.encode())
 
     def body(self, config: RoundConfig, name: str) -> Message:
         features, labels = self.shares[name]
@@ -209,12 +223,11 @@ def test_aggregator_refuses_and_never_holds_the_secret_key(deployment):
 
             context = backends.load(message.header["config"]["backend"], message.chunks[0])
             assert not context.has_secret_key()
-    pid = deployment.process.pid
-    keys_dir = str((deployment.work / "keys").resolve())
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
-    assert keys_dir not in cmdline
-    open_files = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-    assert not any(path.startswith(keys_dir) for path in open_files)
+    # What the aggregator keeps of the key is byte for byte the published public key.
+    public = decode((deployment.work / "keys" / roles.PUBLIC_FILE).read_bytes()).chunks[0]
+    stored = decode((state / "rounds" / "scan" / "round.dsp").read_bytes()).chunks[0]
+    assert stored == public
+    assert stored != secret.secret_bytes()
 
 
 def test_round_naming_a_party_without_token_is_refused(deployment):
@@ -232,7 +245,8 @@ def test_party_with_more_rows_than_agreed_fails_before_encrypting(deployment):
     many = np.repeat(features, 3, axis=0)[:101]
     with deployment.client("alice") as alice, \
             pytest.raises(DarkscopeError, match="101 rows exceed the round's max_rows_per_party"):
-        roles.contribute(alice, "toomany", "alice", many, np.repeat(labels, 3)[:101])
+        roles.contribute(alice, "toomany", "alice", many, np.repeat(labels, 3)[:101],
+                         deployment.fingerprint)
     with deployment.client("alice") as alice:
         assert alice.status("toomany")["contributed"] == []
 
@@ -247,7 +261,8 @@ def test_online_rounds_accumulate_to_the_pooled_model(deployment, tmp_path):
             features, labels = deployment.shares[name]
             part = slice(0, halves[name]) if index == 0 else slice(halves[name], None)
             with deployment.client(name) as client:
-                roles.contribute(client, round_id, name, features[part], labels[part])
+                roles.contribute(client, round_id, name, features[part], labels[part],
+                                 deployment.fingerprint)
         with deployment.client(tokens.KEYHOLDER) as keyholder:
             model, report = roles.solve(keyholder, round_id, deployment.work / "keys", C=100.0,
                                         totals_path=totals)
@@ -285,3 +300,163 @@ def test_party_pinning_the_key_refuses_a_substituted_key(deployment, tmp_path):
         assert bob.status("pinned")["contributed"] == []
         report = roles.contribute(bob, "pinned", "bob", features, labels, expect_key=fingerprint)
     assert report["party"] == "bob"
+
+
+def test_chunk_with_too_few_values_or_wrong_n_values_is_refused(deployment):
+    """A well-formed ciphertext of 3 values where 330 are expected must not be accepted."""
+    config = deployment.open("short-chunk")
+    good = deployment.body(config, "alice")
+    keys = roles.load_keys(deployment.work / "keys" / roles.PUBLIC_FILE)
+    short = Message(good.header, keys.encrypt(np.arange(3)))
+    lying = Message({**good.header, "n_values": 3}, short.chunks)
+    with deployment.client("alice") as alice:
+        with pytest.raises(AggregatorError, match="chunk 0: holds 3 values, expected 330") as bad:
+            alice.contribute("short-chunk", short.encode())
+        assert bad.value.status == 400
+        with pytest.raises(AggregatorError, match=r"announces n_values 3, .* needs 330") as bad:
+            alice.contribute("short-chunk", lying.encode())
+        assert bad.value.status == 400
+        assert alice.status("short-chunk")["contributed"] == []
+
+
+def test_a_failing_sum_is_a_clear_error_not_a_bare_500(deployment):
+    """A stored contribution that cannot be added (e.g. kept from an older aggregator)."""
+    config = deployment.open("bad-sum")
+    for name in PARTIES[:2]:
+        deployment.contribute("bad-sum", name)
+    keys = roles.load_keys(deployment.work / "keys" / roles.PUBLIC_FILE)
+    short = Message(deployment.body(config, "carol").header, keys.encrypt(np.arange(3)))
+    folder = deployment.work / "aggregator-state" / "rounds" / "bad-sum" / "contributions"
+    (folder / "carol.dsp").write_bytes(short.encode())
+    with deployment.client(tokens.KEYHOLDER) as keyholder, \
+            pytest.raises(AggregatorError, match="adding the contributions of round 'bad-sum' "
+                                                 "failed") as failed:
+        keyholder.aggregate("bad-sum")
+    assert failed.value.status == 500
+
+
+def test_every_role_refuses_parameters_below_128_bit(deployment, tmp_path):
+    weak_dir = tmp_path / "weak"
+    roles.make_keys(weak_dir, "paillier", paillier_bits=2048, allow_insecure=True)
+    weak_public = decode((weak_dir / roles.PUBLIC_FILE).read_bytes()).chunks[0]
+    config = RoundConfig.from_json({**deployment.config("weak").to_json(),
+                                    "backend": "paillier"})
+    with deployment.client(tokens.KEYHOLDER) as keyholder:
+        with pytest.raises(DarkscopeError, match="112-bit security, below the required 128"):
+            roles.open_round(keyholder, weak_dir, config)
+        with pytest.raises(AggregatorError, match="112-bit security, below") as refused:
+            keyholder.open_round(config, weak_public)
+        assert refused.value.status == 400
+    deployment.plant_round(config, weak_public)
+    features, labels = deployment.shares["alice"]
+    with deployment.client("alice") as alice:
+        with pytest.raises(DarkscopeError, match="112-bit security, below the required 128"):
+            roles.contribute(alice, "weak", "alice", features, labels,
+                             expect_key=roles.key_fingerprint(weak_public))
+        assert alice.status("weak")["contributed"] == []
+
+
+def test_party_refuses_to_encrypt_without_a_pin_unless_told_so(deployment):
+    deployment.open("unpinned")
+    features, labels = deployment.shares["carol"]
+    with deployment.client("carol") as carol:
+        with pytest.raises(DarkscopeError, match="without the key holder's public key "
+                                                 "fingerprint"):
+            roles.contribute(carol, "unpinned", "carol", features, labels, None)
+        assert carol.status("unpinned")["contributed"] == []
+        report = roles.contribute(carol, "unpinned", "carol", features, labels, None,
+                                  insecure_no_pin=True)
+    assert report["party"] == "carol"
+
+
+def test_solve_with_totals_can_be_rerun_after_an_output_error(deployment, tmp_path):
+    """An existing -o file used to fail *after* the totals were saved: re-runs then failed
+    forever with 'already in the totals'."""
+    deployment.open("rerun")
+    for name in PARTIES:
+        deployment.contribute("rerun", name)
+    totals, taken = tmp_path / "totals.npz", tmp_path / "taken.npz"
+    taken.write_bytes(b"someone else's file")
+    with deployment.client(tokens.KEYHOLDER) as keyholder:
+        with pytest.raises(DarkscopeError, match="exists; pass --overwrite"):
+            roles.solve(keyholder, "rerun", deployment.work / "keys", C=100.0, output=taken,
+                        totals_path=totals)
+        assert not totals.exists()
+        assert taken.read_bytes() == b"someone else's file"
+        _, report = roles.solve(keyholder, "rerun", deployment.work / "keys", C=100.0,
+                                output=tmp_path / "model.npz", totals_path=totals)
+    assert report["rounds_in_model"] == ["rerun"]
+    assert Totals.load(totals).rounds == ["rerun"]
+    published = ELM.load(tmp_path / "model.npz")
+    assert published.classes_.tolist() == list(deployment.config("x").classes)
+
+
+def test_key_holder_checks_the_aggregate_against_its_own_round_record(deployment):
+    """An aggregator that serves a shrunken party list could pass two parties' sums (or one)
+    off as the total; the key holder compares with the config it published, kept locally."""
+    config = deployment.open("shrunk")
+    assert roles.load_round_record(deployment.work / "keys", "shrunk") == config
+    fewer = RoundConfig.from_json({**config.to_json(), "parties": ["alice", "bob"]})
+    (deployment.work / "aggregator-state" / "rounds" / "shrunk" / "round.dsp").unlink()
+    public = decode((deployment.work / "keys" / roles.PUBLIC_FILE).read_bytes()).chunks[0]
+    deployment.plant_round(fewer, public)
+    deployment.restart()
+    for name in ["alice", "bob"]:
+        deployment.contribute("shrunk", name)
+    with deployment.client(tokens.KEYHOLDER) as keyholder:
+        assert keyholder.aggregate("shrunk").header["parties"] == ["alice", "bob"]
+        with pytest.raises(DarkscopeError, match="not the sum over all"):
+            roles.solve(keyholder, "shrunk", deployment.work / "keys", C=100.0)
+        with pytest.raises(DarkscopeError, match="no record of round 'elsewhere'"):
+            roles.solve(keyholder, "elsewhere", deployment.work / "keys", C=100.0)
+
+
+def _raw_post(url: str, path: str, token: str, length: int, body: bytes = b"") -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=5)
+    conn.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+                 f"Content-Length: {length}\r\n\r\n".encode() + body)
+    return conn
+
+
+def test_oversized_upload_is_refused_from_its_headers(deployment):
+    """The aggregator answers 413 without waiting for (or reading) a 1 GB body."""
+    deployment.open("huge")
+    token = tokens.read_token(deployment.work / "tokens" / "alice.token")
+    with _raw_post(deployment.url, "/v1/rounds/huge/contributions", token, 10**9) as conn:
+        answer = conn.recv(65536)
+    assert answer.split(b"\r\n")[0].endswith(b"413 Request Entity Too Large")
+    assert b"contribution of 1000000000 bytes exceeds the" in answer
+    with deployment.client("alice") as alice:
+        assert alice.status("huge")["contributed"] == []
+
+
+def test_one_upload_in_flight_per_party(deployment):
+    config = deployment.open("inflight")
+    body = deployment.body(config, "bob").encode()
+    token = tokens.read_token(deployment.work / "tokens" / "bob.token")
+    path = "/v1/rounds/inflight/contributions"
+    with _raw_post(deployment.url, path, token, len(body), body[:1000]) as slow:
+        time.sleep(0.5)  # the first upload is now being received
+        with deployment.client("bob") as bob, \
+                pytest.raises(AggregatorError, match="already in progress") as busy:
+            bob.contribute("inflight", body)
+        assert busy.value.status == 409
+        slow.sendall(body[1000:])
+        assert slow.recv(65536).split(b"\r\n")[0].endswith(b"201 Created")
+    with deployment.client("bob") as bob:
+        assert bob.status("inflight")["contributed"] == ["bob"]
+
+
+def test_party_refuses_a_round_whose_hidden_layer_digest_differs(deployment):
+    """What a party with another numpy random stream (or a tampered config) would see."""
+    config = deployment.config("layer-digest")
+    tampered = RoundConfig.from_json({**config.to_json(), "layer_sha256": "ab" * 32})
+    public = decode((deployment.work / "keys" / roles.PUBLIC_FILE).read_bytes()).chunks[0]
+    deployment.plant_round(tampered, public)
+    features, labels = deployment.shares["alice"]
+    with deployment.client("alice") as alice:
+        with pytest.raises(DarkscopeError, match="the round's is abab"):
+            roles.contribute(alice, "layer-digest", "alice", features, labels,
+                             deployment.fingerprint)
+        assert alice.status("layer-digest")["contributed"] == []

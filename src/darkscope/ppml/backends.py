@@ -8,8 +8,8 @@ Both wrap well-kept libraries; darkscope adds no cryptographic primitive of its 
   218 bits for N = 8192), the largest the HomomorphicEncryption.org standard allows for
   128-bit classical security, so the parameters give at least 128-bit security.
 - ``paillier``: python-paillier (``phe``), one ciphertext per integer: the classic baseline,
-  thousands of times slower. A 2048-bit modulus gives about 112-bit security (NIST SP 800-57),
-  3072 bits about 128-bit.
+  thousands of times slower. 3072 bits (the default) give about 128-bit security (NIST SP
+  800-57); 2048 bits only about 112-bit, which every role refuses (:func:`require_secure`).
 
 A *public* backend (what the aggregator and the parties hold) can encrypt, check and add; only a
 backend loaded from the key holder's secret file can decrypt.
@@ -29,10 +29,18 @@ from darkscope.errors import DarkscopeError
 BACKENDS = ("bfv", "paillier")
 
 # SEAL's default (HE-standard, 128-bit) total coefficient modulus bits per polynomial degree.
-HE_STANDARD_128_BITS = {4096: 109, 8192: 218, 16384: 438}
+HE_STANDARD_128_BITS = {4096: 109, 8192: 218}
 # Plaintext primes t ≡ 1 (mod 2N) just below 2^60 (N=8192) and 2^50 (N=4096), so SEAL can
 # batch; their primality is checked by the tests with python-paillier's Miller-Rabin.
 BFV_PLAIN_MODULUS = {8192: 1152921504606830593, 4096: 1125899906826241}
+
+
+MIN_SECURITY_BITS = 128
+PAILLIER_SECURE_BITS = 3072
+
+
+class WeakParametersError(DarkscopeError):
+    """Encryption parameters below the required 128-bit security level."""
 
 
 class CiphertextError(DarkscopeError):
@@ -71,8 +79,9 @@ class Backend(ABC):
     def encrypt(self, values: np.ndarray) -> list[bytes]: ...
 
     @abstractmethod
-    def check(self, chunk: bytes, index: int) -> None:
-        """Raise :class:`CiphertextError` unless ``chunk`` is a valid ciphertext here."""
+    def check(self, chunk: bytes, index: int, count: int) -> None:
+        """Raise :class:`CiphertextError` unless ``chunk`` is a valid ciphertext here holding
+        exactly ``count`` values (a short chunk would make the homomorphic sum fail later)."""
 
     @abstractmethod
     def add(self, contributions: Sequence[Sequence[bytes]]) -> list[bytes]:
@@ -81,8 +90,16 @@ class Backend(ABC):
     @abstractmethod
     def decrypt(self, chunks: Sequence[bytes], count: int) -> np.ndarray: ...
 
+    @abstractmethod
+    def max_chunk_bytes(self) -> int:
+        """An upper bound on one serialized ciphertext chunk, to refuse oversized uploads."""
+
     def n_chunks(self, count: int) -> int:
         return math.ceil(count / self.slots)
+
+    def chunk_counts(self, count: int) -> list[int]:
+        """How many values each chunk of a ``count``-value vector holds."""
+        return [min(self.slots, count - i * self.slots) for i in range(self.n_chunks(count))]
 
     def _require_secret(self) -> None:
         if not self.has_secret_key():
@@ -102,6 +119,7 @@ class BFVBackend(Backend):
         self._degree = key_data.parms().poly_modulus_degree()
         # SEAL stores (t + 1) / 2, the threshold above which slots decode as negative.
         self._plain = 2 * key_data.plain_upper_half_threshold() - 1
+        self._max_chunk: int | None = None
 
     @classmethod
     def generate(cls, poly_modulus_degree: int = 8192) -> BFVBackend:
@@ -164,8 +182,10 @@ class BFVBackend(Backend):
             raise CiphertextError(f"chunk {index}: not a valid BFV ciphertext for this round's "
                                   f"public key ({exc})") from exc
 
-    def check(self, chunk: bytes, index: int) -> None:
-        self._load(chunk, index)
+    def check(self, chunk: bytes, index: int, count: int) -> None:
+        held = self._load(chunk, index).size()
+        if held != count:
+            raise CiphertextError(f"chunk {index}: holds {held} values, expected {count}")
 
     def add(self, contributions: Sequence[Sequence[bytes]]) -> list[bytes]:
         total = []
@@ -175,6 +195,14 @@ class BFVBackend(Backend):
                 acc += self._load(chunk, index)
             total.append(acc.serialize())
         return total
+
+    def max_chunk_bytes(self) -> int:
+        # A fresh ciphertext's size varies by a few bytes with SEAL's compression; 5% + 1 KiB
+        # covers that (a sum of ciphertexts is the same size).
+        if self._max_chunk is None:
+            size = len(self.encrypt(np.zeros(self._degree, np.int64))[0])
+            self._max_chunk = size * 21 // 20 + 1024
+        return self._max_chunk
 
     def decrypt(self, chunks: Sequence[bytes], count: int) -> np.ndarray:
         self._require_secret()
@@ -198,11 +226,16 @@ class PaillierBackend(Backend):
         self._width = (public_key.nsquare.bit_length() + 7) // 8
 
     @classmethod
-    def generate(cls, key_bits: int = 2048) -> PaillierBackend:
+    def generate(cls, key_bits: int = PAILLIER_SECURE_BITS,
+                 allow_insecure: bool = False) -> PaillierBackend:
+        """``allow_insecure`` permits 2048-bit keys (112-bit) for local measurements only:
+        the key holder, the aggregator and the parties refuse them in a round."""
         from phe import paillier
 
-        if key_bits < 2048:
-            raise DarkscopeError(f"Paillier keys below 2048 bits are not secure; got {key_bits}")
+        if key_bits < 2048 or (key_bits < PAILLIER_SECURE_BITS and not allow_insecure):
+            raise WeakParametersError(
+                f"Paillier keys of {key_bits} bits give less than {MIN_SECURITY_BITS}-bit "
+                f"security; use at least {PAILLIER_SECURE_BITS} bits")
         public, private = paillier.generate_paillier_keypair(n_length=key_bits)
         return cls(public, private)
 
@@ -263,8 +296,10 @@ class PaillierBackend(Backend):
                                       "this round's public key")
         return values
 
-    def check(self, chunk: bytes, index: int) -> None:
-        self._ciphertexts(chunk, index)
+    def check(self, chunk: bytes, index: int, count: int) -> None:
+        held = len(self._ciphertexts(chunk, index))
+        if held != count:
+            raise CiphertextError(f"chunk {index}: holds {held} values, expected {count}")
 
     def add(self, contributions: Sequence[Sequence[bytes]]) -> list[bytes]:
         from phe import paillier
@@ -281,6 +316,9 @@ class PaillierBackend(Backend):
             total.append(b"".join(c.to_bytes(self._width, "big") for c in sums))
         return total
 
+    def max_chunk_bytes(self) -> int:
+        return self._width * self._per_chunk
+
     def decrypt(self, chunks: Sequence[bytes], count: int) -> np.ndarray:
         from phe import paillier
 
@@ -293,12 +331,12 @@ class PaillierBackend(Backend):
 
 
 def generate(backend: str, *, poly_modulus_degree: int = 8192,
-             paillier_bits: int = 2048) -> Backend:
+             paillier_bits: int = PAILLIER_SECURE_BITS, allow_insecure: bool = False) -> Backend:
     """Fresh keys for ``backend``."""
     if backend == "bfv":
         return BFVBackend.generate(poly_modulus_degree)
     if backend == "paillier":
-        return PaillierBackend.generate(paillier_bits)
+        return PaillierBackend.generate(paillier_bits, allow_insecure)
     raise DarkscopeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -309,3 +347,12 @@ def load(backend: str, data: bytes) -> Backend:
     if backend == "paillier":
         return PaillierBackend.from_bytes(data)
     raise DarkscopeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def require_secure(backend: Backend, what: str) -> None:
+    """Refuse parameters below :data:`MIN_SECURITY_BITS` (every role calls this on a round)."""
+    level = backend.security()["security_bits"]
+    if not isinstance(level, int) or level < MIN_SECURITY_BITS:
+        raise WeakParametersError(
+            f"{what}: {backend.name} parameters {backend.security()} give "
+            f"{level or 'unknown'}-bit security, below the required {MIN_SECURITY_BITS}-bit")

@@ -47,19 +47,45 @@ def ppml() -> None:
 
 
 @ppml.command("tokens")
-@click.option("--parties", required=True, help="Comma-separated party names.")
-@output_option(help="Directory for <name>.token files and aggregator-tokens.json.")
+@click.option("--parties", default=None, help="Comma-separated party names: issue every token "
+                                              "here (the operator then sees them all).")
+@click.option("--hashes", "hashes_file", type=click.Path(dir_okay=False), default=None,
+              help="File of 'name sha256' lines from `ppml token`: build only the aggregator's "
+                   "hash file (preferred: nobody but each owner sees a token).")
+@output_option(help="Directory for aggregator-tokens.json (and <name>.token with --parties).")
 @common
-def tokens_command(parties: str, output: str) -> None:
-    """Issue one bearer token per party and one for the key holder.
+def tokens_command(parties: str | None, hashes_file: str | None, output: str) -> None:
+    """Make the aggregator's token file (SHA-256 hashes only).
 
-    Each <name>.token (mode 0600) goes to its owner; the aggregator gets only
-    aggregator-tokens.json, which holds SHA-256 hashes.
+    Preferred: every party and the key holder runs `ppml token` and sends the printed hash;
+    `--hashes` collects them. `--parties` instead issues every <name>.token (mode 0600) in one
+    place: whoever runs it must be neither the key holder nor the aggregator.
     """
     from darkscope.ppml import tokens
 
-    path = tokens.issue([p.strip() for p in parties.split(",") if p.strip()], output)
+    if (parties is None) == (hashes_file is None):
+        raise UsageError("give exactly one of --parties and --hashes")
+    if hashes_file is not None:
+        path = tokens.collect(hashes_file, output)
+    else:
+        path = tokens.issue([p.strip() for p in parties.split(",") if p.strip()], output)
     click.echo(str(path))
+
+
+@ppml.command("token")
+@click.option("--name", required=True,
+              help="This role's name: a party name, or 'keyholder' for the key holder.")
+@output_option(help="Token file to write (mode 0600); keep it.")
+@overwrite_option
+@common
+def token_command(name: str, output: str, overwrite: bool) -> None:
+    """Make this role's own bearer token; print 'name sha256' for the aggregator's operator.
+
+    Only the hash leaves this machine, so no one else ever sees the token.
+    """
+    from darkscope.ppml import tokens
+
+    click.echo(f"{name} {tokens.issue_own(name, output, overwrite)}")
 
 
 @ppml.command("keys")
@@ -67,14 +93,17 @@ def tokens_command(parties: str, output: str) -> None:
               show_default=True, help="Homomorphic scheme.")
 @click.option("--poly-degree", type=click.Choice(["4096", "8192"]), default="8192",
               show_default=True, help="BFV polynomial degree (slots per ciphertext).")
-@click.option("--paillier-bits", type=int, default=2048, show_default=True,
-              help="Paillier modulus size (2048 ≈ 112-bit, 3072 ≈ 128-bit security).")
+@click.option("--paillier-bits", type=int, default=3072, show_default=True,
+              help="Paillier modulus size (3072 ≈ 128-bit security, the minimum).")
+@click.option("--insecure-allow-weak-keys", "allow_insecure", is_flag=True,
+              help="Allow 2048-bit Paillier keys (≈ 112-bit) for local measurements; every "
+                   "role still refuses them in a round.")
 @output_option(help="Directory for secret.key (keep it) and public.key.")
 @overwrite_option
 @_JSON
 @common
-def keys_command(backend: str, poly_degree: str, paillier_bits: int, output: str,
-                 overwrite: bool, as_json: bool) -> None:
+def keys_command(backend: str, poly_degree: str, paillier_bits: int, allow_insecure: bool,
+                 output: str, overwrite: bool, as_json: bool) -> None:
     """Key holder: make a key pair and report the security level of its parameters.
 
     Give the printed public_key_sha256 to the parties out of band (they pass it as
@@ -82,7 +111,8 @@ def keys_command(backend: str, poly_degree: str, paillier_bits: int, output: str
     """
     from darkscope.ppml import roles
 
-    header = roles.make_keys(output, backend, int(poly_degree), paillier_bits, overwrite)
+    header = roles.make_keys(output, backend, int(poly_degree), paillier_bits, overwrite,
+                             allow_insecure)
     _emit({"backend": header["backend"], **header["security"],
            "public_key_sha256": header["public_key_sha256"]}, as_json)
 
@@ -142,7 +172,7 @@ def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
                                                 f"and parties ({exc!r})") from exc
         raw["scale_bits"] = largest_scale_bits(rows, keys.plaintext_bound)
     try:
-        config = RoundConfig.from_json(raw)
+        config = RoundConfig.from_json(raw, new=True)
     except DarkscopeError as exc:
         raise InputFormatError(config_file, str(exc)) from exc
     with AggregatorClient(server, tokens.read_token(token_file)) as client:
@@ -160,20 +190,31 @@ def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
 @click.option("--name", default=None, help="Party name (default: token file name stem).")
 @click.option("--expect-key", default=None, metavar="SHA256",
               help="The key holder's public_key_sha256 (from `ppml keys`, given out of band); "
-                   "refuse a round carrying any other key.")
+                   "refuse a round carrying any other key. Required unless --insecure-no-pin.")
+@click.option("--insecure-no-pin", is_flag=True,
+              help="Encrypt under whatever key the aggregator serves (a malicious aggregator "
+                   "could substitute its own and decrypt this party's sums).")
 @_JSON
 @common
 def party_command(server: str, token_file: str, round_id: str, data: str, label_column: str,
-                  name: str | None, expect_key: str | None, as_json: bool) -> None:
-    """Party: compute HᵀH and HᵀT of local data, encrypt them, upload once."""
+                  name: str | None, expect_key: str | None, insecure_no_pin: bool,
+                  as_json: bool) -> None:
+    """Party: compute HᵀH and HᵀT of local data, encrypt them, upload once.
+
+    Needs --expect-key (the key holder's fingerprint) or an explicit --insecure-no-pin.
+    """
     from darkscope.ppml import roles, tokens
     from darkscope.ppml.client import AggregatorClient
     from darkscope.ppml.datasets import read_labelled_csv
 
+    if expect_key is None and not insecure_no_pin:
+        raise UsageError("give --expect-key SHA256 (the key holder's public_key_sha256, "
+                         "received out of band) or --insecure-no-pin")
     features, labels = read_labelled_csv(data, label_column)
     party = name or Path(token_file).stem
     with AggregatorClient(server, tokens.read_token(token_file)) as client:
-        report = roles.contribute(client, round_id, party, features, labels, expect_key)
+        report = roles.contribute(client, round_id, party, features, labels, expect_key,
+                                  insecure_no_pin)
     _emit(report, as_json)
 
 

@@ -18,7 +18,12 @@ from darkscope import __version__
 from darkscope.errors import DarkscopeError, InputFormatError
 from darkscope.io import atomic_path
 from darkscope.ppml.encoding import FixedPoint
-from darkscope.ppml.hidden import HiddenLayer, local_sums, solve_output_weights
+from darkscope.ppml.hidden import (
+    HiddenLayer,
+    local_sums,
+    require_finite,
+    solve_output_weights,
+)
 
 MODEL_FORMAT = "darkscope-ppml-elm/1"
 
@@ -44,6 +49,7 @@ class ELM(ClassifierMixin, BaseEstimator):
         self.feature_high = feature_high
 
     def _init_layer(self, features: np.ndarray) -> None:
+        require_finite(features)
         low = self.feature_low if self.feature_low is not None else features.min(axis=0)
         high = self.feature_high if self.feature_high is not None else features.max(axis=0)
         self.layer_ = HiddenLayer(
@@ -73,9 +79,18 @@ class ELM(ClassifierMixin, BaseEstimator):
             self.classes_ = np.unique(classes)
             self.cross_ = np.zeros((self.n_hidden, len(self.classes_)), dtype=np.int64)
             self.n_rows_ = 0
+        elif not hasattr(self, "gram_"):
+            raise DarkscopeError("this model was loaded from a file, which holds β but not the "
+                                 "sums HᵀH and HᵀT; partial_fit can only continue a model "
+                                 "fitted (or fit_sums-solved) in this process")
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise DarkscopeError(f"partial_fit got classes={np.unique(classes).tolist()}, but "
+                                 f"the model was started with {self.classes_.tolist()}")
         return self._accumulate(features, np.asarray(y))
 
     def _accumulate(self, features: np.ndarray, labels: np.ndarray) -> ELM:
+        # int64 sums: refuse before adding rows that could overflow them.
+        self.encoding_.check_capacity(self.n_rows_ + len(features), None, "ELM sums")
         gram, cross = local_sums(self.layer_, self.encoding_, features, labels, self.classes_)
         self.gram_ += gram
         self.cross_ += cross
@@ -84,13 +99,24 @@ class ELM(ClassifierMixin, BaseEstimator):
         return self
 
     def fit_sums(self, layer: HiddenLayer, gram: np.ndarray, cross: np.ndarray,
-                 classes: np.ndarray) -> ELM:
-        """Solve β from sums computed elsewhere (the decrypted aggregate of a round)."""
+                 classes: np.ndarray, n_rows: int) -> ELM:
+        """Solve β from sums computed elsewhere (the decrypted aggregate of a round).
+
+        ``n_rows`` bounds the rows behind the sums (a round's ``total_rows_bound``), so that a
+        later ``partial_fit`` keeps the int64 overflow check.
+        """
+        classes = np.asarray(classes)
+        if gram.shape != (layer.n_hidden, layer.n_hidden) or \
+                cross.shape != (layer.n_hidden, len(classes)):
+            raise DarkscopeError(f"sums of shapes {gram.shape} and {cross.shape} do not fit "
+                                 f"L={layer.n_hidden} and {len(classes)} classes")
         self.layer_ = layer
         self.encoding_ = FixedPoint(int(self.scale_bits))
         self.n_features_in_ = layer.n_features
-        self.classes_ = np.asarray(classes)
-        self.gram_, self.cross_ = gram, cross
+        self.classes_ = classes
+        self.gram_ = np.array(gram, dtype=np.int64)
+        self.cross_ = np.array(cross, dtype=np.int64)
+        self.n_rows_ = int(n_rows)
         self.beta_ = solve_output_weights(gram, cross, self.encoding_, self.C)
         return self
 
@@ -128,15 +154,15 @@ class ELM(ClassifierMixin, BaseEstimator):
             with np.load(io.BytesIO(data)) as arrays:
                 beta = arrays["beta"]
                 meta = json.loads(bytes(arrays["meta"]).decode())
-            layer_fields = dict(meta["layer"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputFormatError(source, f"not a darkscope ELM model ({exc})") from exc
         if meta.get("format") != MODEL_FORMAT:
             raise InputFormatError(source, f"model format {meta.get('format')!r}, "
                                            f"expected {MODEL_FORMAT!r}")
-        layer_fields["feature_low"] = tuple(layer_fields["feature_low"])
-        layer_fields["feature_high"] = tuple(layer_fields["feature_high"])
-        layer = HiddenLayer(**layer_fields)
+        try:
+            layer = HiddenLayer.from_json(meta["layer"])
+        except (KeyError, TypeError, ValueError, DarkscopeError) as exc:
+            raise InputFormatError(source, f"bad hidden-layer definition ({exc})") from exc
         model = cls(n_hidden=layer.n_hidden, activation=layer.activation, C=meta["C"],
                     random_state=layer.seed, scale_bits=meta["scale_bits"])
         model.layer_ = layer

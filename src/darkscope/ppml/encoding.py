@@ -20,6 +20,8 @@ from darkscope.errors import DarkscopeError
 _PIECE_BITS = 20
 _ROW_BLOCK = 1 << 12  # rows per block: 2**12 * (2**20)**2 = 2**52 < 2**53
 _MAX_SCALE_BITS = 24
+# Decrypted and plaintext sums are int64; 2^62 leaves room to add two totals without overflow.
+INT64_HEADROOM = 1 << 62
 
 
 class CapacityError(DarkscopeError):
@@ -49,24 +51,42 @@ class FixedPoint:
         """The largest |entry| of ``HᵀH`` over ``rows`` rows (``HᵀT`` is smaller)."""
         return rows * self.scale * self.scale
 
-    def check_capacity(self, rows: int, plaintext_bound: int, what: str = "the sums") -> None:
-        """Fail unless ``rows`` rows of encoded values sum without wrapping modulo ``t``."""
+    def check_capacity(self, rows: int, plaintext_bound: int | None = None,
+                       what: str = "the sums") -> None:
+        """Fail unless ``rows`` rows of encoded values sum without wrapping modulo ``t`` and
+        without overflowing the int64 arrays that hold the sums in the clear.
+
+        ``plaintext_bound`` None checks the int64 limit alone (sums that are never encrypted).
+        """
+        limit = exact_limit(plaintext_bound)
         need = self.largest_total(rows)
-        if need > plaintext_bound:
+        if need > limit:
+            kind = ("int64 headroom" if plaintext_bound is None or limit < plaintext_bound
+                    else "plaintext bound")
             raise CapacityError(
                 f"{what}: {rows} rows x value range 1 x scale 2^{self.scale_bits} squared "
-                f"can reach {need} (2^{need.bit_length()}), beyond the plaintext bound "
-                f"{plaintext_bound} (2^{plaintext_bound.bit_length()}); use fewer scale bits "
-                f"(at most {largest_scale_bits(rows, plaintext_bound)}) or a larger modulus")
+                f"can reach {need} (2^{need.bit_length()}), beyond the {kind} "
+                f"{limit} (2^{limit.bit_length()}); use fewer scale bits "
+                f"(at most {largest_scale_bits(rows, limit)}), fewer rows or a larger modulus")
+
+
+def exact_limit(plaintext_bound: int | None = None) -> int:
+    """The largest |total| that is exact end to end: below the plaintext bound (if encrypted)
+    and below 2^62, so int64 sums and their additions across rounds cannot overflow."""
+    if plaintext_bound is None:
+        return INT64_HEADROOM
+    return min(plaintext_bound, INT64_HEADROOM)
 
 
 def largest_scale_bits(rows: int, plaintext_bound: int, cap: int = 20) -> int:
-    """The most fractional bits for which ``rows`` rows still fit under ``plaintext_bound``."""
+    """The most fractional bits for which ``rows`` rows still fit under ``plaintext_bound``
+    (and the int64 limit of :func:`exact_limit`)."""
+    limit = exact_limit(plaintext_bound)
     bits = min(cap, _MAX_SCALE_BITS)
-    while bits > 0 and rows << (2 * bits) > plaintext_bound:
+    while bits > 0 and rows << (2 * bits) > limit:
         bits -= 1
     if bits == 0:
-        raise CapacityError(f"{rows} rows do not fit the plaintext bound {plaintext_bound} "
+        raise CapacityError(f"{rows} rows do not fit the limit {limit} "
                             "even with one fractional bit")
     return bits
 
@@ -76,8 +96,7 @@ def _pieces(q: np.ndarray, value_bits: int) -> list[np.ndarray]:
 
     Low digits are unsigned, the top one signed; ``q = sum(digit_i << (k * i))``.
     """
-    count = max(1, -(-value_bits // _PIECE_BITS))
-    width = -(-value_bits // count)
+    count, width = _piece_layout(value_bits)
     mask = (1 << width) - 1
     pieces = []
     rest = q
@@ -88,9 +107,10 @@ def _pieces(q: np.ndarray, value_bits: int) -> list[np.ndarray]:
     return pieces
 
 
-def _piece_width(value_bits: int) -> int:
+def _piece_layout(value_bits: int) -> tuple[int, int]:
+    """How many digits, and how many bits each, split a ``value_bits``-bit value."""
     count = max(1, -(-value_bits // _PIECE_BITS))
-    return -(-value_bits // count)
+    return count, -(-value_bits // count)
 
 
 def exact_gram(q: np.ndarray, value_bits: int) -> np.ndarray:
@@ -102,7 +122,7 @@ def exact_gram(q: np.ndarray, value_bits: int) -> np.ndarray:
     values split into digits whose products recombine with shifts into the exact integers.
     """
     n, width = q.shape
-    shift = _piece_width(value_bits)
+    _, shift = _piece_layout(value_bits)
     gram = np.zeros((width, width), dtype=np.int64)
     for start in range(0, n, _ROW_BLOCK):
         pieces = _pieces(q[start:start + _ROW_BLOCK], value_bits)

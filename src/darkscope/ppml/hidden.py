@@ -9,7 +9,10 @@ bit-for-bit β solved from the same sums in the clear.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -39,12 +42,44 @@ class HiddenLayer:
             raise DarkscopeError(f"n_hidden must be at least 1, got {self.n_hidden}")
         if not len(self.feature_low) == len(self.feature_high) == self.n_features:
             raise DarkscopeError(f"feature ranges must have {self.n_features} entries")
+        ranges = np.asarray([self.feature_low, self.feature_high], dtype=np.float64)
+        if not np.isfinite(ranges).all():
+            bad = sorted(set(np.flatnonzero(~np.isfinite(ranges).all(axis=0)).tolist()))
+            raise DarkscopeError(f"feature ranges must be finite numbers; features {bad[:10]} "
+                                 "have NaN or infinite low/high")
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> HiddenLayer:
+        """Inverse of ``dataclasses.asdict`` (JSON turns the range tuples into lists)."""
+        fields = dict(raw)
+        fields["feature_low"] = tuple(float(v) for v in fields["feature_low"])
+        fields["feature_high"] = tuple(float(v) for v in fields["feature_high"])
+        return cls(**fields)
 
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """``W, b ~ U(-1, 1)`` from the seed, drawn once per layer object (read-only)."""
+        return self._weights
+
+    @cached_property
+    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.seed)
         weights = rng.uniform(-1.0, 1.0, size=(self.n_features, self.n_hidden))
         bias = rng.uniform(-1.0, 1.0, size=self.n_hidden)
+        weights.flags.writeable = False
+        bias.flags.writeable = False
         return weights, bias
+
+    def sha256(self) -> str:
+        """Digest of ``W`` and ``b`` as float64 little-endian bytes.
+
+        numpy does not promise the same random stream across versions, so parties compare this
+        with the round's digest instead of trusting that the seed gives everyone the same layer.
+        """
+        weights, bias = self.weights()
+        digest = hashlib.sha256(f"{weights.shape}".encode())
+        digest.update(np.ascontiguousarray(weights, dtype="<f8").tobytes())
+        digest.update(np.ascontiguousarray(bias, dtype="<f8").tobytes())
+        return digest.hexdigest()
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         """Hidden outputs in [-1, 1]: inputs scaled to [-1, 1] by the agreed ranges, clipped."""
@@ -52,6 +87,7 @@ class HiddenLayer:
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise DarkscopeError(f"expected {self.n_features} features per row, "
                                  f"got shape {features.shape}")
+        require_finite(features)
         low = np.asarray(self.feature_low)
         span = np.asarray(self.feature_high) - low
         span[span <= 0] = 1.0
@@ -63,8 +99,20 @@ class HiddenLayer:
         return np.tanh(z)
 
 
+def require_finite(features: np.ndarray) -> None:
+    """NaN or infinite inputs would silently corrupt the sums (and β): name the rows."""
+    values = np.atleast_2d(features)
+    finite = np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)
+        raise DarkscopeError(f"{len(rows)} rows have NaN or infinite features (first rows: "
+                             f"{rows[:5].tolist()}); they would corrupt the sums")
+
+
 def one_hot(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """0/1 target matrix; labels outside ``classes`` are an error, not a silent zero row."""
+    if len(classes) > 1 and not np.all(classes[1:] > classes[:-1]):
+        raise DarkscopeError(f"classes must be sorted and distinct, got {classes.tolist()}")
     index = np.searchsorted(classes, labels)
     index = np.clip(index, 0, len(classes) - 1)
     unknown = classes[index] != labels

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -16,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from darkscope.errors import DarkscopeError, InputFormatError
-from darkscope.io import atomic_path
+from darkscope.io import atomic_path, check_output
 from darkscope.ppml import backends
 from darkscope.ppml.client import AggregatorClient
 from darkscope.ppml.encoding import CapacityError, pack_sums, unpack_sums
 from darkscope.ppml.hidden import local_sums
-from darkscope.ppml.rounds import RoundConfig
+from darkscope.ppml.rounds import ROUND_ID, RoundConfig
 from darkscope.ppml.totals import Totals
 from darkscope.ppml.wire import Message, WireFormatError, decode
 from darkscope.progress import track
@@ -31,12 +32,13 @@ PUBLIC_FILE = "public.key"
 
 
 def make_keys(directory: str | Path, backend: str = "bfv", poly_modulus_degree: int = 8192,
-              paillier_bits: int = 2048, overwrite: bool = False) -> dict[str, Any]:
+              paillier_bits: int = backends.PAILLIER_SECURE_BITS, overwrite: bool = False,
+              allow_insecure: bool = False) -> dict[str, Any]:
     """Create ``secret.key`` (mode 0600, stays with the key holder) and ``public.key``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     keys = backends.generate(backend, poly_modulus_degree=poly_modulus_degree,
-                             paillier_bits=paillier_bits)
+                             paillier_bits=paillier_bits, allow_insecure=allow_insecure)
     public = keys.public_bytes()
     header = {"backend": backend, "security": keys.security(),
               "public_key_sha256": key_fingerprint(public)}
@@ -79,20 +81,66 @@ def open_round(client: AggregatorClient, keys_dir: str | Path,
     keys = backends.load(config.backend, public)
     if keys.has_secret_key():
         raise DarkscopeError(f"{keys_dir}/{PUBLIC_FILE} holds a secret key; refusing to publish")
+    backends.require_secure(keys, f"{keys_dir}/{PUBLIC_FILE}")
+    config.verify_layer()
     config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
                                    f"round {config.round_id}")
+    record = _round_record(keys_dir, config.round_id)
+    if record.exists() and load_round_record(keys_dir, config.round_id) != config:
+        raise DarkscopeError(f"{record} already records another configuration for round "
+                             f"{config.round_id!r}; use a new round id")
     answer = client.open_round(config, public)
+    if not record.exists():
+        record.parent.mkdir(exist_ok=True)
+        with atomic_path(record) as tmp:
+            tmp.write_text(config.dumps() + "\n")
     return {**answer, "public_key_sha256": key_fingerprint(public)}
 
 
+def _round_record(keys_dir: str | Path, round_id: str) -> Path:
+    if not ROUND_ID.fullmatch(round_id):
+        raise DarkscopeError(f"bad round id {round_id!r}")
+    directory = Path(keys_dir)
+    if directory.is_file():
+        directory = directory.parent
+    return directory / "rounds" / f"{round_id}.json"
+
+
+def load_round_record(keys_dir: str | Path, round_id: str) -> RoundConfig:
+    """The round configuration as the key holder published it, kept beside its keys.
+
+    The key holder checks the aggregate against this copy, not against what the aggregator
+    serves: an aggregator that shrank the party list could otherwise pass one party's sums off
+    as the total.
+    """
+    path = _round_record(keys_dir, round_id)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DarkscopeError(f"no record of round {round_id!r} in {path.parent}: the key holder "
+                             "solves only rounds it opened from this key directory") from exc
+    except (OSError, ValueError) as exc:
+        raise InputFormatError(path, f"not a readable round record ({exc})") from exc
+    try:
+        return RoundConfig.from_json(raw)
+    except DarkscopeError as exc:
+        raise InputFormatError(path, str(exc)) from exc
+
+
 def contribute(client: AggregatorClient, round_id: str, party: str, features: np.ndarray,
-               labels: np.ndarray, expect_key: str | None = None) -> dict[str, Any]:
+               labels: np.ndarray, expect_key: str | None,
+               insecure_no_pin: bool = False) -> dict[str, Any]:
     """Compute this party's ``HᵀH``/``HᵀT``, encrypt under the round's public key, upload once.
 
-    ``expect_key`` is the key holder's public key fingerprint obtained out of band; with it, a
-    key substituted by the aggregator is refused before anything is encrypted.
+    ``expect_key`` is the key holder's public key fingerprint obtained out of band: a key
+    substituted by the aggregator is refused before anything is encrypted. Without it nothing
+    is encrypted, unless ``insecure_no_pin`` says the caller accepts any key.
     """
     started = time.perf_counter()
+    if expect_key is None and not insecure_no_pin:
+        raise DarkscopeError("refusing to encrypt without the key holder's public key "
+                             "fingerprint: pass --expect-key SHA256 (from `ppml keys`, received "
+                             "out of band), or --insecure-no-pin to accept any key")
     config, public_key = client.round(round_id)
     if expect_key is not None and key_fingerprint(public_key) != expect_key.strip().lower():
         raise DarkscopeError(f"round {round_id!r} carries public key "
@@ -101,12 +149,14 @@ def contribute(client: AggregatorClient, round_id: str, party: str, features: np
     keys = backends.load(config.backend, public_key)
     if keys.has_secret_key():
         raise DarkscopeError("the round's context holds a secret key: refusing to use it")
+    backends.require_secure(keys, f"round {round_id!r}")
     rows = len(features)
     if rows > config.max_rows_per_party:
         raise CapacityError(f"{rows} rows exceed the round's max_rows_per_party "
                             f"{config.max_rows_per_party}; the sums could overflow")
     config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
                                    f"round {round_id}")
+    config.verify_layer()
     fetched = time.perf_counter()
     gram, cross = local_sums(config.layer, config.encoding, features, labels, config.class_array)
     summed = time.perf_counter()
@@ -132,6 +182,8 @@ def decrypt_aggregate(keys: backends.Backend, config: RoundConfig,
                       aggregate: Message) -> tuple[np.ndarray, np.ndarray]:
     """Decrypt the summed ciphertexts into the integer ``HᵀH`` and ``HᵀT`` of all parties."""
     if aggregate.header.get("kind") != "aggregate" or \
+            aggregate.header.get("round") != config.round_id or \
+            aggregate.header.get("n_values") != config.n_values or \
             sorted(aggregate.header.get("parties", [])) != sorted(config.parties):
         raise DarkscopeError("the aggregator's answer is not the sum over all of the round's "
                              "parties; refusing to decrypt it")
@@ -145,36 +197,44 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
           totals_path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
     """Fetch the aggregate, decrypt it, solve β, save and publish the model.
 
+    The output path is checked before any work and the totals are saved last, so a failed run
+    can simply be repeated.
+
     With ``totals_path`` the aggregate is added to the key holder's totals of earlier rounds
     (created if absent) and β is solved from all of them: the online form across rounds.
     """
     started = time.perf_counter()
+    if output is not None:
+        check_output(output, overwrite)
     keys = load_keys(keys_dir)
     if not keys.has_secret_key():
         raise DarkscopeError(f"{keys_dir} holds no secret key; solve needs the key holder's "
                              f"{SECRET_FILE}")
-    config, _ = client.round(round_id)
+    config = load_round_record(keys_dir, round_id)
     aggregate = client.aggregate(round_id, wait_seconds)
     fetched = time.perf_counter()
     gram, cross = decrypt_aggregate(keys, config, aggregate)
-    rounds = [round_id]
+    rounds, rows_bound = [round_id], config.total_rows_bound
     if totals_path is not None:
         totals = Totals.load(totals_path) if Path(totals_path).exists() else Totals.empty(config)
         totals.add(config, gram, cross)
-        totals.save(totals_path)
         gram, cross, rounds = totals.gram, totals.cross, totals.rounds
+        rows_bound = totals.rows_bound
     decrypted = time.perf_counter()
     from darkscope.ppml.elm import ELM
 
     model = ELM(n_hidden=config.n_hidden, activation=config.activation, C=C,
                 random_state=config.seed, scale_bits=config.scale_bits)
-    model.fit_sums(config.layer, gram, cross, config.class_array)
+    model.fit_sums(config.layer, gram, cross, config.class_array, rows_bound)
     solved = time.perf_counter()
     model_bytes = model.to_bytes()
     if output is not None:
         with atomic_path(output, overwrite) as tmp:
             tmp.write_bytes(model_bytes)
     client.publish_model(round_id, model_bytes)
+    if totals_path is not None:
+        # Last: a failure before this point leaves the totals as they were, so a re-run works.
+        totals.save(totals_path)
     done = time.perf_counter()
     return model, {"round": round_id, "rounds_in_model": rounds,
                    "bytes_received": sum(len(c) for c in aggregate.chunks),

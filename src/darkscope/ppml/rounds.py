@@ -21,7 +21,7 @@ from darkscope.ppml.encoding import FixedPoint, packed_length
 from darkscope.ppml.hidden import ACTIVATIONS, HiddenLayer
 from darkscope.ppml.tokens import check_name
 
-ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ROUND_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class RoundConfigError(DarkscopeError):
@@ -41,9 +41,12 @@ class RoundConfig:
     max_rows_per_party: int
     feature_low: tuple[float, ...]
     feature_high: tuple[float, ...]
+    # SHA-256 of the hidden layer's W and b as the key holder built them ("" when creating a
+    # round: computed here). Parties check it before using the layer.
+    layer_sha256: str = ""
 
     def __post_init__(self) -> None:
-        if not ROUND_ID.match(self.round_id):
+        if not ROUND_ID.fullmatch(self.round_id):
             raise RoundConfigError(f"round id {self.round_id!r} must be 1-64 letters, digits, "
                                    "'.', '_' or '-'")
         if self.backend not in BACKENDS:
@@ -55,12 +58,26 @@ class RoundConfig:
             check_name(name)
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise RoundConfigError("a round needs at least two distinct classes")
+        # Sorted, so that every party's one-hot columns (searchsorted) agree with β's columns.
+        object.__setattr__(self, "classes", tuple(sorted(self.classes)))
         if self.activation not in ACTIVATIONS:
             raise RoundConfigError(f"activation {self.activation!r} is not one of {ACTIVATIONS}")
         if self.max_rows_per_party < 1:
             raise RoundConfigError("max_rows_per_party must be positive")
-        self.layer  # noqa: B018 - validates sizes and ranges
+        layer = self.layer  # validates sizes and ranges
         FixedPoint(self.scale_bits)
+        if not self.layer_sha256:
+            object.__setattr__(self, "layer_sha256", layer.sha256())
+
+    def verify_layer(self) -> None:
+        """Refuse to use a hidden layer that differs from the one the round was made with."""
+        here = self.layer.sha256()
+        if here != self.layer_sha256:
+            raise RoundConfigError(
+                f"round {self.round_id!r}: the hidden layer built here from seed {self.seed} has "
+                f"SHA-256 {here}, the round's is {self.layer_sha256}; numpy's random stream "
+                f"differs between versions (numpy {np.__version__} here), so the sums would not "
+                "match the other parties'")
 
     @property
     def layer(self) -> HiddenLayer:
@@ -88,8 +105,14 @@ class RoundConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> RoundConfig:
+    def from_json(cls, raw: dict[str, Any], new: bool = False) -> RoundConfig:
+        """Read a published round; ``new`` (the key holder creating one) computes a missing
+        ``layer_sha256`` instead of requiring it."""
         names = {f.name for f in fields(cls)}
+        if new:
+            raw = {"layer_sha256": "", **raw}
+        elif not raw.get("layer_sha256", True):
+            raise RoundConfigError("round configuration has an empty layer_sha256")
         missing = names - set(raw)
         if missing:
             raise RoundConfigError(f"round configuration lacks {sorted(missing)}")
@@ -102,6 +125,7 @@ class RoundConfig:
             values["feature_high"] = tuple(float(v) for v in values["feature_high"])
             for key in ("n_hidden", "seed", "scale_bits", "max_rows_per_party"):
                 values[key] = int(values[key])
+            values["layer_sha256"] = str(values["layer_sha256"])
         except (TypeError, ValueError) as exc:
             raise RoundConfigError(f"round configuration has a bad value ({exc})") from exc
         return cls(**values)

@@ -30,6 +30,8 @@ from darkscope.ppml.rounds import ROUND_ID, RoundConfig
 from darkscope.ppml.tokens import Identity, TokenTable
 from darkscope.ppml.wire import Message, decode
 
+_HEADER_ALLOWANCE = 64 << 10
+_PER_CHUNK_HEADER = 256
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IDENTITY = web.AppKey("identity", Identity)
 
@@ -56,10 +58,19 @@ def _write_atomic(path: Path, data: bytes, exclusive: bool = False) -> bool:
                 return False
         else:
             os.replace(tmp, path)
+        _fsync_directory(path.parent)  # the new name survives a crash before a 201 is sent
         return True
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class RoundStore:
@@ -68,32 +79,50 @@ class RoundStore:
     def __init__(self, state: Path, tokens: TokenTable) -> None:
         self.state = state
         self.tokens = tokens
-        self._backends: dict[str, backends.Backend] = {}
+        # A round never changes once opened: decode and hash-check round.dsp once.
+        self._rounds: dict[str, tuple[RoundConfig, backends.Backend, bytes]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.uploading: set[tuple[str, str]] = set()
 
     def lock(self, round_id: str) -> asyncio.Lock:
         return self._locks.setdefault(round_id, asyncio.Lock())
 
     def directory(self, round_id: str) -> Path:
-        if not ROUND_ID.match(round_id):
+        if not ROUND_ID.fullmatch(round_id):
             raise HTTPProblem(400, f"bad round id {round_id!r}")
         return self.state / "rounds" / round_id
 
     def round(self, round_id: str) -> tuple[RoundConfig, backends.Backend]:
-        path = self.directory(round_id) / "round.dsp"
-        if not path.exists():
-            raise HTTPProblem(404, f"no round {round_id!r}")
-        message = decode(path.read_bytes(), f"round {round_id}")
-        config = RoundConfig.from_json(message.header["config"])
-        if round_id not in self._backends:
-            self._backends[round_id] = backends.load(config.backend, message.chunks[0])
-        return config, self._backends[round_id]
+        config, backend, _ = self._round(round_id)
+        return config, backend
+
+    def round_bytes(self, round_id: str) -> bytes:
+        return self._round(round_id)[2]
+
+    def _round(self, round_id: str) -> tuple[RoundConfig, backends.Backend, bytes]:
+        if round_id not in self._rounds:
+            path = self.directory(round_id) / "round.dsp"
+            if not path.exists():
+                raise HTTPProblem(404, f"no round {round_id!r}")
+            data = path.read_bytes()
+            message = decode(data, f"round {round_id}")
+            config = RoundConfig.from_json(message.header["config"])
+            self._rounds[round_id] = (config, backends.load(config.backend, message.chunks[0]),
+                                      data)
+        return self._rounds[round_id]
 
     def contributed(self, round_id: str) -> list[str]:
         folder = self.directory(round_id) / "contributions"
         if not folder.exists():
             return []
         return sorted(p.stem for p in folder.glob("*.dsp"))
+
+
+def max_contribution_bytes(config: RoundConfig, backend: backends.Backend) -> int:
+    """The largest body a valid contribution to this round can have: container header (JSON,
+    about 100 bytes per chunk's length and digest) plus every chunk at its largest size."""
+    chunks = backend.n_chunks(config.n_values)
+    return _HEADER_ALLOWANCE + chunks * (_PER_CHUNK_HEADER + backend.max_chunk_bytes())
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -118,6 +147,11 @@ def _auth_middleware(tokens: TokenTable) -> Callable[..., Awaitable[web.StreamRe
             return _error(problem.status, str(problem))
         except DarkscopeError as exc:
             return _error(400, str(exc))
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # a clear message instead of aiohttp's bare 500
+            return _error(500, f"internal error in {request.method} {request.path}: "
+                               f"{type(exc).__name__}: {exc}")
     return middleware
 
 
@@ -148,6 +182,7 @@ async def open_round(request: web.Request) -> web.Response:
     if backend.has_secret_key():
         raise HTTPProblem(400, "refusing a context that holds the secret key: publish only "
                                "the public context to the aggregator")
+    backends.require_secure(backend, f"round {round_id!r}")
     config.encoding.check_capacity(config.total_rows_bound, backend.plaintext_bound,
                                    f"round {round_id}")
     if not _write_atomic(folder / "round.dsp", message.encode(), exclusive=True):
@@ -157,10 +192,8 @@ async def open_round(request: web.Request) -> web.Response:
 
 async def get_round(request: web.Request) -> web.Response:
     store: RoundStore = request.app[STORE]
-    path = store.directory(request.match_info["round_id"]) / "round.dsp"
-    if not path.exists():
-        raise HTTPProblem(404, f"no round {request.match_info['round_id']!r}")
-    return web.Response(body=path.read_bytes(), content_type="application/octet-stream")
+    return web.Response(body=store.round_bytes(request.match_info["round_id"]),
+                        content_type="application/octet-stream")
 
 
 async def contribute(request: web.Request) -> web.Response:
@@ -173,17 +206,44 @@ async def contribute(request: web.Request) -> web.Response:
     target = store.directory(round_id) / "contributions" / f"{identity.name}.dsp"
     if target.exists():
         raise HTTPProblem(409, f"{identity.name!r} already contributed to round {round_id!r}")
+    # Judge the size from the headers, before reading a byte of the body.
+    length = request.content_length
+    if length is None:
+        raise HTTPProblem(411, "a contribution needs a Content-Length header")
+    limit = max_contribution_bytes(config, backend)
+    if length > limit:
+        raise HTTPProblem(413, f"contribution of {length} bytes exceeds the {limit} bytes a "
+                               f"contribution to round {round_id!r} can have")
+    key = (round_id, identity.name)
+    if key in store.uploading:
+        raise HTTPProblem(409, f"an upload from {identity.name!r} to round {round_id!r} is "
+                               "already in progress")
+    store.uploading.add(key)
+    try:
+        return await _receive(request, store, config, backend, target)
+    finally:
+        store.uploading.discard(key)
+
+
+async def _receive(request: web.Request, store: RoundStore, config: RoundConfig,
+                   backend: backends.Backend, target: Path) -> web.Response:
+    identity: Identity = request[IDENTITY]
+    round_id = config.round_id
     body = await request.read()
     message = decode(body, f"contribution of {identity.name}")
     header = message.header
     if header.get("round") != round_id or header.get("party") != identity.name:
         raise HTTPProblem(400, "contribution header names another round or party")
+    if header.get("n_values") != config.n_values:
+        raise HTTPProblem(400, f"contribution header announces n_values "
+                               f"{header.get('n_values')!r}, round {round_id!r} needs "
+                               f"{config.n_values}")
     expected = backend.n_chunks(config.n_values)
     if len(message.chunks) != expected:
         raise HTTPProblem(400, f"contribution has {len(message.chunks)} ciphertext chunks, "
                                f"round {round_id!r} needs {expected}")
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, _check_all, backend, message.chunks)
+    await loop.run_in_executor(None, _check_all, backend, message.chunks, config.n_values)
     async with store.lock(round_id):
         if not _write_atomic(target, body, exclusive=True):
             raise HTTPProblem(409, f"{identity.name!r} already contributed to round {round_id!r}")
@@ -191,9 +251,10 @@ async def contribute(request: web.Request) -> web.Response:
                              status=201)
 
 
-def _check_all(backend: backends.Backend, chunks: list[bytes]) -> None:
-    for index, chunk in enumerate(chunks):
-        backend.check(chunk, index)
+def _check_all(backend: backends.Backend, chunks: list[bytes], n_values: int) -> None:
+    counts = backend.chunk_counts(n_values)
+    for index, (chunk, count) in enumerate(zip(chunks, counts, strict=True)):
+        backend.check(chunk, index, count)
 
 
 async def status(request: web.Request) -> web.Response:
@@ -223,7 +284,12 @@ async def aggregate(request: web.Request) -> web.Response:
     async with store.lock(round_id):
         if not path.exists():
             loop = asyncio.get_running_loop()
-            data = await loop.run_in_executor(None, _sum_contributions, folder, config, backend)
+            try:
+                data = await loop.run_in_executor(None, _sum_contributions, folder, config,
+                                                  backend)
+            except Exception as exc:  # any failure must reach the key holder as a message
+                raise HTTPProblem(500, f"adding the contributions of round {round_id!r} "
+                                       f"failed: {exc}") from exc
             _write_atomic(path, data)
     return web.Response(body=path.read_bytes(), content_type="application/octet-stream")
 

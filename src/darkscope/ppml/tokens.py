@@ -19,12 +19,13 @@ from darkscope.errors import DarkscopeError, InputFormatError, UsageError
 from darkscope.io import atomic_path
 
 KEYHOLDER = "keyholder"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 HASHES_FILE = "aggregator-tokens.json"
+HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def check_name(name: str, what: str = "party name") -> str:
-    if not NAME.match(name) or name == KEYHOLDER:
+    if not NAME.fullmatch(name) or name == KEYHOLDER:
         raise UsageError(f"{what} {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
                          f"and not {KEYHOLDER!r}")
     return name
@@ -56,6 +57,52 @@ def issue(parties: list[str], directory: str | Path) -> Path:
     target = directory / HASHES_FILE
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(hashes, indent=2) + "\n")
+    return target
+
+
+def issue_own(name: str, path: str | Path, overwrite: bool = False) -> str:
+    """One role makes its own token (mode 0600) and hands out only the returned SHA-256."""
+    if name != KEYHOLDER:
+        check_name(name)
+    token = secrets.token_urlsafe(32)
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_text(token + "\n")
+        os.chmod(tmp, 0o600)
+    return digest(token)
+
+
+def collect(hashes_file: str | Path, directory: str | Path) -> Path:
+    """Build the aggregator's hash file from ``name sha256`` lines sent in by each role."""
+    try:
+        lines = Path(hashes_file).read_text().splitlines()
+    except OSError as exc:
+        raise DarkscopeError(f"cannot read {hashes_file}: {exc.strerror}") from exc
+    table: dict[str, object] = {"parties": {}}
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 2 or not HEX64.fullmatch(fields[1]):
+            raise InputFormatError(hashes_file, f"line {number}: expected 'name sha256' with a "
+                                                f"64-digit hex SHA-256, got {line.strip()!r}")
+        name, hashed = fields
+        if name in table["parties"] or name in table:  # type: ignore[operator]
+            raise InputFormatError(hashes_file, f"line {number}: {name!r} appears twice")
+        if name == KEYHOLDER:
+            table[KEYHOLDER] = hashed.lower()
+        else:
+            try:
+                check_name(name)
+            except UsageError as exc:
+                raise InputFormatError(hashes_file, f"line {number}: {exc}") from exc
+            table["parties"][name] = hashed.lower()  # type: ignore[index]
+    if KEYHOLDER not in table or len(table["parties"]) < 2:  # type: ignore[arg-type]
+        raise InputFormatError(hashes_file, f"needs a {KEYHOLDER!r} line and at least two "
+                                            "parties")
+    target = Path(directory) / HASHES_FILE
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(table, indent=2) + "\n")
     return target
 
 

@@ -18,10 +18,9 @@ import numpy as np
 
 from darkscope.errors import DarkscopeError, InputFormatError
 from darkscope.io import atomic_path
+from darkscope.ppml.encoding import FixedPoint
 from darkscope.ppml.hidden import HiddenLayer
 from darkscope.ppml.rounds import RoundConfig
-
-_INT64_HEADROOM = 1 << 62
 
 
 @dataclass
@@ -49,9 +48,8 @@ class Totals:
         if config.round_id in self.rounds:
             raise DarkscopeError(f"round {config.round_id!r} is already in the totals")
         rows_bound = self.rows_bound + config.total_rows_bound
-        if rows_bound << (2 * self.scale_bits) > _INT64_HEADROOM:
-            raise DarkscopeError(f"adding round {config.round_id!r} could overflow the int64 "
-                                 f"totals ({rows_bound} rows at scale 2^{self.scale_bits})")
+        FixedPoint(self.scale_bits).check_capacity(
+            rows_bound, None, f"adding round {config.round_id!r} to the totals")
         self.gram = self.gram + gram
         self.cross = self.cross + cross
         self.rounds.append(config.round_id)
@@ -75,10 +73,8 @@ class Totals:
             with np.load(path) as data:
                 gram, cross = data["gram"], data["cross"]
                 meta = json.loads(bytes(data["meta"]).decode())
-            layer = dict(meta["layer"])
-            layer["feature_low"] = tuple(layer["feature_low"])
-            layer["feature_high"] = tuple(layer["feature_high"])
-            return cls(HiddenLayer(**layer), int(meta["scale_bits"]), tuple(meta["classes"]),
-                       gram, cross, list(meta["rounds"]), int(meta["rows_bound"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return cls(HiddenLayer.from_json(meta["layer"]), int(meta["scale_bits"]),
+                       tuple(meta["classes"]), gram, cross, list(meta["rounds"]),
+                       int(meta["rows_bound"]))
+        except (OSError, ValueError, KeyError, TypeError, DarkscopeError) as exc:
             raise InputFormatError(path, f"not a darkscope ppml totals file ({exc})") from exc

@@ -170,3 +170,30 @@ def test_streaming_recycles_dropped_batches_only(tmp_path: Path, monkeypatch) ->
     for _batch in packets.CaptureReader(path, batch_rows=50):
         pass
     assert len(made) <= 3
+
+
+def test_pcapng_simple_and_obsolete_packet_blocks_and_tsoffset(tmp_path: Path) -> None:
+    import struct
+
+    from .captures import _block, _option
+
+    frames = frames_for(LINK_RAW)[:3]
+    order = "<"
+    shb = _block(order, 0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = _block(order, 1, struct.pack("<HHI", LINK_RAW, 0, 0)
+                 + _option(order, 14, struct.pack("<q", 100)) + _option(order, 0, b""))
+    ticks = frames[0].ts_ns // 1000
+    epb = _block(order, 6, struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF,
+                                       len(frames[0].data), len(frames[0].data)) + frames[0].data)
+    spb = _block(order, 3, struct.pack("<I", len(frames[1].data)) + frames[1].data)
+    ticks2 = frames[2].ts_ns // 1000
+    opb = _block(order, 2, struct.pack("<HHIIII", 0, 0, ticks2 >> 32, ticks2 & 0xFFFFFFFF,
+                                       len(frames[2].data), len(frames[2].data)) + frames[2].data)
+    path = tmp_path / "blocks.pcapng"
+    path.write_bytes(shb + idb + epb + spb + opb)
+    table = packets.read(path)
+    assert_rows_match(table.filter([True, False, True]), [frames[0], frames[2]],
+                      ts_of=lambda f: f.ts_ns + 100 * 10**9)
+    ts = table.column("ts").cast("int64").to_pylist()
+    assert ts[1] is None  # simple packet blocks carry no timestamp
+    assert table.column("src").to_pylist()[1] == decode(LINK_RAW, frames[1].data)["src"]

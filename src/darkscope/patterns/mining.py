@@ -1,0 +1,130 @@
+"""Association rules X -> y over host transactions, with support counted in hosts.
+
+Definitions (the classic ones, which every tool in benchmarks/rules.py is configured to match):
+support(X -> y) = hosts carrying X and y; confidence = support / hosts carrying X; lift =
+confidence / (hosts carrying y / all hosts). A rule is kept when support >= ``min_hosts`` and
+confidence >= ``min_confidence`` (compared exactly on the integer counts), its itemset X ∪ {y} has
+at most ``max_len`` items, X is not empty, and y is a single item.
+
+The frequent itemsets are found with Christian Borgelt's FP-growth (``pyfim``), the fastest
+correct implementation measured here (docs/patterns.md); tests check every rule against a
+brute-force enumeration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from darkscope.errors import UsageError
+from darkscope.patterns.transactions import Transactions
+
+
+@dataclass
+class RuleSet:
+    """Rules of one period, as parallel arrays; items are column ids of the transactions."""
+
+    antecedents: list[tuple[int, ...]]
+    consequents: np.ndarray      # int64
+    support: np.ndarray          # int64 hosts carrying X and y
+    body_support: np.ndarray     # int64 hosts carrying X
+    head_support: np.ndarray     # int64 hosts carrying y
+    n_hosts: int
+
+    def __len__(self) -> int:
+        return len(self.consequents)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.support / np.maximum(self.body_support, 1)
+
+    @property
+    def lift(self) -> np.ndarray:
+        return self.confidence * self.n_hosts / np.maximum(self.head_support, 1)
+
+    def take(self, index: np.ndarray) -> RuleSet:
+        return RuleSet([self.antecedents[i] for i in index], self.consequents[index],
+                       self.support[index], self.body_support[index], self.head_support[index],
+                       self.n_hosts)
+
+
+def min_hosts_for(n_hosts: int, min_hosts: int | None, min_support: float | None) -> int:
+    """The absolute host threshold from a count or a fraction of the period's hosts."""
+    if (min_hosts is None) == (min_support is None):
+        raise UsageError("give the minimum support either as hosts or as a fraction, not both")
+    if min_support is not None:
+        if not 0 < min_support <= 1:
+            raise UsageError(f"minimum support fraction must be within (0, 1], got {min_support}")
+        return max(1, math.ceil(min_support * n_hosts))
+    assert min_hosts is not None
+    if min_hosts < 1:
+        raise UsageError(f"minimum support must be at least 1 host, got {min_hosts}")
+    return min_hosts
+
+
+def mine_rules(tx: Transactions, min_hosts: int, min_confidence: float = 0.9,
+               max_len: int = 4) -> RuleSet:
+    """All rules of ``tx`` meeting the thresholds (see the module docstring)."""
+    import fim
+
+    if not 0 <= min_confidence <= 1:
+        raise UsageError(f"minimum confidence must be within 0..1, got {min_confidence}")
+    if max_len < 2:
+        raise UsageError(f"maximum itemset length must be at least 2, got {max_len}")
+    empty = RuleSet([], *(np.zeros(0, np.int64) for _ in range(4)), tx.n_hosts)
+    if tx.n_hosts < min_hosts or tx.n_hosts == 0:
+        return empty
+    # Ask for slightly less confidence than wanted; the exact test is done on the counts below.
+    found = fim.fpgrowth(tx.lists(), target="r", supp=-min_hosts,
+                         conf=max(0.0, min_confidence * 100 - 1e-6), zmin=2, zmax=max_len,
+                         report="abh", mode="o")
+    if not found:
+        return empty
+    heads, bodies, support, body, head = zip(*found, strict=True)
+    rules = RuleSet([tuple(sorted(b)) for b in bodies], np.array(heads, np.int64),
+                    np.array(support, np.int64), np.array(body, np.int64),
+                    np.array(head, np.int64), tx.n_hosts)
+    wanted = Fraction(min_confidence).limit_denominator(1 << 30)
+    keep = (rules.support * wanted.denominator >= rules.body_support * wanted.numerator)
+    keep &= rules.support >= min_hosts
+    rules = rules.take(np.flatnonzero(keep))
+    order = np.lexsort((rules.consequents, [len(a) for a in rules.antecedents],
+                        -rules.support))
+    return rules.take(order)
+
+
+def group_variants(rules: RuleSet) -> np.ndarray:
+    """For every rule, the index of the core rule it is a variant of (itself if core).
+
+    X -> y is a variant of X' -> y when X' is a proper subset of X and X' -> y is a rule too:
+    ``{dport=2323, win=5840} -> {dport=23}`` adds nothing to ``{dport=2323} -> {dport=23}``. A
+    core rule has no such smaller rule; a variant is assigned to the core with the fewest
+    antecedent items, then the most hosts, then the first in item order.
+    """
+    from itertools import combinations
+
+    index = {(rules.antecedents[i], int(rules.consequents[i])): i for i in range(len(rules))}
+    core = np.arange(len(rules))
+    for i, antecedent in enumerate(rules.antecedents):
+        head = int(rules.consequents[i])
+        best = None
+        for size in range(1, len(antecedent)):
+            for subset in combinations(antecedent, size):
+                j = index.get((subset, head))
+                if j is not None and (best is None or rules.support[j] > rules.support[best]):
+                    best = j
+            if best is not None:
+                break
+        if best is not None:
+            core[i] = best
+    # a chosen subset rule may itself be a variant only if a smaller one existed; sizes are
+    # tried from 1 up, so the first hit is always core
+    return core
+
+
+def rule_text(antecedent: list[str], consequent: list[str]) -> str:
+    """``{a, b} -> {c}`` as people write rules."""
+    return "{" + ", ".join(antecedent) + "} -> {" + ", ".join(consequent) + "}"

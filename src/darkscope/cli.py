@@ -19,8 +19,10 @@ from darkscope.errors import DarkscopeError
 # name -> "module:attribute"; each part owns its own command module.
 COMMANDS: dict[str, str] = {
     "demo": "darkscope.demo:demo",
+    "hosts": "darkscope.patterns.cli:hosts",
     "ingest": "darkscope.packets.cli:ingest",
     "ppml": "darkscope.ppml.cli:ppml",
+    "rules": "darkscope.patterns.cli:rules",
     "simulate": "darkscope.simulate.cli:simulate",
 }
 

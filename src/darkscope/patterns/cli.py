@@ -12,6 +12,22 @@ from darkscope.errors import UsageError
 from darkscope.io import check_output, write_table
 from darkscope.progress import track
 
+
+def _csv_ready(table: pa.Table, path: str, fmt: str | None) -> pa.Table:
+    """CSV has no list type: write item lists as JSON arrays (items may contain commas)."""
+    import json
+
+    from darkscope.io import format_from_path
+
+    if format_from_path(path, fmt) != "csv":
+        return table
+    for i, field in enumerate(table.schema):
+        if pa.types.is_list(field.type):
+            text = [None if v is None else json.dumps(v) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, field.name, pa.array(text, pa.string()))
+    return table
+
+
 _PERIOD_HELP = "Length of one period (transaction window): 1d, 12h, 1w..."
 
 
@@ -83,7 +99,7 @@ def mine_command(inputs: tuple[str, ...], output: str, period: str, min_hosts: i
     summary = MineSummary()
     with track("mining", unit="packets") as tracker:
         table = mine(list(inputs), settings, chosen, tracker, summary)
-    write_table(table, output, fmt, overwrite=overwrite)
+    write_table(_csv_ready(table, output, fmt), output, fmt, overwrite=overwrite)
     click.echo(f"{summary.periods} periods, {summary.hosts:,} host transactions, "
                f"{summary.rules:,} rules in {summary.patterns:,} patterns -> {output} "
                f"({table.num_rows:,} rows) in {summary.seconds:.1f} s")
@@ -150,7 +166,7 @@ def timeline_command(rules_tables: tuple[str, ...], output: str, png: str | None
         with atomic_path(png, overwrite) as tmp:
             Path(tmp).write_bytes(image)
     if table is not None:
-        write_table(timeline.table, table, overwrite=overwrite)
+        write_table(_csv_ready(timeline.table, table, None), table, overwrite=overwrite)
     click.echo(f"{timeline.table.num_rows:,} rules over {len(timeline.periods)} periods -> "
                f"{output}")
 

@@ -1,0 +1,89 @@
+"""The commands end to end on simulated traffic: captures and Parquet tables give the same rules,
+attribution matches the simulator's truth, bad input gives one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from darkscope.cli import main
+from darkscope.simulate import load_scenario, simulate
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    simulate(load_scenario("demo"), folder / "demo.pcap", truth=folder / "truth.parquet",
+             table=folder / "table", seed=4)
+    return folder
+
+
+def test_attribution_matches_truth(demo, capsys):
+    out = demo / "hosts.parquet"
+    assert main(["hosts", "attribute", str(demo / "demo.pcap"), "-o", str(out)]) == 0
+    hosts = pd.read_parquet(out).merge(pd.read_parquet(demo / "truth.parquet"), on="src",
+                                       suffixes=("", "_truth"))
+    for family in ("mirai", "zmap", "masscan"):
+        truly = hosts.kind == family
+        assert truly.sum() > 0
+        assert (hosts.family[truly] == family).all()
+        assert ((hosts.family == family) == truly).all()
+    assert set(hosts.columns) >= {"src", "period_start", "family", "match_share", "packets"}
+
+
+def test_capture_and_hour_partitioned_table_give_the_same_rules(demo):
+    a, b = demo / "a.parquet", demo / "b.csv"
+    assert main(["rules", "mine", str(demo / "demo.pcap"), "--min-hosts", "20", "-o",
+                 str(a)]) == 0
+    assert main(["rules", "mine", str(demo / "table"), "--min-hosts", "20", "-o", str(b)]) == 0
+    rules_a = pq.read_table(a).to_pandas()
+    rules_b = pd.read_csv(b)
+    assert len(rules_a) > 0
+    assert len(rules_a) == len(rules_b)
+    assert list(rules_a.support_hosts) == list(rules_b.support_hosts)
+    assert list(rules_a.pattern) == list(rules_b.pattern)
+
+
+def test_timeline_page_is_self_contained_and_escaped(demo, tmp_path):
+    rules = tmp_path / "rules.parquet"
+    assert main(["rules", "mine", str(demo / "demo.pcap"), "--min-hosts", "20", "--period",
+                 "10m", "-o", str(rules)]) == 0
+    page, png, table = tmp_path / "t.html", tmp_path / "t.png", tmp_path / "t.parquet"
+    assert main(["rules", "timeline", str(rules), "-o", str(page), "--png", str(png),
+                 "--table", str(table), "--event", "2016-08-20T12:30=<script>x</script>"]) == 0
+    text = page.read_text()
+    assert "&lt;script&gt;x&lt;/script&gt;" in text and "<script>" not in text
+    assert "data:image/png;base64," in text and "http" not in text.split("<body>")[1]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    timeline = pq.read_table(table).to_pandas()
+    assert timeline.periods_seen.max() > 1
+    assert (timeline.peak_hosts == timeline.daily_hosts.map(max)).all()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--min-hosts", "100000"], "above the number of hosts in every period"),
+    (["--items", "win,nope"], "unknown item name(s) 'nope'"),
+    (["--period", "3x"], "period '3x'"),
+    (["--min-confidence", "2"], "minimum confidence"),
+])
+def test_bad_options_are_one_clear_line(demo, tmp_path, capsys, args, message):
+    out = tmp_path / "r.parquet"
+    code = main(["rules", "mine", str(demo / "demo.pcap"), "-o", str(out), *args])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_empty_and_foreign_inputs(tmp_path, capsys):
+    empty = tmp_path / "empty.pcap"
+    simulate(load_scenario("demo"), tmp_path / "x.pcap", seed=1)
+    empty.write_bytes((tmp_path / "x.pcap").read_bytes()[:24])      # header only
+    assert main(["rules", "mine", str(empty), "-o", str(tmp_path / "r.parquet")]) == 1
+    assert "no IPv4 packets" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.parquet"
+    pq.write_table(pd.DataFrame({"a": [1]}).pipe(__import__("pyarrow").Table.from_pandas),
+                   foreign)
+    assert main(["hosts", "attribute", str(foreign), "-o", str(tmp_path / "h.parquet")]) == 1
+    assert "not a darkscope packet table" in capsys.readouterr().err

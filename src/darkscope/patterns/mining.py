@@ -77,8 +77,11 @@ def mine_rules(tx: Transactions, min_hosts: int, min_confidence: float = 0.9,
     empty = RuleSet([], *(np.zeros(0, np.int64) for _ in range(4)), tx.n_hosts)
     if tx.n_hosts < min_hosts or tx.n_hosts == 0:
         return empty
+    database = distinct_transactions(tx, min_hosts)
+    if not database:
+        return empty
     # Ask for slightly less confidence than wanted; the exact test is done on the counts below.
-    found = fim.fpgrowth(tx.lists(), target="r", supp=-min_hosts,
+    found = fim.fpgrowth(database, target="r", supp=-min_hosts,
                          conf=max(0.0, min_confidence * 100 - 1e-6), zmin=2, zmax=max_len,
                          report="abh", mode="o")
     if not found:
@@ -94,6 +97,39 @@ def mine_rules(tx: Transactions, min_hosts: int, min_confidence: float = 0.9,
     order = np.lexsort((rules.consequents, [len(a) for a in rules.antecedents],
                         -rules.support))
     return rules.take(order)
+
+
+def distinct_transactions(tx: Transactions, min_hosts: int) -> dict[tuple[int, ...], int]:
+    """The transactions reduced to what can matter, as {distinct transaction: hosts}.
+
+    Items carried by fewer than ``min_hosts`` hosts cannot be in any rule, so they are removed
+    first; many hosts then carry the same few items (every Mirai bot of a variant looks alike),
+    and each distinct transaction is handed to the miner once with its multiplicity. Both steps
+    are vectorised and leave every itemset's support unchanged.
+    """
+    matrix = tx.matrix
+    support = np.bincount(matrix.indices, minlength=matrix.shape[1])
+    is_frequent = support >= min_hosts
+    if not is_frequent.any():
+        return {}
+    keep = is_frequent[matrix.indices]
+    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[keep]
+    items = matrix.indices[keep].astype(np.int32)          # sorted within each row
+    lengths = np.bincount(row_of, minlength=matrix.shape[0])
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    width = int(lengths.max())
+    padded = np.full((matrix.shape[0], width), -1, np.int32)
+    padded[row_of, np.arange(len(items)) - starts[row_of]] = items
+    padded = padded[lengths > 0]
+    # sort the rows and cut where a row differs from the previous one
+    ordered = padded[np.lexsort(padded.T[::-1])]
+    new = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+    first = np.flatnonzero(new)
+    counts = np.diff(np.r_[first, len(ordered)])
+    distinct = ordered[first]
+    widths = (distinct >= 0).sum(axis=1)
+    return {tuple(row[:n]): c for row, n, c in zip(distinct.tolist(), widths.tolist(),
+                                                    counts.tolist(), strict=True)}
 
 
 def group_variants(rules: RuleSet) -> np.ndarray:

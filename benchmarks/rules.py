@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -130,7 +130,8 @@ def child(args) -> None:
     started = time.perf_counter()
     rules = TOOLS[args.child](matrix, names, args)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + _jvm_peak[0]
+    # VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's size across exec
+    peak = _peak_of(os.getpid()) + _jvm_peak[0]
     Path(args.out).write_text(json.dumps({"seconds": seconds, "peak": peak,
                                           "rules": sorted(map(list, rules))}))
 

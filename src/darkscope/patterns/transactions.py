@@ -15,13 +15,16 @@ A host therefore has at most ``max_values`` items per kind.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from darkscope.errors import UsageError
 from darkscope.patterns.catalogue import SWEEP, Catalogue
-from darkscope.patterns.scan import Period
+
+if TYPE_CHECKING:       # keep the miner importable without the packet reader
+    from darkscope.patterns.scan import Period
 
 
 @dataclass(frozen=True)

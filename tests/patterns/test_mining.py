@@ -40,15 +40,33 @@ def _as_set(rules) -> set:
              int(rules.body_support[i]), int(rules.head_support[i])) for i in range(len(rules))}
 
 
+@pytest.mark.parametrize("engine", ["apriori", "fpgrowth"])
 @pytest.mark.parametrize(("seed", "min_hosts", "min_confidence", "max_len"),
-                         [(1, 5, 0.9, 4), (2, 3, 0.6, 3), (3, 10, 0.8, 4), (4, 2, 0.5, 5),
-                          (5, 8, 1.0, 4)])
-def test_rules_equal_brute_force(seed, min_hosts, min_confidence, max_len):
+                         [(1, 5, 0.9, 4), (2, 3, 0.6, 3), (3, 10, 0.8, 4), (4, 2, 0.5, 4),
+                          (5, 8, 1.0, 4), (6, 2, 0.3, 2), (7, 1, 0.0, 4)])
+def test_rules_equal_brute_force(engine, seed, min_hosts, min_confidence, max_len):
     rows = _random_rows(seed, 120, 12)
-    mined = mine_rules(_transactions(rows, 12), min_hosts, min_confidence, max_len)
+    mined = mine_rules(_transactions(rows, 12), min_hosts, min_confidence, max_len, engine)
     expected = brute_force_rules(rows, min_hosts, min_confidence, max_len)
     assert len(expected) >= 2
     assert _as_set(mined) == expected
+
+
+def test_longer_itemsets_fall_back_to_fpgrowth():
+    rows = _random_rows(8, 120, 10)
+    mined = mine_rules(_transactions(rows, 10), 2, 0.5, 6)
+    assert _as_set(mined) == brute_force_rules(rows, 2, 0.5, 6)
+    with pytest.raises(UsageError, match="fpgrowth"):
+        mine_rules(_transactions(rows, 10), 2, 0.5, 6, "apriori")
+
+
+def test_sparse_item_ids_and_empty_hosts():
+    # item ids far apart and hosts without any frequent item
+    rows = [{3, 60000}] * 4 + [{70000}] + [{3}] * 2
+    tx = _transactions([set(), *rows], 70001)
+    for engine in ("apriori", "fpgrowth"):
+        assert _as_set(mine_rules(tx, 2, 0.5, 4, engine)) == brute_force_rules(
+            [set(), *rows], 2, 0.5, 4)
 
 
 def test_confidence_boundary_is_inclusive_and_exact():

@@ -65,38 +65,102 @@ def min_hosts_for(n_hosts: int, min_hosts: int | None, min_support: float | None
     return min_hosts
 
 
-def mine_rules(tx: Transactions, min_hosts: int, min_confidence: float = 0.9,
-               max_len: int = 4) -> RuleSet:
-    """All rules of ``tx`` meeting the thresholds (see the module docstring)."""
-    import fim
+ENGINES = ("auto", "apriori", "fpgrowth")
 
+
+def mine_rules(tx: Transactions, min_hosts: int, min_confidence: float = 0.9,
+               max_len: int = 4, engine: str = "auto") -> RuleSet:
+    """All rules of ``tx`` meeting the thresholds (see the module docstring).
+
+    ``engine``: ``apriori`` (compiled, itemsets of at most 4 items over < 65,536 frequent
+    items), ``fpgrowth`` (pyfim, any size) or ``auto`` (apriori when it applies).
+    """
     if not 0 <= min_confidence <= 1:
         raise UsageError(f"minimum confidence must be within 0..1, got {min_confidence}")
     if max_len < 2:
         raise UsageError(f"maximum itemset length must be at least 2, got {max_len}")
-    empty = RuleSet([], *(np.zeros(0, np.int64) for _ in range(4)), tx.n_hosts)
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if tx.n_hosts < min_hosts or tx.n_hosts == 0:
-        return empty
-    database = distinct_transactions(tx, min_hosts)
-    if not database:
-        return empty
-    # Ask for slightly less confidence than wanted; the exact test is done on the counts below.
-    found = fim.fpgrowth(database, target="r", supp=-min_hosts,
-                         conf=max(0.0, min_confidence * 100 - 1e-6), zmin=2, zmax=max_len,
-                         report="abh", mode="o")
-    if not found:
-        return empty
-    heads, bodies, support, body, head = zip(*found, strict=True)
-    rules = RuleSet([tuple(sorted(b)) for b in bodies], np.array(heads, np.int64),
-                    np.array(support, np.int64), np.array(body, np.int64),
-                    np.array(head, np.int64), tx.n_hosts)
+        return _empty(tx.n_hosts)
+    from darkscope.patterns import _apriori
+
+    support = np.bincount(tx.matrix.indices, minlength=tx.matrix.shape[1])
+    n_frequent = int((support >= min_hosts).sum())
+    compiled = max_len <= _apriori.MAX_LEN and n_frequent < _apriori.MAX_ITEMS
+    if engine == "apriori" and not compiled:
+        raise UsageError("the apriori engine handles at most 4 items per rule and 65,535 "
+                         "frequent items; use the fpgrowth engine")
     wanted = Fraction(min_confidence).limit_denominator(1 << 30)
+    if engine != "fpgrowth" and compiled:
+        rules = _mine_apriori(tx, support, min_hosts, max_len, wanted)
+    else:
+        rules = _mine_fpgrowth(tx, min_hosts, min_confidence, max_len)
     keep = (rules.support * wanted.denominator >= rules.body_support * wanted.numerator)
     keep &= rules.support >= min_hosts
     rules = rules.take(np.flatnonzero(keep))
     order = np.lexsort((rules.consequents, [len(a) for a in rules.antecedents],
                         -rules.support))
     return rules.take(order)
+
+
+def _empty(n_hosts: int) -> RuleSet:
+    return RuleSet([], *(np.zeros(0, np.int64) for _ in range(4)), n_hosts)
+
+
+def _mine_apriori(tx: Transactions, support: np.ndarray, min_hosts: int,
+                  max_len: int, wanted: Fraction) -> RuleSet:
+    """Every rule X -> y of a frequent itemset, from compiled level-wise counts."""
+    from darkscope.patterns import _apriori
+
+    frequent = np.flatnonzero(support >= min_hosts)
+    dense = np.full(len(support), -1, np.int64)
+    dense[frequent] = np.arange(len(frequent))
+    matrix = tx.matrix
+    keep = dense[matrix.indices] >= 0
+    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[keep]
+    indices = dense[matrix.indices[keep]].astype(np.int64)
+    indptr = np.r_[0, np.cumsum(np.bincount(row_of, minlength=matrix.shape[0]))].astype(np.int64)
+    levels = _apriori.frequent_itemsets(indptr, indices, len(frequent), min_hosts, max_len)
+    single = levels[0][1]
+    antecedents: list[tuple[int, ...]] = []
+    parts: list[list[np.ndarray]] = [[], [], [], []]
+    for k in range(2, len(levels) + 1):
+        keys, counts = levels[k - 1]
+        prev_keys, prev_counts = levels[k - 2]
+        items = _apriori.unpack(keys, k)
+        for j in range(k):
+            body = np.delete(items, j, axis=1)
+            body_support = prev_counts[np.searchsorted(prev_keys, _apriori.pack(body))]
+            ok = counts * wanted.denominator >= body_support * wanted.numerator
+            antecedents.extend(map(tuple, frequent[body[ok]].tolist()))
+            parts[0].append(frequent[items[ok, j]])
+            parts[1].append(counts[ok])
+            parts[2].append(body_support[ok])
+            parts[3].append(single[items[ok, j]])
+    if not antecedents:
+        return _empty(tx.n_hosts)
+    head, both, body_support, head_support = (np.concatenate(p).astype(np.int64) for p in parts)
+    return RuleSet(antecedents, head, both, body_support, head_support, tx.n_hosts)
+
+
+def _mine_fpgrowth(tx: Transactions, min_hosts: int, min_confidence: float,
+                   max_len: int) -> RuleSet:
+    import fim
+
+    database = distinct_transactions(tx, min_hosts)
+    if not database:
+        return _empty(tx.n_hosts)
+    # Ask for slightly less confidence than wanted; the exact test is done on the counts after.
+    found = fim.fpgrowth(database, target="r", supp=-min_hosts,
+                         conf=max(0.0, min_confidence * 100 - 1e-6), zmin=2, zmax=max_len,
+                         report="abh", mode="o")
+    if not found:
+        return _empty(tx.n_hosts)
+    heads, bodies, support, body, head = zip(*found, strict=True)
+    return RuleSet([tuple(sorted(b)) for b in bodies], np.array(heads, np.int64),
+                   np.array(support, np.int64), np.array(body, np.int64),
+                   np.array(head, np.int64), tx.n_hosts)
 
 
 def distinct_transactions(tx: Transactions, min_hosts: int) -> dict[tuple[int, ...], int]:

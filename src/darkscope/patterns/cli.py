@@ -60,6 +60,9 @@ def rules() -> None:
               help="A host with more distinct values of a kind gets one NAME=*sweep* item.")
 @click.option("--threshold", type=float, default=0.9, show_default=True,
               help="Attribution: share of a host's packets a fingerprint must match.")
+@click.option("--engine", type=click.Choice(["auto", "apriori", "fpgrowth"]), default="auto",
+              show_default=True,
+              help="Itemset counter: compiled level-wise (<= 4 items) or pyfim FP-growth.")
 @click.option("--all-rules", is_flag=True,
               help="Write every rule, not only one core rule per pattern.")
 @format_option
@@ -68,7 +71,7 @@ def rules() -> None:
 def mine_command(inputs: tuple[str, ...], output: str, period: str, min_hosts: int | None,
                  min_support: float | None, min_confidence: float, min_lift: float, max_len: int,
                  items: str | None, catalogue: str | None, min_share: float, max_values: int,
-                 sweep_values: int, threshold: float, all_rules: bool, fmt: str | None,
+                 sweep_values: int, threshold: float, engine: str, all_rules: bool, fmt: str | None,
                  overwrite: bool) -> None:
     """Mine association rules X -> y over the hosts of each period.
 
@@ -91,7 +94,7 @@ def mine_command(inputs: tuple[str, ...], output: str, period: str, min_hosts: i
         period_ns=parse_period(period), min_hosts=min_hosts, min_support=min_support,
         min_confidence=min_confidence, min_lift=min_lift, max_len=max_len,
         policy=ItemPolicy(min_share, max_values, sweep_values), attribution_threshold=threshold,
-        all_rules=all_rules)
+        all_rules=all_rules, engine=engine)
     if min_hosts is not None and min_support is not None:
         raise UsageError("give --min-hosts or --min-support, not both")
     names = None if items is None else [n.strip() for n in items.split(",") if n.strip()]

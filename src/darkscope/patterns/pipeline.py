@@ -74,6 +74,7 @@ class MineSettings:
     policy: ItemPolicy = field(default_factory=ItemPolicy)
     attribution_threshold: float = 0.9
     all_rules: bool = False
+    engine: str = "auto"
 
 
 @dataclass
@@ -152,7 +153,8 @@ def mine_periods(inputs: list[str | Path], settings: MineSettings,
         if tx.n_hosts < threshold:
             summary.skipped_periods.append(_iso(period.start_ns))
             continue
-        rules = mine_rules(tx, threshold, settings.min_confidence, settings.max_len)
+        rules = mine_rules(tx, threshold, settings.min_confidence, settings.max_len,
+                           settings.engine)
         if settings.min_lift > 0:
             rules = rules.take(np.flatnonzero(rules.lift >= settings.min_lift))
         core = group_variants(rules)

@@ -14,7 +14,7 @@ A host therefore has at most ``max_values`` items per kind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,6 +52,7 @@ class Transactions:
     matrix: sp.csr_matrix       # bool, hosts x items
     items: list[str]            # item string per column
     codes: np.ndarray           # uint32 attr << 17 | value code per column
+    _by_item: sp.csc_matrix | None = field(default=None, repr=False)
 
     @property
     def n_hosts(self) -> int:
@@ -64,8 +65,15 @@ class Transactions:
 
     def carriers(self, item_ids: list[int] | np.ndarray) -> np.ndarray:
         """Boolean mask of the hosts that carry every item in ``item_ids``."""
-        columns = self.matrix[:, np.asarray(item_ids)]
-        return np.asarray(columns.sum(axis=1)).ravel() == len(item_ids)
+        if self._by_item is None:           # column access: once per period, not per rule
+            self._by_item = self.matrix.tocsc()
+        mask = np.ones(self.n_hosts, bool)
+        for item in item_ids:
+            column = np.zeros(self.n_hosts, bool)
+            start, end = self._by_item.indptr[item], self._by_item.indptr[item + 1]
+            column[self._by_item.indices[start:end]] = True
+            mask &= column
+        return mask
 
 
 def build(period: Period, catalogue: Catalogue, policy: ItemPolicy) -> Transactions:

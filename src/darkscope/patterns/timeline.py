@@ -117,9 +117,11 @@ def build_timeline(rules: pa.Table) -> Timeline:
 
 
 def _family(rule: str) -> str:
-    """The item kind of the rule's consequent (``win``, ``tos``, ``dport``...): its chart panel."""
-    consequent = rule.rsplit("-> {", 1)[-1]
-    return consequent.split("=", 1)[0]
+    """The item kind shared by all of a rule's items (``win``, ``tos``, ``dport``...), its chart
+    panel, as in the published figures; ``mixed`` when its items are of several kinds."""
+    kinds = {item.strip(" {}").split("=", 1)[0]
+             for side in rule.split(" -> ") for item in side.strip("{}").split(", ")}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
 def parse_marker(text: str) -> Marker:
@@ -156,7 +158,7 @@ def chart_png(timeline: Timeline, markers: list[Marker], top: int = 6,
         for marker in markers:
             ax.axvline(np.datetime64(marker.ns, "ns"), color="black", linestyle="--",
                        linewidth=0.8)
-        ax.set_title(f"rules with a {family} consequent")
+        ax.set_title(f"{family} rules" if family != "mixed" else "rules mixing item kinds")
         ax.set_ylabel("hosts")
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(alpha=0.3)

@@ -87,3 +87,44 @@ def test_empty_and_foreign_inputs(tmp_path, capsys):
                    foreign)
     assert main(["hosts", "attribute", str(foreign), "-o", str(tmp_path / "h.parquet")]) == 1
     assert "not a darkscope packet table" in capsys.readouterr().err
+
+
+def test_engines_agree_end_to_end_with_a_support_fraction(demo, tmp_path):
+    outputs = []
+    for engine in ("apriori", "fpgrowth"):
+        out = tmp_path / f"{engine}.parquet"
+        assert main(["rules", "mine", str(demo / "demo.pcap"), "--min-support", "0.02",
+                     "--all-rules", "--engine", engine, "--items", "win,tos,dport,ttl,opts",
+                     "-o", str(out)]) == 0
+        outputs.append(pq.read_table(out).to_pandas())
+    apriori, fpgrowth = outputs
+    assert len(apriori) > 0
+    key = ["pattern", "support_hosts", "confidence"]
+    pd.testing.assert_frame_equal(
+        apriori.assign(a=apriori.antecedent.map(tuple)).sort_values(["a", *key])[key]
+        .reset_index(drop=True),
+        fpgrowth.assign(a=fpgrowth.antecedent.map(tuple)).sort_values(["a", *key])[key]
+        .reset_index(drop=True))
+    assert (apriori.support_hosts >= 0.02 * apriori.period_hosts).all()
+
+
+def test_inputs_out_of_time_order_are_refused(tmp_path, capsys):
+    """A period is mined once the stream has moved past it; a packet arriving for it later
+    is refused rather than silently splitting the period."""
+    import dataclasses
+
+    scenario = load_scenario("demo")
+    day = 86400 * 10**9
+    captures = {}
+    for name, offset in (("day0", 0), ("day3", 3), ("day4", 4)):
+        captures[name] = tmp_path / f"{name}.parquet"        # one batch per table file
+        simulate(dataclasses.replace(scenario, start_ns=scenario.start_ns + offset * day),
+                 tmp_path / f"{name}.pcap", table=captures[name], seed=1)
+    out = tmp_path / "r.parquet"
+    order = [str(captures[n]) for n in ("day3", "day4", "day0")]
+    assert main(["rules", "mine", *order, "--min-hosts", "5", "-o", str(out)]) == 1
+    assert "not in time order" in capsys.readouterr().err
+    assert not out.exists()
+    order = [str(captures[n]) for n in ("day0", "day3", "day4")]
+    assert main(["rules", "mine", *order, "--min-hosts", "5", "-o", str(out)]) == 0
+    assert len(pq.read_table(out).column("period_start").unique()) == 3

@@ -68,11 +68,12 @@ class _Partial:
 
 def _reduce(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum ``counts`` per distinct key; keys come back sorted."""
+    if not len(keys):
+        return keys, counts
     order = np.argsort(keys, kind="stable")
     keys, counts = keys[order], counts[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0,
-                                                                                         int)
-    return keys[starts], np.add.reduceat(counts, starts) if len(keys) else counts
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return keys[starts], np.add.reduceat(counts, starts)
 
 
 def _reduce_hosts(src: np.ndarray, packets: np.ndarray,

@@ -58,11 +58,6 @@ class Transactions:
     def n_hosts(self) -> int:
         return len(self.hosts)
 
-    def lists(self) -> list[list[int]]:
-        """Each host's item ids (for miners that take Python iterables)."""
-        indices = self.matrix.indices.astype(np.int64)
-        return [row.tolist() for row in np.split(indices, self.matrix.indptr[1:-1])]
-
     def carriers(self, item_ids: list[int] | np.ndarray) -> np.ndarray:
         """Boolean mask of the hosts that carry every item in ``item_ids``."""
         if self._by_item is None:           # column access: once per period, not per rule

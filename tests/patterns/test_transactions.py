@@ -70,3 +70,17 @@ def test_bad_catalogue_names_file_and_field(tmp_path):
     path.write_text('[[item]]\nname = "x"\ncolumn = "win"\ntransform = "square"\n')
     with pytest.raises(Exception, match=r"items.toml: item\[0\].transform: unknown 'square'"):
         load_catalogue(path)
+
+
+def test_catalogue_columns_must_fit_their_transform(tmp_path):
+    from darkscope.patterns.scan import PeriodScanner
+
+    path = tmp_path / "items.toml"
+    path.write_text('[[item]]\nname = "seq"\ncolumn = "seq"\ntransform = "value"\n'
+                    'default = true\n')
+    with pytest.raises(UsageError, match=r"'seq'.*at most 16 bits; seq is uint32"):
+        PeriodScanner(load_catalogue(path), 86400 * 10**9)
+    path.write_text('[[item]]\nname = "x"\ncolumn = "no_such"\ntransform = "value"\n'
+                    'default = true\n')
+    with pytest.raises(UsageError, match=r"unknown packet column.*no_such"):
+        PeriodScanner(load_catalogue(path), 86400 * 10**9)

@@ -177,6 +177,17 @@ class PeriodScanner:
         unknown = sorted(catalogue.columns() - set(PACKET_SCHEMA.names))
         if unknown:
             raise UsageError(f"item catalogue names unknown packet column(s) {', '.join(unknown)}")
+        for spec in catalogue.specs:
+            kind = PACKET_SCHEMA.field(spec.column).type
+            if spec.transform == "layout":
+                fits = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            else:      # item values are packed into 16 bits of the aggregation key
+                fits = pa.types.is_integer(kind) and kind.bit_width <= 16
+            if not fits:
+                need = "a string column" if spec.transform == "layout" else \
+                    "an integer column of at most 16 bits"
+                raise UsageError(f"item {spec.name!r}: transform {spec.transform!r} needs {need}; "
+                                 f"{spec.column} is {kind}")
         self.columns = sorted(set(_BASE_COLUMNS) | set(FINGERPRINT_COLUMNS)
                               | catalogue.columns())
 

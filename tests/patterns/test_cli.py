@@ -128,3 +128,26 @@ def test_inputs_out_of_time_order_are_refused(tmp_path, capsys):
     order = [str(captures[n]) for n in ("day0", "day3", "day4")]
     assert main(["rules", "mine", *order, "--min-hosts", "5", "-o", str(out)]) == 0
     assert len(pq.read_table(out).column("period_start").unique()) == 3
+
+
+def test_zmap_after_4_1_is_still_attributed(tmp_path):
+    """ZMap 4.1 (2024) dropped the fixed IP ID 54321; window 65535 with one MSS option remains."""
+    from importlib.resources import files
+
+    import darkscope.packets
+    from darkscope.simulate import parse_scenario
+
+    text = (files("darkscope.simulate") / "scenarios" / "demo.toml").read_text()
+    scenario = parse_scenario(text.replace('start = "2016-08-20T12:00:00Z"',
+                                           'start = "2025-03-01T12:00:00Z"'))
+    capture, truth = tmp_path / "2025.pcap", tmp_path / "truth.parquet"
+    simulate(scenario, capture, truth=truth, seed=2)
+    out = tmp_path / "hosts.parquet"
+    assert main(["hosts", "attribute", str(capture), "-o", str(out)]) == 0
+    hosts = pd.read_parquet(out).merge(pd.read_parquet(truth), on="src", suffixes=("", "_t"))
+    zmap_hosts = hosts.src[hosts.kind == "zmap"].to_numpy()
+    packets = darkscope.packets.read(capture).to_pandas()
+    assert not (packets.ip_id[packets.src.isin(zmap_hosts)] == 54321).any()
+    for family in ("zmap", "masscan", "mirai"):
+        assert (hosts.kind == family).sum() > 0
+        assert ((hosts.family == family) == (hosts.kind == family)).all(), family

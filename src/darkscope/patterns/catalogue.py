@@ -41,11 +41,13 @@ class Columns(dict[str, np.ndarray]):
     """Packet columns of one batch as numpy arrays (nulls filled with 0) plus validity masks."""
 
     def __init__(self, arrays: dict[str, np.ndarray], valid: dict[str, np.ndarray],
-                 no_options: np.ndarray | None = None) -> None:
+                 no_options: np.ndarray | None = None,
+                 mss_only: np.ndarray | None = None) -> None:
         super().__init__(arrays)
         self.valid = valid
-        #: the TCP packet carries no options (tcp_layout == ""), a fingerprint test
+        #: option layouts the fingerprints test: none at all / exactly one MSS option
         self.no_options = no_options
+        self.mss_only = mss_only
 
 
 class LayoutCodes:

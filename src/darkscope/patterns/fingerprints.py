@@ -6,7 +6,9 @@ code does when it builds a probe (sources in docs/patterns.md):
 - **Mirai** (``scanner.c`` of the published source): a TCP SYN whose sequence number is the
   destination address, to port 23 (or 2323 for one probe in ten), from a source port >= 1024,
   without TCP options.
-- **ZMap** (``probe_modules/packet.c`` before 4.1): IP identification fixed at 54321.
+- **ZMap** (``probe_modules/packet.c``, ``module_tcp_synscan.c``): IP identification fixed at
+  54321 before 4.1; since 4.1 (random IP IDs) its SYN is still recognisable as window 65535 with
+  a single MSS option.
 - **Masscan** (``templ-pkt.c``/``proto-tcp``): IP identification = (dst ^ dport ^ seq) & 0xffff,
   stable across versions.
 
@@ -22,7 +24,7 @@ import numpy as np
 from darkscope.patterns.catalogue import Columns
 
 #: Packet columns the fingerprints read.
-FINGERPRINT_COLUMNS = ("proto", "tcp_flags", "seq", "dst", "sport", "dport", "ip_id",
+FINGERPRINT_COLUMNS = ("proto", "tcp_flags", "seq", "dst", "sport", "dport", "ip_id", "win",
                        "tcp_layout")
 
 
@@ -38,7 +40,9 @@ def mirai(cols: Columns) -> np.ndarray:
 
 
 def zmap(cols: Columns) -> np.ndarray:
-    return _tcp_syn(cols) & cols.valid["ip_id"] & (cols["ip_id"] == 54321)
+    fixed_id = cols.valid["ip_id"] & (cols["ip_id"] == 54321)
+    window_mss = cols.valid["win"] & (cols["win"] == 65535) & cols.mss_only
+    return _tcp_syn(cols) & (fixed_id | window_mss)
 
 
 def masscan(cols: Columns) -> np.ndarray:

@@ -163,7 +163,8 @@ def _columns(batch: pa.RecordBatch, catalogue: Catalogue) -> Columns:
                        else pc.is_valid(column).to_numpy(zero_copy_only=False))
     layout = batch.column("tcp_layout")
     no_options = pc.fill_null(pc.equal(layout, ""), False).to_numpy(zero_copy_only=False)
-    return Columns(arrays, valid, no_options)
+    mss_only = pc.fill_null(pc.equal(layout, "mss"), False).to_numpy(zero_copy_only=False)
+    return Columns(arrays, valid, no_options, mss_only)
 
 
 class PeriodScanner:
@@ -247,4 +248,5 @@ class PeriodScanner:
 
 def _select(cols: Columns, sel: np.ndarray) -> Columns:
     return Columns({k: v[sel] for k, v in cols.items()},
-                   {k: v[sel] for k, v in cols.valid.items()}, cols.no_options[sel])
+                   {k: v[sel] for k, v in cols.valid.items()}, cols.no_options[sel],
+                   cols.mss_only[sel])

@@ -20,9 +20,11 @@ from darkscope.errors import DarkscopeError
 COMMANDS: dict[str, str] = {
     "crawl": "darkscope.darkweb.cli:crawl_command",
     "demo": "darkscope.demo:demo",
+    "hosts": "darkscope.patterns.cli:hosts",
     "ingest": "darkscope.packets.cli:ingest",
     "parse": "darkscope.darkweb.cli:parse_command",
     "ppml": "darkscope.ppml.cli:ppml",
+    "rules": "darkscope.patterns.cli:rules",
     "simulate": "darkscope.simulate.cli:simulate",
     "topics": "darkscope.topics.cli:topics",
 }

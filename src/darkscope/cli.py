@@ -18,9 +18,11 @@ from darkscope.errors import DarkscopeError
 
 # name -> "module:attribute"; each part owns its own command module.
 COMMANDS: dict[str, str] = {
+    "backscatter": "darkscope.backscatter.cli:backscatter",
     "demo": "darkscope.demo:demo",
     "ingest": "darkscope.packets.cli:ingest",
     "ppml": "darkscope.ppml.cli:ppml",
+    "review": "darkscope.backscatter.cli:review",
     "simulate": "darkscope.simulate.cli:simulate",
 }
 

@@ -16,36 +16,67 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @numba.njit(cache=True, nogil=True)
-def factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense ids in order of first appearance, and the index of each id's first row.
+def _insert(table: np.ndarray, bits: int, key: np.uint64, value: int) -> int:
+    """Place ``key`` (absent) in an interleaved [key, id] table; returns nothing useful."""
+    mask = np.uint64((1 << bits) - 1)
+    slot = (key * _GOLDEN) >> np.uint64(64 - bits)
+    while table[2 * slot] != _EMPTY:
+        slot = (slot + np.uint64(1)) & mask
+    table[2 * slot] = key
+    table[2 * slot + 1] = np.uint64(value)
+    return 0
 
+
+@numba.njit(cache=True, nogil=True)
+def factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ids of 64-bit keys (see :func:`factorize_pairs`)."""
+    return factorize_pairs(keys, keys, 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def factorize_pairs(hi: np.ndarray, lo: np.ndarray, shift: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ids of the keys ``hi << shift | lo`` (``GROUP BY hi, lo``) in order of first
+    appearance, and the row of each id's first appearance. With ``shift == 0`` the key is
+    ``lo`` alone. Built in the loop, so no key array is allocated.
+
+    Open addressing with keys and ids interleaved (one cache line per probe) and a table that
+    starts small and doubles at half load, so few distinct keys stay cache-resident.
     Keys must not be 2**64 - 1 (the empty-slot marker; callers' keys never reach it)."""
-    n = keys.shape[0]
-    bits = 4
-    while (1 << bits) < 2 * n + 16:
-        bits += 1
-    size = 1 << bits
-    mask = np.uint64(size - 1)
-    shift = np.uint64(64 - bits)
-    slots_key = np.full(size, _EMPTY, np.uint64)
-    slots_id = np.empty(size, np.int64)
+    n = lo.shape[0]
+    sh = np.uint64(shift)
+    bits = 12
+    table = np.full(2 << bits, _EMPTY, np.uint64)
     ids = np.empty(n, np.int64)
     first = np.empty(n, np.int64)
     count = 0
     for i in range(n):
-        key = keys[i]
-        slot = (key * _GOLDEN) >> shift
+        key = np.uint64(lo[i])
+        if shift:
+            key |= np.uint64(hi[i]) << sh
+        mask = np.uint64((1 << bits) - 1)
+        slot = (key * _GOLDEN) >> np.uint64(64 - bits)
         while True:
-            stored = slots_key[slot]
+            stored = table[2 * slot]
             if stored == key:
-                ids[i] = slots_id[slot]
+                ids[i] = np.int64(table[2 * slot + 1])
                 break
             if stored == _EMPTY:
-                slots_key[slot] = key
-                slots_id[slot] = count
+                table[2 * slot] = key
+                table[2 * slot + 1] = np.uint64(count)
                 ids[i] = count
                 first[count] = i
                 count += 1
+                if 2 * count > (1 << bits):
+                    bits += 1
+                    grown = np.full(2 << bits, _EMPTY, np.uint64)
+                    for j in range(count):
+                        r = first[j]
+                        old = np.uint64(lo[r])
+                        if shift:
+                            old |= np.uint64(hi[r]) << sh
+                        _insert(grown, bits, old, j)
+                    table = grown
                 break
             slot = (slot + np.uint64(1)) & mask
     return ids, first[:count]
@@ -83,6 +114,25 @@ def interval_sums(order: np.ndarray, ts: np.ndarray, gid: np.ndarray, n_groups: 
             p_sq[g] += d * d
         last_pair[p] = t
     return g_n, g_sum, g_sq, p_n, p_sum, p_sq
+
+
+@numba.njit(cache=True, nogil=True)
+def distinct_small(gid: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Distinct values 0..319 per group (protocols; 256 stands for "none") via bitsets."""
+    bits = np.zeros((n_groups, 5), np.uint64)
+    for i in range(gid.shape[0]):
+        v = values[i]
+        bits[gid[i], v >> 6] |= np.uint64(1) << np.uint64(v & 63)
+    out = np.zeros(n_groups, np.float64)
+    for g in range(n_groups):
+        total = 0
+        for w in range(5):
+            x = bits[g, w]
+            while x:
+                x &= x - np.uint64(1)
+                total += 1
+        out[g] = total
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -22,8 +22,9 @@ store_option = click.option(
     show_default=True, type=click.Path(dir_okay=False),
     help="Review store (SQLite file; env DARKSCOPE_STORE).")
 rules_option = click.option(
-    "--rules", "rules_path", type=click.Path(exists=True, dir_okay=False),
-    help="Rules file (TOML) instead of the built-in rules.")
+    "--rules", "rules_path", metavar="FILE|minimal",
+    help="Rules file (TOML) instead of the built-in rules, or `minimal` for the original "
+         "method's rule set.")
 telescope_option = click.option(
     "--telescope", default="/16", show_default=True,
     help="Telescope network (198.51.0.0/16), or a prefix length (/16) to infer the block "
@@ -87,9 +88,10 @@ def backscatter() -> None:
               help="Time window per host (e.g. 10m, 1h); ignored with --window-packets.")
 @click.option("--window-packets", type=click.IntRange(1),
               help="Windows of N consecutive packets of a host instead of time windows.")
-@click.option("--variant", type=click.Choice(["payload", "dst-span"]), default="payload",
-              show_default=True, help="Features 16-17: payload size (2015 paper) or spans "
-              "between destination addresses (book chapter).")
+@click.option("--variant", type=click.Choice(["dst-span", "payload"]), default="dst-span",
+              show_default=True, help="Features 16-17: spans between destination addresses "
+              "(book chapter; better on held-out data, docs/backscatter.md) or payload size "
+              "(2015 paper).")
 @_oracle
 @rules_option
 @store_option

@@ -39,7 +39,7 @@ class FeatureDefinition:
 
     window_s: int | None = 3600
     window_packets: int | None = None
-    variant: str = "payload"
+    variant: str = "dst-span"
     version: int = FEATURE_VERSION
 
     def __post_init__(self) -> None:
@@ -87,13 +87,13 @@ class HostWindows:
         return len(self.src)
 
 
-def _column(table: pa.Table, name: str, fill: int, dtype: type) -> np.ndarray:
-    """A column as numpy with nulls replaced by ``fill`` (which may lie outside the type)."""
+def _column(table: pa.Table, name: str, fill: int) -> np.ndarray:
+    """A column as numpy in its own type; nulls replaced by ``fill`` (then as int64, since the
+    fill may lie outside the type, e.g. 65536 for "no port")."""
     column = table[name]
     if column.null_count:
-        column = column.cast(pa.int64() if dtype is not np.float64 else pa.float64())
-        column = column.fill_null(fill)
-    return column.to_numpy().astype(dtype, copy=False)
+        column = column.cast(pa.int64()).fill_null(fill)
+    return column.to_numpy()
 
 
 def _time_order(ts: np.ndarray) -> np.ndarray:
@@ -103,18 +103,17 @@ def _time_order(ts: np.ndarray) -> np.ndarray:
 
 
 def _per_value(gid: np.ndarray, n_groups: int, values: np.ndarray, shift: int,
-               counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct values per group, and mean/std of packets per value (GROUP BY g, v; then g).
-    Also returns (group, value) of each distinct pair, for the span variant."""
-    keys = (gid.astype(np.uint64) << np.uint64(shift)) | values.astype(np.uint64)
-    pair, first = _kernels.factorize(keys)
+               counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Distinct values per group, mean/std of packets per value (GROUP BY g, v; then g),
+    each row's (group, value) pair id, and each pair's first row."""
+    pair, first = _kernels.factorize_pairs(gid, values, shift)
     per_pair = np.bincount(pair, minlength=first.size).astype(np.float64)
     pair_group = gid[first]
     distinct = np.bincount(pair_group, minlength=n_groups).astype(np.float64)
     sq = np.bincount(pair_group, weights=per_pair * per_pair, minlength=n_groups)
     mean = counts / distinct
     std = np.sqrt(np.maximum(sq / distinct - mean * mean, 0.0))
-    return distinct, mean, std, keys[first]
+    return distinct, mean, std, pair, first
 
 
 def _moments(n: np.ndarray, total: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,35 +128,24 @@ def extract(table: pa.Table, definition: FeatureDefinition | None = None) -> Hos
     """Host-windows and their 17 features from a packet table (IPv4 rows with a timestamp)."""
     definition = definition or FeatureDefinition()
     ts = table["ts"].cast(pa.int64()).to_numpy()
-    src = _column(table, "src", 0, np.uint64)
+    src = _column(table, "src", 0)
     order = _time_order(ts)
     if definition.window_s is not None:
         window = ts // (definition.window_s * NS)
     else:
-        host, host_first = _kernels.factorize(src)
+        host, host_first = _kernels.factorize_pairs(src, src, 0)
         window = _kernels.host_ranks(order, host, host_first.size) // definition.window_packets
-    gid, first = _kernels.factorize((src << np.uint64(32)) | window.astype(np.uint64))
+    gid, first = _kernels.factorize_pairs(src, window, 32)
     n_groups = first.size
     counts = np.bincount(gid, minlength=n_groups).astype(np.float64)
 
-    sport = _column(table, "sport", NO_PORT, np.uint64)
-    dport = _column(table, "dport", NO_PORT, np.uint64)
-    dst = _column(table, "dst", 0, np.uint64)
-    proto = _column(table, "proto", 256, np.uint64)
-    payload = _column(table, "payload_len", 0, np.float64)
-
-    sports, sport_mean, sport_std, _ = _per_value(gid, n_groups, sport, 17, counts)
-    dsts, dst_mean, dst_std, dst_pairs = _per_value(gid, n_groups, dst, 32, counts)
-    dport_keys = (gid.astype(np.uint64) << np.uint64(17)) | dport
-    dport_pair, dport_first = _kernels.factorize(dport_keys)
-    per_dport = np.bincount(dport_pair, minlength=dport_first.size).astype(np.float64)
-    dport_group = gid[dport_first]
-    dports = np.bincount(dport_group, minlength=n_groups).astype(np.float64)
-    dport_mean = counts / dports
-    dport_std = np.sqrt(np.maximum(
-        np.bincount(dport_group, weights=per_dport**2, minlength=n_groups) / dports
-        - dport_mean**2, 0.0))
-    protocols, _, _, _ = _per_value(gid, n_groups, proto, 9, counts)
+    sports, sport_mean, sport_std, _, _ = _per_value(
+        gid, n_groups, _column(table, "sport", NO_PORT), 17, counts)
+    dst = _column(table, "dst", 0)
+    dsts, dst_mean, dst_std, _, dst_first = _per_value(gid, n_groups, dst, 32, counts)
+    dports, dport_mean, dport_std, dport_pair, dport_first = _per_value(
+        gid, n_groups, _column(table, "dport", NO_PORT), 17, counts)
+    protocols = _kernels.distinct_small(gid, _column(table, "proto", 256), n_groups)
 
     g_n, g_sum, g_sq, p_n, p_sum, p_sq = _kernels.interval_sums(
         order, ts, gid, n_groups, dport_pair, dport_first.size)
@@ -165,12 +153,15 @@ def extract(table: pa.Table, definition: FeatureDefinition | None = None) -> Hos
     dport_interval_mean, dport_interval_std = _moments(p_n, p_sum, p_sq)
 
     if definition.variant == "payload":
+        payload = _column(table, "payload_len", 0).astype(np.float64)
         last_mean, last_std = _moments(counts, np.bincount(gid, weights=payload,
                                                             minlength=n_groups),
                                        np.bincount(gid, weights=payload * payload,
                                                    minlength=n_groups))
     else:
-        last_mean, last_std = _dst_spans(dst_pairs, n_groups)
+        pair_keys = (gid[dst_first].astype(np.uint64) << np.uint64(32)) | \
+            dst[dst_first].astype(np.uint64)
+        last_mean, last_std = _dst_spans(pair_keys, n_groups)
 
     X = np.column_stack([
         counts, interval_mean, interval_std, sports, sport_mean, sport_std, dsts, dst_mean,

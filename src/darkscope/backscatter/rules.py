@@ -53,8 +53,11 @@ class RuleSet:
         self.ids = [r.id for r in self.rules]
 
 
-def default_rules_path() -> Path:
-    return Path(str(files("darkscope.backscatter") / "rules.toml"))
+BUILT_IN = {"default": "rules.toml", "minimal": "rules-minimal.toml"}
+
+
+def default_rules_path(name: str = "default") -> Path:
+    return Path(str(files("darkscope.backscatter") / BUILT_IN[name]))
 
 
 def _ints(path: str, where: str, value: Any, top: int) -> list[int]:
@@ -117,8 +120,10 @@ def _parse_rule(path: str, index: int, raw: Any) -> Rule:
 
 
 def load_rules(path: str | Path | None = None) -> RuleSet:
-    """The built-in rules, or a user's file (errors name the file and the field)."""
-    target = Path(path) if path else default_rules_path()
+    """Built-in rules (``None``/``"default"``, ``"minimal"``) or a user's file (errors name
+    the file and the field)."""
+    builtin = path is None or str(path) in BUILT_IN
+    target = default_rules_path(str(path or "default")) if builtin else Path(path)
     try:
         data = tomllib.loads(target.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -134,7 +139,7 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         if r.id in seen:
             raise RulesError(target, f"rule[{i}].id: duplicate id {r.id!r}")
         seen.add(r.id)
-    return RuleSet(rules, "built-in" if path is None else str(target))
+    return RuleSet(rules, f"built-in:{path or 'default'}" if builtin else str(target))
 
 
 def _in(column: np.ndarray, valid: np.ndarray, values: list[int]) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,18 +29,22 @@ class Sim:
     attacks: Path
 
 
-def _simulate(root: Path, name: str, scenario: str | Path, seed: int) -> Sim:
+def _simulate(root: Path, name: str, scenario: str | Path, seed: int,
+              hours: int | None = None) -> Sim:
     sim = Sim(root / f"{name}.pcap", root / f"{name}-packets.parquet",
               root / f"{name}-truth.parquet", root / f"{name}-attacks.parquet")
-    simulate(load_scenario(str(scenario)), sim.capture, truth=sim.truth, attacks=sim.attacks,
-             table=sim.table, seed=seed)
+    spec = load_scenario(str(scenario))
+    if hours:
+        spec = dataclasses.replace(spec, duration_ns=hours * 3600 * 10**9)
+    simulate(spec, sim.capture, truth=sim.truth, attacks=sim.attacks, table=sim.table,
+             seed=seed)
     return sim
 
 
 @pytest.fixture(scope="session")
 def sim_train(tmp_path_factory: pytest.TempPathFactory) -> Sim:
-    """One hour of the demo scenario (seed 1): the training traffic."""
-    return _simulate(tmp_path_factory.mktemp("train"), "train", "demo", seed=1)
+    """Four hours of the demo scenario (seed 1): the training traffic."""
+    return _simulate(tmp_path_factory.mktemp("train"), "train", "demo", seed=1, hours=4)
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +55,10 @@ def sim_heldout(tmp_path_factory: pytest.TempPathFactory) -> Sim:
 
 @pytest.fixture(scope="session")
 def model_dir(sim_train: Sim, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model trained on ``sim_train`` with the truth oracle answering up to 100 windows."""
+    """A model trained on ``sim_train`` with the truth oracle answering up to 200 windows."""
     table = read_packets([sim_train.table])
     saved, _ = train(table, load_rules(), resolve(None, table["dst"].to_numpy()),
-                     truth=pq.read_table(sim_train.truth), expert_budget=100)
+                     truth=pq.read_table(sim_train.truth), expert_budget=200)
     return persist.save(saved, tmp_path_factory.mktemp("model") / "model")
 
 

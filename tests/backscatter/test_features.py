@@ -64,7 +64,7 @@ def test_time_windows_and_order_independence() -> None:
                     sport=[1] * 4, dport=[2] * 4)
     windows = extract(table)
     assert sorted(zip(windows.src.tolist(), windows.packets.tolist(),
-                      (windows.window_start // 10**9).tolist())) == [
+                      (windows.window_start // 10**9).tolist(), strict=True)) == [
         (A, 1, 3600), (A, 2, 0), (B, 1, 0)]
     shuffled = extract(table.take([2, 0, 3, 1]))
     key = lambda w: np.lexsort((w.window_start, w.src))  # noqa: E731

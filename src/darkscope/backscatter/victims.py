@@ -23,7 +23,8 @@ DEFAULT_GAP_S = 300
 def victims(table: pa.Table, verdicts: pa.Table, telescope: Telescope,
             gap_s: float = DEFAULT_GAP_S, max_ports: int = 8) -> pa.Table:
     """One row per attack: victim, start, end, packets, ports (the victim's reply ports,
-    most used first), observed packets/s, estimated attack packets/s at the victim."""
+    most used first), distinct telescope (address, port) targets, observed packets/s, and
+    the estimated attack packets/s at the victim (distinct targets per second / share)."""
     ddos = verdicts.filter(pc.equal(verdicts["verdict"], "ddos"))
     w_src = ddos["src"].to_numpy().astype(np.int64)
     w_start = ddos["window_start"].cast(pa.int64()).to_numpy()
@@ -38,11 +39,14 @@ def victims(table: pa.Table, verdicts: pa.Table, telescope: Telescope,
     return _attacks(src[rows], ts[rows],
                     table["sport"].to_numpy(zero_copy_only=False)[rows],
                     table["icmp_type"].to_numpy(zero_copy_only=False)[rows],
+                    table["dst"].to_numpy()[rows],
+                    table["dport"].cast(pa.int64()).fill_null(-1).to_numpy()[rows],
                     telescope, gap_s, max_ports)
 
 
 def _attacks(src: np.ndarray, ts: np.ndarray, sport: np.ndarray, icmp: np.ndarray,
-             telescope: Telescope, gap_s: float, max_ports: int) -> pa.Table:
+             dst: np.ndarray, dport: np.ndarray, telescope: Telescope, gap_s: float,
+             max_ports: int) -> pa.Table:
     new = np.ones(len(src), bool)
     if len(src) > 1:
         new[1:] = (src[1:] != src[:-1]) | (ts[1:] - ts[:-1] > gap_s * NS)
@@ -53,6 +57,13 @@ def _attacks(src: np.ndarray, ts: np.ndarray, sport: np.ndarray, icmp: np.ndarra
     end = ts[np.append(first[1:], len(src)) - 1] if len(src) else ts[:0]
     duration = np.maximum((end - start) / NS, 1.0)
     observed = packets / duration
+    # A SYN-ACK is retransmitted (Linux: 5 times) to the same spoofed address and port: count
+    # each (telescope address, port) once per attack, so the estimate is of attack packets.
+    by = np.lexsort((dport, dst, attack))
+    fresh = np.ones(len(by), bool)
+    fresh[1:] = (np.diff(attack[by]) != 0) | (np.diff(dst[by].astype(np.int64)) != 0) \
+        | (np.diff(dport[by]) != 0)
+    replies = np.bincount(attack[by][fresh], minlength=len(first))
     ports = _port_lists(attack, sport, icmp, len(first), max_ports)
     return pa.table({
         "victim": pa.array(src[first].astype(np.uint32), pa.uint32()),
@@ -60,8 +71,9 @@ def _attacks(src: np.ndarray, ts: np.ndarray, sport: np.ndarray, icmp: np.ndarra
         "end": pa.array(end, pa.timestamp("ns", tz="UTC")),
         "packets": pa.array(packets, pa.int64()),
         "ports": pa.array(ports, pa.list_(pa.string())),
+        "distinct_targets": pa.array(replies, pa.int64()),
         "observed_pps": pa.array(observed, pa.float64()),
-        "estimated_attack_pps": pa.array(observed / telescope.share, pa.float64()),
+        "estimated_attack_pps": pa.array(replies / duration / telescope.share, pa.float64()),
     })
 
 

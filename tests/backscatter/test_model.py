@@ -83,7 +83,7 @@ def test_save_load_and_mismatches(tmp_path: Path) -> None:
         persist.load(path)
     manifest["darkscope"] = "7.3.0"
     (path / "model.json").write_text(json.dumps(manifest))
-    with pytest.raises(DarkscopeError, match="darkscope 7.3.0"):
+    with pytest.raises(DarkscopeError, match=r"darkscope 7\.3\.0"):
         persist.load(path)
     with pytest.raises(DarkscopeError, match="not a backscatter model"):
         persist.load(tmp_path)

@@ -70,7 +70,7 @@ def _attacks(src: np.ndarray, ts: np.ndarray, sport: np.ndarray, icmp: np.ndarra
         "start": pa.array(start, pa.timestamp("ns", tz="UTC")),
         "end": pa.array(end, pa.timestamp("ns", tz="UTC")),
         "packets": pa.array(packets, pa.int64()),
-        "ports": pa.array(ports, pa.list_(pa.string())),
+        "ports": pa.array(ports, pa.string()),
         "distinct_targets": pa.array(replies, pa.int64()),
         "observed_pps": pa.array(observed, pa.float64()),
         "estimated_attack_pps": pa.array(replies / duration / telescope.share, pa.float64()),
@@ -78,9 +78,9 @@ def _attacks(src: np.ndarray, ts: np.ndarray, sport: np.ndarray, icmp: np.ndarra
 
 
 def _port_lists(attack: np.ndarray, sport: np.ndarray, icmp: np.ndarray, n: int,
-                max_ports: int) -> list[list[str]]:
-    """Per attack, its reply ports ('80/tcp'-style source ports, 'icmp-<type>' for ICMP),
-    most packets first; one group-by over (attack, port), then a short list per attack."""
+                max_ports: int) -> list[str]:
+    """Per attack, its reply ports as text ('443,80'; 'icmp-<type>' for ICMP), most packets
+    first (text, so CSV and JSON outputs keep it); one group-by over (attack, port)."""
     label = np.where(np.isnan(sport.astype(float)),
                      -1 - np.nan_to_num(icmp.astype(float), nan=255).astype(np.int64),
                      np.nan_to_num(sport.astype(float)).astype(np.int64))
@@ -89,9 +89,9 @@ def _port_lists(attack: np.ndarray, sport: np.ndarray, icmp: np.ndarray, n: int,
     pairs, counts = np.unique(np.stack([attack, label], 1), axis=0, return_counts=True)
     order = np.lexsort((-counts, pairs[:, 0]))
     pairs = pairs[order]
-    out: list[list[str]] = [[] for _ in range(n)]
+    out: list[str] = [""] * n
     bounds = np.searchsorted(pairs[:, 0], np.arange(n + 1))
     for a in range(n):  # one short list per attack (at most max_ports), not per packet
         chosen = pairs[bounds[a]:bounds[a + 1], 1][:max_ports]
-        out[a] = [str(p) if p >= 0 else f"icmp-{-1 - p}" for p in chosen.tolist()]
+        out[a] = ",".join(str(p) if p >= 0 else f"icmp-{-1 - p}" for p in chosen.tolist())
     return out

@@ -30,15 +30,16 @@ def _insert(table: np.ndarray, bits: int, key: np.uint64, value: int) -> int:
 @numba.njit(cache=True, nogil=True)
 def factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense ids of 64-bit keys (see :func:`factorize_pairs`)."""
-    return factorize_pairs(keys, keys, 0)
+    return factorize_pairs(keys, keys, 0, 0)
 
 
 @numba.njit(cache=True, nogil=True)
-def factorize_pairs(hi: np.ndarray, lo: np.ndarray, shift: int
+def factorize_pairs(hi: np.ndarray, lo: np.ndarray, shift: int, expected: int = 0
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Dense ids of the keys ``hi << shift | lo`` (``GROUP BY hi, lo``) in order of first
     appearance, and the row of each id's first appearance. With ``shift == 0`` the key is
-    ``lo`` alone. Built in the loop, so no key array is allocated.
+    ``lo`` alone. Built in the loop, so no key array is allocated. ``expected``: a guess of
+    the distinct keys, to skip early doublings when most keys are distinct.
 
     Open addressing with keys and ids interleaved (one cache line per probe) and a table that
     starts small and doubles at half load, so few distinct keys stay cache-resident.
@@ -46,6 +47,8 @@ def factorize_pairs(hi: np.ndarray, lo: np.ndarray, shift: int
     n = lo.shape[0]
     sh = np.uint64(shift)
     bits = 12
+    while (1 << bits) < 2 * expected:
+        bits += 1
     table = np.full(2 << bits, _EMPTY, np.uint64)
     ids = np.empty(n, np.int64)
     first = np.empty(n, np.int64)

@@ -103,10 +103,10 @@ def _time_order(ts: np.ndarray) -> np.ndarray:
 
 
 def _per_value(gid: np.ndarray, n_groups: int, values: np.ndarray, shift: int,
-               counts: np.ndarray) -> tuple[np.ndarray, ...]:
+               counts: np.ndarray, expected: int = 0) -> tuple[np.ndarray, ...]:
     """Distinct values per group, mean/std of packets per value (GROUP BY g, v; then g),
     each row's (group, value) pair id, and each pair's first row."""
-    pair, first = _kernels.factorize_pairs(gid, values, shift)
+    pair, first = _kernels.factorize_pairs(gid, values, shift, expected)
     per_pair = np.bincount(pair, minlength=first.size).astype(np.float64)
     pair_group = gid[first]
     distinct = np.bincount(pair_group, minlength=n_groups).astype(np.float64)
@@ -142,7 +142,9 @@ def extract(table: pa.Table, definition: FeatureDefinition | None = None) -> Hos
     sports, sport_mean, sport_std, _, _ = _per_value(
         gid, n_groups, _column(table, "sport", NO_PORT), 17, counts)
     dst = _column(table, "dst", 0)
-    dsts, dst_mean, dst_std, _, dst_first = _per_value(gid, n_groups, dst, 32, counts)
+    # telescope traffic: most packets of a host go to a new address, so size for that
+    dsts, dst_mean, dst_std, _, dst_first = _per_value(gid, n_groups, dst, 32, counts,
+                                                       expected=len(dst) // 2)
     dports, dport_mean, dport_std, dport_pair, dport_first = _per_value(
         gid, n_groups, _column(table, "dport", NO_PORT), 17, counts)
     protocols = _kernels.distinct_small(gid, _column(table, "proto", 256), n_groups)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from darkscope.backscatter import _kernels
 from darkscope.backscatter.features import NS
 from darkscope.backscatter.telescope import Telescope
+from darkscope.errors import DarkscopeError
 
 DEFAULT_GAP_S = 300
 
@@ -25,10 +26,18 @@ def victims(table: pa.Table, verdicts: pa.Table, telescope: Telescope,
     """One row per attack: victim, start, end, packets, ports (the victim's reply ports,
     most used first), distinct telescope (address, port) targets, observed packets/s, and
     the estimated attack packets/s at the victim (distinct targets per second / share)."""
+    missing = {"src", "window_start", "window_end", "verdict"} - set(verdicts.column_names)
+    if missing:
+        raise DarkscopeError(f"verdicts lack column(s) {', '.join(sorted(missing))}")
     ddos = verdicts.filter(pc.equal(verdicts["verdict"], "ddos"))
-    w_src = ddos["src"].to_numpy().astype(np.int64)
-    w_start = ddos["window_start"].cast(pa.int64()).to_numpy()
-    w_end = ddos["window_end"].cast(pa.int64()).to_numpy()
+    try:
+        w_src = ddos["src"].cast(pa.int64()).to_numpy()
+        w_start = ddos["window_start"].cast(pa.timestamp("ns", tz="UTC")).cast(
+            pa.int64()).to_numpy()
+        w_end = ddos["window_end"].cast(pa.timestamp("ns", tz="UTC")).cast(
+            pa.int64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DarkscopeError(f"verdicts: src/window columns of unexpected type ({exc})") from None
     w_order = np.lexsort((w_start, w_src))
     src = table["src"].to_numpy().astype(np.int64)
     ts = table["ts"].cast(pa.int64()).to_numpy()

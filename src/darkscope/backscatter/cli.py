@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import numpy as np
 
 from darkscope import progress
 from darkscope.clikit import common, format_option, output_option, overwrite_option, seed_option
@@ -175,10 +174,8 @@ def detect(inputs: tuple[str, ...], model_path: str, output: str, victims_path: 
     in the review store (see `darkscope review list`); expert labels there are applied.
     """
     from darkscope.backscatter import persist
-    from darkscope.backscatter.flow import ask_oracle, decide, record_reviews, verdict_table
-    from darkscope.backscatter.inputs import read_packets
+    from darkscope.backscatter.flow import detect as run_detect
     from darkscope.backscatter.rules import load_rules
-    from darkscope.backscatter.telescope import resolve
     from darkscope.backscatter.victims import victims as find_victims
     from darkscope.store import ReviewStore
 
@@ -188,30 +185,27 @@ def detect(inputs: tuple[str, ...], model_path: str, output: str, victims_path: 
     truth_table = _truth(truth, expert_oracle)
     saved = persist.load(model_path)
     rules = load_rules(rules_path)
-    with progress.track("read packets"):
-        table = read_packets(list(inputs))
-    scope = resolve(telescope, table["dst"].to_numpy(zero_copy_only=False))
     started = time.perf_counter()
     store = None if no_store else ReviewStore(store_path)
     try:
-        decisions = decide(table, saved, rules, scope, store.labels() if store else None)
-        if truth_table is not None:
-            ask_oracle(decisions, truth_table, store, expert_budget)
-        queued = record_reviews(decisions, store) if store else 0
+        with progress.track("detect"):
+            result = run_detect(list(inputs), saved, rules, telescope, store=store,
+                                truth=truth_table, expert_budget=expert_budget)
     finally:
         if store:
             store.close()
     seconds = time.perf_counter() - started
-    verdicts = verdict_table(decisions)
-    write_table(verdicts, output, fmt, overwrite=overwrite)
-    counts = {name: int(np.sum(decisions.verdict == code))
-              for code, name in ((1, "ddos"), (0, "not_ddos"), (-1, "needs_review"))}
-    click.echo(f"{len(decisions):,} host-windows ({table.num_rows:,} packets) in "
-               f"{seconds:.2f} s: {counts['ddos']:,} ddos, {counts['not_ddos']:,} not_ddos, "
-               f"{counts['needs_review']:,} needs_review ({queued:,} queued in "
-               f"{'no store' if no_store else store_path}) -> {output}")
+    write_table(result.verdicts, output, fmt, overwrite=overwrite)
+    click.echo(f"{result.verdicts.num_rows:,} host-windows ({result.packets:,} packets) in "
+               f"{seconds:.2f} s: {result.count('ddos'):,} ddos, {result.count('not_ddos'):,} "
+               f"not_ddos, {result.count('needs_review'):,} needs_review ({result.queued:,} "
+               f"queued in {'no store' if no_store else store_path}) -> {output}")
+    if result.late_rows:
+        click.echo(f"warning: {result.late_rows:,} packets arrived after their window was "
+                   "closed (input not in time order); those windows appear more than once",
+                   err=True)
     if victims_path:
-        found = find_victims(table, verdicts, scope)
+        found = find_victims(result.ddos_packets, result.verdicts, result.telescope)
         write_table(found, victims_path, overwrite=overwrite)
         click.echo(f"{found.num_rows:,} attacks on {len(set(found['victim'].to_pylist())):,} "
                    f"victims -> {victims_path}")

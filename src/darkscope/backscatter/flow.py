@@ -14,10 +14,12 @@ import numpy as np
 import pyarrow as pa
 
 from darkscope.backscatter.features import NS, HostWindows, extract, feature_table
+from darkscope.backscatter.inputs import WindowChunks
 from darkscope.backscatter.model import DDOS, NOT_DDOS, REVIEW
 from darkscope.backscatter.persist import SavedModel
 from darkscope.backscatter.rules import NO_RULE, RuleSet, apply_rules
-from darkscope.backscatter.telescope import Telescope
+from darkscope.backscatter.telescope import Telescope, resolve
+from darkscope.errors import DarkscopeError
 from darkscope.store import Label, ReviewStore
 
 VERDICTS = ("not_ddos", "ddos", "needs_review")   # indexed by NOT_DDOS, DDOS, REVIEW
@@ -166,3 +168,47 @@ def verdict_table(decisions: Decisions) -> pa.Table:
         pa.array(decisions.by_names())).cast(pa.string())
     arrays["confidence"] = pa.array(decisions.confidence, pa.float64())
     return pa.table(arrays)
+
+
+@dataclass
+class DetectResult:
+    verdicts: pa.Table
+    ddos_packets: pa.Table   # the packets of the DDoS host-windows (for the victims table)
+    telescope: Telescope
+    packets: int
+    queued: int
+    late_rows: int
+
+    def count(self, verdict: str) -> int:
+        return self.verdicts["verdict"].to_pylist().count(verdict)
+
+
+def detect(inputs: list, saved: SavedModel, rules: RuleSet, telescope: str | None, *,
+           store: ReviewStore | None = None, truth: pa.Table | None = None,
+           expert_budget: int | None = None, chunk_rows: int = 1 << 22) -> DetectResult:
+    """The flow over captures or packet tables, whole time windows at a time (bounded
+    memory): verdicts, the DDoS windows' packets, reviews queued in ``store``, and with
+    ``truth`` the oracle answering up to ``expert_budget`` waiting windows."""
+    chunks = WindowChunks(inputs, saved.definition.window_s, chunk_rows)
+    labels = store.labels() if store is not None else None
+    scope: Telescope | None = None
+    verdicts, ddos_packets = [], []
+    packets = queued = 0
+    remaining = expert_budget
+    for table in chunks:
+        if scope is None:
+            scope = resolve(telescope, table["dst"].to_numpy())
+        decisions = decide(table, saved, rules, scope, labels)
+        if truth is not None:
+            answered = ask_oracle(decisions, truth, store, remaining)
+            remaining = None if remaining is None else remaining - len(answered)
+        if store is not None:
+            queued += record_reviews(decisions, store)
+        verdicts.append(verdict_table(decisions))
+        is_ddos = decisions.verdict[decisions.windows.row_of_packet] == DDOS
+        ddos_packets.append(table.filter(pa.array(is_ddos)))
+        packets += table.num_rows
+    if scope is None:
+        raise DarkscopeError("no packets to classify")
+    return DetectResult(pa.concat_tables(verdicts), pa.concat_tables(ddos_packets), scope,
+                        packets, queued, chunks.late_rows)

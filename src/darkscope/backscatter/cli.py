@@ -112,10 +112,8 @@ def train(inputs: tuple[str, ...], output: str, update_path: str | None, window:
     """
     from darkscope.backscatter import persist
     from darkscope.backscatter.features import FeatureDefinition
-    from darkscope.backscatter.inputs import read_packets
     from darkscope.backscatter.rules import load_rules
-    from darkscope.backscatter.telescope import resolve
-    from darkscope.backscatter.training import train as run_train
+    from darkscope.backscatter.training import train_stream
     from darkscope.store import ReviewStore
 
     check_output(output, overwrite)
@@ -127,20 +125,17 @@ def train(inputs: tuple[str, ...], output: str, update_path: str | None, window:
                                        variant=variant)
     else:
         definition = FeatureDefinition(window_s=_seconds(window), variant=variant)
-    with progress.track("read packets"):
-        table = read_packets(list(inputs))
-    scope = resolve(telescope, table["dst"].to_numpy(zero_copy_only=False))
-    with ReviewStore(store_path) as store:
-        saved, report = run_train(table, rules, scope, definition=definition, base=base,
-                                  store=store, truth=truth_table, expert_budget=expert_budget,
-                                  seed=seed)
+    with ReviewStore(store_path) as store, progress.track("train"):
+        saved, report, scope, packets = train_stream(
+            list(inputs), rules, telescope, definition=definition, base=base, store=store,
+            truth=truth_table, expert_budget=expert_budget, seed=seed)
     persist.save(saved, output, overwrite=overwrite)
-    summary = {"model": output, "packets": table.num_rows, "telescope": str(scope.network),
+    summary = {"model": output, "packets": packets, "telescope": str(scope.network),
                "features": saved.definition.describe(), **report.as_dict()}
     if as_json:
         click.echo(json.dumps(summary))
         return
-    click.echo(f"{report.windows:,} host-windows ({table.num_rows:,} packets): "
+    click.echo(f"{report.windows:,} host-windows ({packets:,} packets): "
                f"{report.rule_labelled:,} labelled by rules, {report.expert_labelled:,} by "
                f"experts, {report.auto_labelled:,} by confident verdicts; "
                f"{report.sent_to_experts:,} sent to experts ({report.answered_by_oracle:,} "

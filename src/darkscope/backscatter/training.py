@@ -1,7 +1,8 @@
 """Training and online updates: rules label what they can, the model labels what it is sure
 of, experts (or the truth-table oracle standing in for them) label what is left.
 
-One call to :func:`train` is one online step: the model (new, or loaded to be updated) is
+One call to :func:`train` is one online step (:func:`train_stream`: one per chunk of whole
+time windows): the model (new, or loaded to be updated) is
 ``partial_fit`` first on the rule- and expert-labelled windows of the batch, then on its own
 confident verdicts and the experts' new answers; its replay buffer keeps earlier rule- and
 auto-labelled rows in every update so older patterns are not forgotten.
@@ -10,7 +11,7 @@ auto-labelled rows in every update so older patterns are not forgotten.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -24,10 +25,11 @@ from darkscope.backscatter.flow import (
     record_reviews,
     window_keys,
 )
+from darkscope.backscatter.inputs import WindowChunks
 from darkscope.backscatter.model import NOT_DDOS, REVIEW, BackscatterModel
 from darkscope.backscatter.persist import SavedModel
 from darkscope.backscatter.rules import NO_RULE, RuleSet, apply_rules
-from darkscope.backscatter.telescope import Telescope
+from darkscope.backscatter.telescope import Telescope, resolve
 from darkscope.errors import DarkscopeError
 from darkscope.store import ReviewStore
 
@@ -128,3 +130,33 @@ def train(table: pa.Table, rules: RuleSet, telescope: Telescope, *,
                          time.perf_counter() - started)
     saved.info["last_update"] = report.as_dict()
     return saved, report
+
+
+def train_stream(inputs: list, rules: RuleSet, telescope: str | None, *,
+                 definition: FeatureDefinition | None = None, base: SavedModel | None = None,
+                 store: ReviewStore | None = None, truth: pa.Table | None = None,
+                 expert_budget: int | None = None, params: dict | None = None, seed: int = 0,
+                 chunk_rows: int = 1 << 22) -> tuple[SavedModel, TrainReport, Telescope, int]:
+    """One online step per chunk of whole time windows (bounded memory); the oracle budget is
+    shared by all chunks. Returns the model, the summed report, the telescope and packets."""
+    if base is not None:
+        definition = base.definition
+    definition = definition or FeatureDefinition()
+    chunks = WindowChunks(inputs, definition.window_s, chunk_rows)
+    saved, scope, packets, total = base, None, 0, None
+    remaining = expert_budget
+    for table in chunks:
+        if scope is None:
+            scope = resolve(telescope, table["dst"].to_numpy())
+        saved, report = train(table, rules, scope, definition=definition, base=saved,
+                              store=store, truth=truth, expert_budget=remaining, params=params,
+                              seed=seed)
+        if remaining is not None:
+            remaining -= report.answered_by_oracle
+        packets += table.num_rows
+        total = report if total is None else TrainReport(
+            *(a + b for a, b in zip(astuple(total), astuple(report), strict=True)))
+    if saved is None or total is None or scope is None:
+        raise DarkscopeError("no packets to train on")
+    saved.info["last_update"] = total.as_dict()
+    return saved, total, scope, packets

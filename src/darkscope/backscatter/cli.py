@@ -221,15 +221,26 @@ def victims(verdicts_path: str, inputs: tuple[str, ...], output: str, telescope:
     """Victims under attack from DDoS verdicts and the same packets: per attack the victim,
     start, end, packets, reply ports and the attack rate scaled by the telescope's share of
     the address space (Moore et al.)."""
-    from darkscope.backscatter.inputs import read_packets
+    import pyarrow as pa
+
+    from darkscope.backscatter.inputs import iter_packets
     from darkscope.backscatter.tables import read_table
     from darkscope.backscatter.telescope import resolve
+    from darkscope.backscatter.victims import ddos_packets, ddos_windows
     from darkscope.backscatter.victims import victims as find_victims
+    from darkscope.errors import DarkscopeError
 
     check_output(output, overwrite)
     verdicts = read_table(verdicts_path, "verdicts")
-    table = read_packets(list(inputs))
-    scope = resolve(telescope, table["dst"].to_numpy(zero_copy_only=False))
+    windows = ddos_windows(verdicts)
+    scope, parts = None, []
+    for batch in iter_packets(list(inputs)):  # keep only the DDoS windows' packets
+        if batch.num_rows and scope is None:
+            scope = resolve(telescope, batch["dst"].to_numpy())
+        parts.append(ddos_packets(batch, windows))
+    if scope is None:
+        raise DarkscopeError(f"{', '.join(inputs)}: no IPv4 packets with a timestamp")
+    table = pa.concat_tables(parts)
     found = find_victims(table, verdicts, scope, gap_s=gap)
     write_table(found, output, fmt, overwrite=overwrite)
     click.echo(f"{found.num_rows:,} attacks on {len(set(found['victim'].to_pylist())):,} "

@@ -26,6 +26,18 @@ def victims(table: pa.Table, verdicts: pa.Table, telescope: Telescope,
     """One row per attack: victim, start, end, packets, ports (the victim's reply ports,
     most used first), distinct telescope (address, port) targets, observed packets/s, and
     the estimated attack packets/s at the victim (distinct targets per second / share)."""
+    windows = ddos_windows(verdicts)
+    src, ts, rows = _join(table, windows)
+    return _attacks(src[rows], ts[rows],
+                    table["sport"].to_numpy(zero_copy_only=False)[rows],
+                    table["icmp_type"].to_numpy(zero_copy_only=False)[rows],
+                    table["dst"].to_numpy()[rows],
+                    table["dport"].cast(pa.int64()).fill_null(-1).to_numpy()[rows],
+                    telescope, gap_s, max_ports)
+
+
+def ddos_windows(verdicts: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, start ns, end ns) of the DDoS host-windows, sorted by (src, start)."""
     missing = {"src", "window_start", "window_end", "verdict"} - set(verdicts.column_names)
     if missing:
         raise DarkscopeError(f"verdicts lack column(s) {', '.join(sorted(missing))}")
@@ -38,19 +50,25 @@ def victims(table: pa.Table, verdicts: pa.Table, telescope: Telescope,
             pa.int64()).to_numpy()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise DarkscopeError(f"verdicts: src/window columns of unexpected type ({exc})") from None
-    w_order = np.lexsort((w_start, w_src))
+    order = np.lexsort((w_start, w_src))
+    return w_src[order], w_start[order], w_end[order]
+
+
+def _join(table: pa.Table, windows: tuple[np.ndarray, np.ndarray, np.ndarray]
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of ``table`` inside a DDoS window, in (src, time) order."""
     src = table["src"].to_numpy().astype(np.int64)
     ts = table["ts"].cast(pa.int64()).to_numpy()
     order = np.lexsort((ts, src))
-    inside = _kernels.in_windows(src[order], ts[order], w_src[w_order], w_start[w_order],
-                                 w_end[w_order])
-    rows = order[inside]
-    return _attacks(src[rows], ts[rows],
-                    table["sport"].to_numpy(zero_copy_only=False)[rows],
-                    table["icmp_type"].to_numpy(zero_copy_only=False)[rows],
-                    table["dst"].to_numpy()[rows],
-                    table["dport"].cast(pa.int64()).fill_null(-1).to_numpy()[rows],
-                    telescope, gap_s, max_ports)
+    inside = _kernels.in_windows(src[order], ts[order], *windows)
+    return src, ts, order[inside]
+
+
+def ddos_packets(table: pa.Table, windows: tuple[np.ndarray, np.ndarray, np.ndarray]
+                 ) -> pa.Table:
+    """Only the packets of DDoS host-windows (to collect them batch by batch)."""
+    _, _, rows = _join(table, windows)
+    return table.take(pa.array(np.sort(rows)))
 
 
 def _attacks(src: np.ndarray, ts: np.ndarray, sport: np.ndarray, icmp: np.ndarray,

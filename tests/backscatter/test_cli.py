@@ -153,3 +153,19 @@ def test_bad_input_and_options(sim_heldout, model_dir, tmp_path: Path, capsys) -
 def test_help(command: list[str], capsys) -> None:
     assert main([*command, "--help"]) == 0
     assert "Usage: darkscope" in capsys.readouterr().out
+
+
+def test_packet_count_windows_and_payload_variant(sim_train, tmp_path: Path, capsys) -> None:
+    model = tmp_path / "m"
+    code, out, err = run(capsys, "backscatter", "train", sim_train.capture, "--window-packets",
+                         50, "--variant", "payload", "--no-progress", "--store",
+                         tmp_path / "s.db", "-o", model, "--json")
+    assert code == 0, err
+    assert json.loads(out)["features"] == "features v1, windows of 50 packets, 16-17 = payload"
+    code, _, err = run(capsys, "backscatter", "detect", sim_train.capture, "--model", model,
+                       "--no-store", "-o", tmp_path / "v.parquet")
+    assert code == 0, err
+    verdicts = pq.read_table(tmp_path / "v.parquet")
+    assert "payload_mean" in verdicts.column_names
+    assert max(verdicts["packets"].to_pylist()) == 50
+    assert sum(verdicts["packets"].to_pylist()) == pq.read_metadata(sim_train.table).num_rows

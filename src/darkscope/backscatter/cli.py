@@ -82,7 +82,8 @@ def backscatter() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @output_option(help="Model directory to write.")
 @click.option("--update", "update_path", type=click.Path(exists=True, file_okay=False),
-              help="Continue training this model (online update) instead of starting anew.")
+              help="Continue training this model (online update) instead of starting anew; "
+                   "its window and feature variant are kept.")
 @click.option("--window", default="1h", show_default=True,
               help="Time window per host (e.g. 10m, 1h); ignored with --window-packets.")
 @click.option("--window-packets", type=click.IntRange(1),

@@ -14,11 +14,10 @@ import pyarrow.dataset as ds
 
 from darkscope import packets
 from darkscope.errors import DarkscopeError, InputFormatError, UsageError
-from darkscope.packets.schema import PACKET_SCHEMA
 
 COLUMNS = ("ts", "src", "dst", "proto", "sport", "dport", "tcp_flags", "payload_len",
            "icmp_type", "inner_src", "payload_head")
-SCHEMA = pa.schema([PACKET_SCHEMA.field(c) for c in COLUMNS])
+SCHEMA = pa.schema([packets.PACKET_SCHEMA.field(c) for c in COLUMNS])
 
 
 def _is_parquet_file(path: Path) -> bool:

@@ -30,13 +30,15 @@ class BackscatterModel(ClassifierMixin, BaseEstimator):
 
     ``confidence``: calibrated probability of the predicted class needed for an automatic
     verdict. ``outlier_quantile``: share of the known (training) rows that the gate may call
-    outliers; rows scoring below that quantile go to experts.
+    outliers; rows scoring below that quantile go to experts. ``min_packets``: fewer packets
+    than this (feature 1) never get an automatic verdict: a one-packet window's other 16
+    features are constants, so its verdict would be the training mix's prior, not evidence.
     """
 
     def __init__(self, *, n_components: int = 200, gamma: float = 0.1, nu: float = 0.05,
                  outlier_quantile: float = 0.005, alpha: float = 1e-4, epochs: int = 5,
                  confidence: float = 0.95, calibration: str = "isotonic",
-                 holdout: float = 0.2, replay_size: int = 50_000,
+                 holdout: float = 0.2, replay_size: int = 50_000, min_packets: int = 2,
                  random_state: int | None = 0) -> None:
         self.n_components = n_components
         self.gamma = gamma
@@ -48,6 +50,7 @@ class BackscatterModel(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.holdout = holdout
         self.replay_size = replay_size
+        self.min_packets = min_packets
         self.random_state = random_state
 
     # -- training ---------------------------------------------------------------------------
@@ -172,5 +175,5 @@ class BackscatterModel(ClassifierMixin, BaseEstimator):
         confidence = np.maximum(p, 1.0 - p)
         outlier = self.gate_.decision_function(phi) < self.gate_threshold_
         verdict = np.where(p >= 0.5, DDOS, NOT_DDOS)
-        verdict[outlier | (confidence < self.confidence)] = REVIEW
+        verdict[outlier | (confidence < self.confidence) | (X[:, 0] < self.min_packets)] = REVIEW
         return verdict, confidence, outlier

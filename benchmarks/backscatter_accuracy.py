@@ -2,12 +2,12 @@
 
     python benchmarks/backscatter_accuracy.py [--seeds 7 8 9] [--train-hours 4]
 
-Training: the ``demo`` scenario (seed 1, ``--train-hours``), the review queue answered from
-its truth by the oracle (``--expert-budget 200``). Held out: ``scenarios/heldout.toml`` (another
-date, prefix and mix: reply ports no minimal rule covers, low-volume attacks, UDP scanners) at
-each seed. For each rule set and feature variant: F1 of DDoS with the experts (oracle) answering
-every ``needs_review`` window, the share sent to them, F1 of the automatic verdicts alone, and
-F1 of the rules alone.
+Training: the ``demo`` scenario or ``--train-scenario`` (seed 1, ``--train-hours``), the
+review queue answered from its truth by the oracle (``--expert-budget 200``). Held out:
+``scenarios/heldout.toml`` (another date, prefix and mix: reply ports no minimal rule covers,
+low-volume attacks, UDP scanners) at each seed. For each rule set and feature variant: F1 of
+DDoS with the experts (oracle) answering every ``needs_review`` window, the share sent to them,
+F1 of the automatic verdicts alone, and F1 of the rules alone.
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ def main_() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
     parser.add_argument("--train-hours", type=int, default=4)
+    parser.add_argument("--train-scenario", default="demo",
+                        help="Scenario of the training traffic (built-in name or TOML file).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        cli("simulate", "--duration", f"{args.train_hours}h", "--seed", 1, "-o", d / "train.pcap",
-            "--truth", d / "train-truth.parquet")
+        cli("simulate", "--scenario", args.train_scenario, "--duration", f"{args.train_hours}h",
+            "--seed", 1, "-o", d / "train.pcap", "--truth", d / "train-truth.parquet")
         for seed in args.seeds:
             cli("simulate", "--scenario", HELDOUT, "--seed", seed, "-o", d / f"h{seed}.pcap",
                 "--truth", d / f"h{seed}-truth.parquet")

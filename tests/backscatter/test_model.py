@@ -53,6 +53,8 @@ def test_one_packet_rows_give_finite_verdicts() -> None:
     model = BackscatterModel().fit(X, y)
     one = np.array([[1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0]], float)
     verdict, confidence, _ = model.decide(one)
+    assert np.isfinite(confidence).all() and verdict[0] == REVIEW  # too few packets
+    verdict, confidence, _ = model.set_params(min_packets=1).decide(one)
     assert np.isfinite(confidence).all() and verdict[0] in (DDOS, NOT_DDOS, REVIEW)
     with pytest.raises(DarkscopeError, match="finite"):
         model.decide(np.full((1, 17), np.nan))

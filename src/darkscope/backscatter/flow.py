@@ -142,7 +142,8 @@ def record_reviews(decisions: Decisions, store: ReviewStore) -> int:
     rows = np.flatnonzero(decisions.verdict == REVIEW)
     w = decisions.windows
     items = ((int(w.src[i]), int(w.window_start[i]), int(w.window_end[i]), int(w.packets[i]),
-              "outlier" if decisions.outlier[i] else "low-confidence",
+              "outlier" if decisions.outlier[i] else
+              "one-packet" if w.packets[i] == 1 else "low-confidence",
               float(decisions.confidence[i]), w.X[i].tolist()) for i in rows)
     return store.enqueue(items, w.definition.key())
 

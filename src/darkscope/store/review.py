@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS review_queue (
     window_start INTEGER NOT NULL,   -- ns since the epoch, UTC
     window_end INTEGER NOT NULL,
     packets INTEGER NOT NULL,
-    reason TEXT NOT NULL,            -- 'outlier' (one-class gate) or 'low-confidence'
+    reason TEXT NOT NULL,            -- 'outlier' (gate), 'one-packet' or 'low-confidence'
     confidence REAL NOT NULL,
     features TEXT NOT NULL,          -- JSON list, in the model's feature order
     feature_definition TEXT NOT NULL,

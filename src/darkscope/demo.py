@@ -57,36 +57,36 @@ def _backscatter(out: Path) -> None:
     from darkscope.io import write_table
     from darkscope.simulate import load_scenario, simulate
 
-    click.echo("== 2. DDoS backscatter: train on 4 h of the simulated demo telescope (seed 2), "
+    click.echo("== DDoS backscatter: train on 4 h of the simulated demo telescope (seed 2), "
                "detect in 2 h of a held-out mix (seed 1)")
     demo = load_scenario("demo")
-    simulate(dataclasses.replace(demo, duration_ns=4 * 3600 * 10**9), out / "train.pcap",
-             truth=out / "train-truth.parquet", seed=2, overwrite=True)
-    simulate(load_scenario(str(_HELDOUT)), out / "telescope.pcap",
-             truth=out / "truth.parquet", attacks=out / "attacks.parquet", seed=1,
-             overwrite=True)
+    simulate(dataclasses.replace(demo, duration_ns=4 * 3600 * 10**9), out / "bs-train.pcap",
+             truth=out / "bs-train-truth.parquet", seed=2, overwrite=True)
+    simulate(load_scenario(str(_HELDOUT)), out / "bs-heldout.pcap",
+             truth=out / "bs-heldout-truth.parquet",
+             attacks=out / "bs-heldout-attacks.parquet", seed=1, overwrite=True)
     rules = load_rules()
-    table = read_packets([out / "train.pcap"])
+    table = read_packets([out / "bs-train.pcap"])
     saved, report = train(table, rules, resolve(None, table["dst"].to_numpy()),
-                          truth=pq.read_table(out / "train-truth.parquet"), expert_budget=200)
-    persist.save(saved, out / "model", overwrite=True)
+                          truth=pq.read_table(out / "bs-train-truth.parquet"), expert_budget=200)
+    persist.save(saved, out / "bs-model", overwrite=True)
     click.echo(f"model: {report.rule_labelled:,} windows labelled by rules, "
                f"{report.auto_labelled:,} by confident verdicts, "
                f"{report.answered_by_oracle:,} by the expert oracle")
-    table = read_packets([out / "telescope.pcap"])
+    table = read_packets([out / "bs-heldout.pcap"])
     scope = resolve(None, table["dst"].to_numpy())
     decisions = decide(table, saved, rules, scope)
     verdicts = verdict_table(decisions)
     counts = Counter(verdicts["verdict"].to_pylist())
     click.echo(f"verdicts for {verdicts.num_rows:,} host-windows: {counts['ddos']:,} ddos, "
                f"{counts['not_ddos']:,} not_ddos, {counts['needs_review']:,} needs_review")
-    truth = pq.read_table(out / "truth.parquet")
+    truth = pq.read_table(out / "bs-heldout-truth.parquet")
     before = evaluate(verdicts, truth)["automatic_only"]
     ask_oracle(decisions, truth, None, None)
     verdicts = verdict_table(decisions)
-    write_table(verdicts, out / "verdicts.parquet")
+    write_table(verdicts, out / "bs-verdicts.parquet")
     found = victims(table, verdicts, scope)
-    write_table(found, out / "victims.parquet")
+    write_table(found, out / "bs-victims.parquet")
     top = found.sort_by([("packets", "descending")]).slice(0, 5).to_pylist()
     click.echo(f"{found.num_rows:,} attacks seen; the largest (rate at the victim scaled by the "
                f"/{scope.network.prefixlen} telescope's share, Moore et al.):")

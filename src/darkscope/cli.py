@@ -18,12 +18,14 @@ from darkscope.errors import DarkscopeError
 
 # name -> "module:attribute"; each part owns its own command module.
 COMMANDS: dict[str, str] = {
+    "backscatter": "darkscope.backscatter.cli:backscatter",
     "crawl": "darkscope.darkweb.cli:crawl_command",
     "demo": "darkscope.demo:demo",
     "hosts": "darkscope.patterns.cli:hosts",
     "ingest": "darkscope.packets.cli:ingest",
     "parse": "darkscope.darkweb.cli:parse_command",
     "ppml": "darkscope.ppml.cli:ppml",
+    "review": "darkscope.backscatter.cli:review",
     "rules": "darkscope.patterns.cli:rules",
     "simulate": "darkscope.simulate.cli:simulate",
     "topics": "darkscope.topics.cli:topics",

@@ -1,0 +1,150 @@
+"""Packets for detection: captures (any format ``darkscope.packets`` reads) or Parquet packet
+tables from ``darkscope ingest`` / ``darkscope simulate --table`` (a file or a Hive dataset)."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from darkscope import packets
+from darkscope.errors import DarkscopeError, InputFormatError, UsageError
+
+COLUMNS = ("ts", "src", "dst", "proto", "sport", "dport", "tcp_flags", "payload_len",
+           "icmp_type", "inner_src", "payload_head")
+SCHEMA = pa.schema([packets.PACKET_SCHEMA.field(c) for c in COLUMNS])
+
+
+def _is_parquet_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
+def _parquet_parts(path: Path) -> list[Path] | None:
+    """The Parquet files of ``path`` when it is a Parquet file or a directory of them."""
+    if path.is_file():
+        return [path] if _is_parquet_file(path) else None
+    if path.is_dir():
+        parts = sorted(p for p in path.rglob("*.parquet") if not any(
+            q.startswith(".") for q in p.relative_to(path).parts))
+        return parts or None
+    return None
+
+
+def _expand(item: str | Path) -> list[Path]:
+    text = str(item)
+    if any(ch in text for ch in "*?["):
+        matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
+        if not matches:
+            raise UsageError(f"{text}: no file matches")
+        return matches
+    path = Path(text)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or directory")
+    return [path]
+
+
+def _parquet_dataset(path: Path, files: list[Path]) -> ds.Dataset:
+    try:
+        dataset = ds.dataset([str(f) for f in files], format="parquet")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputFormatError(path, f"cannot read Parquet: {exc}") from None
+    missing = [c for c in COLUMNS if c not in dataset.schema.names]
+    if missing:
+        raise InputFormatError(path, f"not a packet table: missing column(s) "
+                                     f"{', '.join(missing)}")
+    return dataset
+
+
+def _usable(table: pa.Table) -> pa.Table:
+    table = table.select(list(COLUMNS)).cast(SCHEMA)
+    return table.filter(pc.and_(pc.is_valid(table["src"]), pc.is_valid(table["ts"])))
+
+
+def iter_packets(inputs: list[str | Path] | str | Path) -> Iterator[pa.Table]:
+    """The detector's columns, batch by batch (bounded memory), inputs in the order given;
+    IPv4 rows with a timestamp only."""
+    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    if not items:
+        raise UsageError("no input given")
+    paths = [path for item in items for path in _expand(item)]
+    for path in paths:
+        parts = _parquet_parts(path)
+        if parts is None:
+            for batch in packets.iter_batches(path):
+                yield _usable(pa.Table.from_batches([batch]))
+            continue
+        dataset = _parquet_dataset(path, parts)
+        try:
+            for batch in dataset.to_batches(columns=list(COLUMNS)):
+                yield _usable(pa.Table.from_batches([batch]))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputFormatError(path, f"cannot read Parquet: {exc}") from None
+
+
+def read_packets(inputs: list[str | Path] | str | Path) -> pa.Table:
+    """The columns the detector needs, from captures and/or packet tables; IPv4 rows only."""
+    tables = list(iter_packets(inputs))
+    table = pa.concat_tables(tables) if tables else None
+    if table is None or table.num_rows == 0:
+        raise DarkscopeError(f"{_names(inputs)}: no IPv4 packets with a timestamp to classify")
+    return table.combine_chunks()
+
+
+def _names(inputs: list[str | Path] | str | Path) -> str:
+    return ", ".join(str(i) for i in ([inputs] if isinstance(inputs, str | Path) else inputs))
+
+
+class WindowChunks:
+    """Tables of whole time windows, each of at least ``chunk_rows`` packets (except the last),
+    so that detection runs in bounded memory over time-ordered input (captures and ingest
+    output are). Without time windows (packet-count windows) everything is one table.
+
+    :attr:`late_rows` counts packets older than an already closed window (out-of-order input);
+    such a window appears twice in the verdicts, once per part."""
+
+    def __init__(self, inputs: list[str | Path] | str | Path, window_s: int | None,
+                 chunk_rows: int = 1 << 22) -> None:
+        self.inputs = inputs
+        self.window_s = window_s
+        self.chunk_rows = chunk_rows
+        self.late_rows = 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        if self.window_s is None:
+            yield read_packets(self.inputs)
+            return
+        window_ns = self.window_s * 1_000_000_000
+        pending: list[pa.Table] = []
+        rows = 0
+        closed_until: int | None = None
+        for table in iter_packets(self.inputs):
+            if closed_until is not None:
+                ts = table["ts"].cast(pa.int64()).to_numpy()
+                self.late_rows += int(np.count_nonzero(ts < closed_until))
+            pending.append(table)
+            rows += table.num_rows
+            if rows < self.chunk_rows:
+                continue
+            whole = pa.concat_tables(pending).combine_chunks()
+            ts = whole["ts"].cast(pa.int64()).to_numpy()
+            cut = int(ts.max()) // window_ns * window_ns  # the newest window stays open
+            done = ts < cut
+            if done.any():
+                closed_until = cut if closed_until is None else max(closed_until, cut)
+                yield whole.filter(pa.array(done))
+                whole = whole.filter(pa.array(~done))
+            pending, rows = [whole], whole.num_rows
+        if rows:
+            yield pa.concat_tables(pending).combine_chunks()
+        elif closed_until is None:
+            raise DarkscopeError(f"{_names(self.inputs)}: no IPv4 packets with a timestamp to "
+                                 "classify")

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from darkscope.backscatter.features import FeatureDefinition
+from darkscope.cli import main
+
+COLUMNS = ["src", "window_start", "window_end", "packets", *FeatureDefinition().names,
+           "verdict", "decided_by", "confidence"]
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_detect_review_evaluate(sim_train, sim_heldout, tmp_path: Path, capsys) -> None:
+    store = tmp_path / "review.db"
+    model = tmp_path / "model"
+    code, out, _ = run(capsys, "backscatter", "train", sim_train.table, "--truth",
+                       sim_train.truth, "--expert-oracle", "--expert-budget", 50, "--store",
+                       store, "-o", model, "--json")
+    assert code == 0, out
+    summary = json.loads(out)
+    assert summary["answered_by_oracle"] == min(50, summary["sent_to_experts"])
+    assert summary["telescope"] == "198.51.0.0/16"
+
+    verdicts = tmp_path / "verdicts.parquet"
+    code, out, err = run(capsys, "backscatter", "detect", sim_heldout.capture, "--model", model,
+                         "--store", store, "-o", verdicts, "--victims",
+                         tmp_path / "victims.parquet")
+    assert code == 0, err
+    table = pq.read_table(verdicts)
+    assert table.column_names == COLUMNS
+    assert set(table["verdict"].to_pylist()) <= {"ddos", "not_ddos", "needs_review"}
+    waiting = table["verdict"].to_pylist().count("needs_review")
+    assert f"{waiting:,} needs_review ({waiting:,} queued" in out
+    assert pq.read_table(tmp_path / "victims.parquet").num_rows > 50
+
+    code, out, _ = run(capsys, "review", "list", "--store", store, "--limit", 1000)
+    assert code == 0 and len(out.splitlines()) == waiting > 0
+    host = out.split()[0]
+    code, out, _ = run(capsys, "review", "label", host, "--as", "ddos", "--note", "checked",
+                       "--who", "alice", "--store", store)
+    assert code == 0 and "labelled ddos by alice" in out
+    code, out, _ = run(capsys, "review", "list", "--store", store, "--all", "--json",
+                       "--limit", 1000)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {r["labelled_by"] for r in rows if r["host"] == host} == {"alice"}
+
+    # the label is applied at the next detection and learnt at the next update
+    code, _, _ = run(capsys, "backscatter", "detect", sim_heldout.capture, "--model", model,
+                     "--store", store, "-o", verdicts, "--overwrite")
+    labelled = pq.read_table(verdicts).to_pandas()
+    mine = labelled[labelled.src == int(ipaddress.IPv4Address(host))]
+    assert set(mine.decided_by) == {"expert"} and set(mine.verdict) == {"ddos"}
+    code, out, _ = run(capsys, "backscatter", "train", sim_heldout.capture, "--update", model,
+                       "--store", store, "-o", tmp_path / "model2", "--json")
+    assert code == 0 and json.loads(out)["expert_labelled"] >= 1
+
+    code, out, _ = run(capsys, "backscatter", "evaluate", verdicts, "--truth",
+                       sim_heldout.truth, "--json")
+    report = json.loads(out)
+    assert code == 0 and 0.9 < report["f1"] <= 1 and "backscatter" in report["by_kind"]
+    assert report["windows"] == labelled.shape[0]
+    code, out, _ = run(capsys, "backscatter", "evaluate", verdicts, "--truth",
+                       sim_heldout.truth)
+    assert "rules alone" in out and "sent to experts" in out
+
+    code, out, _ = run(capsys, "backscatter", "victims", verdicts, sim_heldout.capture, "-o",
+                       tmp_path / "v.csv")
+    assert code == 0 and "rates x65,536" in out
+    assert (tmp_path / "v.csv").read_text().startswith('"victim","start","end"')
+
+
+def test_ingested_parquet_dataset_gives_the_same_verdicts(sim_heldout, model_dir,
+                                                          tmp_path: Path, capsys) -> None:
+    assert main(["ingest", str(sim_heldout.capture), "-o", str(tmp_path / "packets")]) == 0
+    assert list((tmp_path / "packets").glob("hour=*"))
+    outs = []
+    for source in (sim_heldout.capture, tmp_path / "packets", sim_heldout.table):
+        out = tmp_path / f"v{len(outs)}.parquet"
+        code, _, err = run(capsys, "backscatter", "detect", source, "--model", model_dir,
+                           "--no-store", "-o", out)
+        assert code == 0, err
+        outs.append(pq.read_table(out).sort_by([("src", "ascending"),
+                                                ("window_start", "ascending")]))
+    assert outs[0].equals(outs[1]) and outs[0].equals(outs[2])
+
+
+def test_bad_input_and_options(sim_heldout, model_dir, tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    code, _, err = run(capsys, "backscatter", "detect", empty, "--model", model_dir,
+                       "--no-store", "-o", tmp_path / "v.parquet")
+    assert code == 1 and "empty.pcap" in err and "Traceback" not in err
+
+    header_only = tmp_path / "header.pcap"
+    header_only.write_bytes(sim_heldout.capture.read_bytes()[:24])
+    code, _, err = run(capsys, "backscatter", "detect", header_only, "--model", model_dir,
+                       "--no-store", "-o", tmp_path / "v.parquet")
+    assert code == 1 and "no IPv4 packets" in err
+
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    manifest = json.loads((model_dir / "model.json").read_text())
+    manifest["feature_definition"] = json.dumps(
+        {"variant": "dst-span", "version": 2, "window_packets": None, "window_s": 3600})
+    (broken / "model.json").write_text(json.dumps(manifest))
+    code, _, err = run(capsys, "backscatter", "detect", sim_heldout.capture, "--model", broken,
+                       "--no-store", "-o", tmp_path / "v.parquet")
+    assert code == 1 and "feature definition v2" in err
+
+    cases = [
+        (["backscatter", "detect", sim_heldout.capture, "--model", model_dir, "--no-store",
+          "--telescope", "/40", "-o", tmp_path / "v.parquet"], 2, "prefix length"),
+        (["backscatter", "train", sim_heldout.capture, "--expert-oracle", "-o",
+          tmp_path / "m"], 2, "--expert-oracle needs --truth"),
+        (["backscatter", "train", sim_heldout.capture, "--window", "0h", "-o",
+          tmp_path / "m"], 2, "--window"),
+        (["review", "label", "300.1.2.3", "--as", "ddos", "--store", tmp_path / "s.db"], 2,
+         "not an IPv4 address"),
+        (["review", "list", "--store", tmp_path / "none.db"], 2, "no review store"),
+        (["backscatter", "victims", sim_heldout.truth, sim_heldout.capture, "-o",
+          tmp_path / "v.parquet"], 1, "verdicts lack column(s) verdict"),
+        (["backscatter", "evaluate", sim_heldout.truth, "--truth", sim_heldout.truth], 1,
+         "verdicts lack column(s)"),
+        (["backscatter", "detect", sim_heldout.capture, "--model", model_dir, "--no-store",
+          "--rules", tmp_path / "missing.toml", "-o", tmp_path / "v.parquet"], 1,
+         "missing.toml"),
+        (["backscatter", "detect", tmp_path / "nothing-here.pcap", "--model", model_dir,
+          "--no-store", "-o", tmp_path / "v.parquet"], 2, "no such file"),
+    ]
+    for args, want_code, text in cases:
+        code, _, err = run(capsys, *args)
+        assert (code, text in err) == (want_code, True), (args, err)
+    (tmp_path / "exists.parquet").write_bytes(b"x")
+    code, _, err = run(capsys, "backscatter", "detect", sim_heldout.capture, "--model",
+                       model_dir, "--no-store", "-o", tmp_path / "exists.parquet")
+    assert code == 2 and "--overwrite" in err
+    assert (tmp_path / "exists.parquet").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("command", [["backscatter"], ["backscatter", "train"],
+                                     ["backscatter", "detect"], ["backscatter", "victims"],
+                                     ["backscatter", "evaluate"], ["review", "label"]])
+def test_help(command: list[str], capsys) -> None:
+    assert main([*command, "--help"]) == 0
+    assert "Usage: darkscope" in capsys.readouterr().out
+
+
+def test_packet_count_windows_and_payload_variant(sim_train, tmp_path: Path, capsys) -> None:
+    model = tmp_path / "m"
+    code, out, err = run(capsys, "backscatter", "train", sim_train.capture, "--window-packets",
+                         50, "--variant", "payload", "--no-progress", "--store",
+                         tmp_path / "s.db", "-o", model, "--json")
+    assert code == 0, err
+    assert json.loads(out)["features"] == "features v1, windows of 50 packets, 16-17 = payload"
+    code, _, err = run(capsys, "backscatter", "detect", sim_train.capture, "--model", model,
+                       "--no-store", "-o", tmp_path / "v.parquet")
+    assert code == 0, err
+    verdicts = pq.read_table(tmp_path / "v.parquet")
+    assert "payload_mean" in verdicts.column_names
+    assert max(verdicts["packets"].to_pylist()) == 50
+    assert sum(verdicts["packets"].to_pylist()) == pq.read_metadata(sim_train.table).num_rows

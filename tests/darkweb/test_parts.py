@@ -211,3 +211,22 @@ def test_each_site_gets_its_own_circuit_credentials():
     assert connection.socks_credentials("a.onion") != first
     fixed = Connection(ProxyConfig.parse("socks5h://me:secret@127.0.0.1:9050"))
     assert fixed.socks_credentials("a.onion") == ("me", "secret")
+
+
+def test_page_body_is_hashed_once_for_all_its_listings(monkeypatch):
+    """A page of many listings hashes its body once, not once per listing (was quadratic)."""
+    import darkscope.darkweb.archive as archive
+
+    calls = []
+    real = archive.hashlib.sha256
+
+    def counting(data: bytes = b""):
+        calls.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(archive.hashlib, "sha256", counting)
+    items = "".join(f"<li><a href='/l/{i}'>Kit {i}</a><i>USD {i}</i></li>" for i in range(300))
+    listings, errors = parse_response(_page("http://m.onion/c", f"<ul>{items}</ul>"), None, "m")
+    assert len(listings) == 300 and errors == []
+    assert len({row["page_sha256"] for row in listings}) == 1
+    assert len(calls) == 1

@@ -47,6 +47,12 @@ def test_canonicalize_relative_and_scope():
     ("$ 1,250.00", (1250.0, "USD")), ("€5", (5.0, "EUR")), ("Price: XMR 0.250 only", (0.25, "XMR")),
     ("12.5 usd", (12.5, "USD")), ("#10 0.5 BTC", (0.5, "BTC")), ("no price here 12", (None, None)),
     ("", (None, None)), (None, (None, None)),
+    # a unit scales the amount; currency words must stand alone; decimal commas
+    ("mBTC 500", (0.5, "BTC")), ("Shark teeth 5 pcs", (None, None)),
+    ("Amateur 3 pack", (None, None)), ("1,5 BTC", (1.5, "BTC")),
+    ("1 500,00 EUR", (1500.0, "EUR")), ("1.234,56 EUR", (1234.56, "EUR")),
+    ("$1,250", (1250.0, "USD")), ("1.234.567 USD", (1234567.0, "USD")),
+    ("1,234,56 EUR", (None, None)), ("1,2345 EUR", (None, None)),
 ])
 def test_parse_price(text, expected):
     assert parse_price(text) == expected

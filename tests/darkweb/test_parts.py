@@ -71,6 +71,22 @@ def test_template_errors_name_file_and_field(tmp_path):
         load_template(bad)
 
 
+@pytest.mark.parametrize(("toml", "where"), [
+    ('[[page]]\nurl = "x"\n[page.fields]\ntitle = "h1[["\n', r"page\[0\]\.fields\.title"),
+    ('[[page]]\nurl = "x"\nitem = "li >"\n[page.fields]\ntitle = "a"\nurl = "a @href"\n',
+     r"page\[0\]\.item"),
+    ('[[page]]\nurl = "x"\n[page.fields]\ntitle = "h1"\nvendor = "a:bogus-pseudo"\n',
+     r"page\[0\]\.fields\.vendor"),
+    ('[follow]\nselectors = ["a.ok", "a..bad"]\n', r"follow\.selectors\[1\]"),
+])
+def test_bad_css_selector_is_a_template_error(tmp_path, toml, where):
+    """Selectors compile at load: a typo names file and field instead of failing mid-crawl."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "m"\n' + toml)
+    with pytest.raises(InputFormatError, match=rf"bad\.toml.*{where}: bad CSS selector"):
+        load_template(bad)
+
+
 def test_template_hook_and_attribute_fields(tmp_path):
     (tmp_path / "hook.py").write_text(
         "def fix(record, node):\n"

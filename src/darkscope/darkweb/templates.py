@@ -15,6 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cssselect import SelectorError
+from lxml.cssselect import CSSSelector
+
 from darkscope.errors import InputFormatError, UsageError
 
 FIELDS = ("title", "description", "price", "vendor", "category", "ships_from", "ships_to", "url")
@@ -78,6 +81,15 @@ def load_template(path: str | Path) -> Template:
             raise InputFormatError(path, f"{where}: expected {kind.__name__}, got {value!r}")
         return value
 
+    def css(value: Any, where: str) -> str:
+        """A selector that compiles now, so a typo is a template error, not a crawl failure."""
+        text = need(value, str, where)
+        try:
+            CSSSelector(text)
+        except SelectorError as exc:
+            raise InputFormatError(path, f"{where}: bad CSS selector {text!r}: {exc}") from None
+        return text
+
     name = need(data.get("name"), str, "name")
     pages = []
     for index, page in enumerate(need(data.get("page", []), list, "page")):
@@ -95,14 +107,19 @@ def load_template(path: str | Path) -> Template:
         if "title" not in fields:
             raise InputFormatError(path, f"{where}.fields: a title selector is required")
         specs = {k: FieldSpec.parse(need(v, str, f"{where}.fields.{k}")) for k, v in fields.items()}
-        pages.append(PageRule(pattern, need(page.get("item", "html"), str, f"{where}.item"),
-                              specs))
+        for key, spec in specs.items():
+            css(spec.selector, f"{where}.fields.{key}")
+        item = need(page.get("item", "html"), str, f"{where}.item")
+        if item != "html":
+            css(item, f"{where}.item")
+        pages.append(PageRule(pattern, item, specs))
     follow = need(data.get("follow", {}).get("selectors", []), list, "follow.selectors")
     hook = None
     if "hook" in data:
         hook = _load_hook(path, path.parent / need(data["hook"], str, "hook"))
     return Template(name, frozenset(need(data.get("hosts", []), list, "hosts")), pages,
-                    [need(s, str, "follow.selectors[]") for s in follow], hook, str(path))
+                    [css(s, f"follow.selectors[{i}]") for i, s in enumerate(follow)], hook,
+                    str(path))
 
 
 def _load_hook(template: Path, hook_path: Path) -> Hook:

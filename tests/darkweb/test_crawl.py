@@ -268,3 +268,33 @@ def test_direct_crawl_for_clearnet_sites(market, tmp_path):
     assert main(["crawl", market.base + "/", "--direct", "--market", "testmarket", "--cookies",
                  str(cookies), "-o", str(out), "--timeout", "5", "--no-progress"]) == 0
     assert comparable(read_jsonl(out / "listings.jsonl")) == market.market.truth(market.base)
+
+
+def test_resume_runs_a_remembered_hook_only_with_allow_hook(market, tmp_path, capsys):
+    """--resume reloads the stored template: its hook must be allowed again, every time."""
+    from darkscope.darkweb.templates import builtin
+
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    marker = tmp_path / "hook-ran"
+    (folder / "hook.py").write_text(
+        f"open({str(marker)!r}, 'a').write('x')\n"
+        "def fix(record, node):\n    return record\n")
+    template = folder / "m.toml"
+    template.write_text('hook = "hook.py"\n' + builtin("testmarket").read_text())
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    base = ["crawl", "-o", str(out), "--direct", "--timeout", "5", "--no-progress"]
+    first = [*base, market.base + "/", "--market", str(template), "--cookies", str(cookies),
+             "--max-pages", "3"]
+    assert main(first) == 2
+    assert "--allow-hook" in capsys.readouterr().err and not out.exists()
+    assert main([*first, "--allow-hook"]) == 0
+    assert marker.read_text() == "x"
+    marker.unlink()
+    assert main([*base, "--resume"]) == 2
+    assert "--allow-hook" in capsys.readouterr().err
+    assert not marker.exists()
+    assert main(["parse", str(out), "-o", str(tmp_path / "l.jsonl"), "--market",
+                 str(template)]) == 2
+    assert not marker.exists()

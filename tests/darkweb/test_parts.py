@@ -19,7 +19,7 @@ from darkscope.darkweb.prices import parse_price
 from darkscope.darkweb.scheduler import Scheduler
 from darkscope.darkweb.templates import load_template
 from darkscope.darkweb.urls import Scope, canonicalize, looks_binary
-from darkscope.errors import InputFormatError
+from darkscope.errors import InputFormatError, UsageError
 
 
 @pytest.mark.parametrize(("raw", "canonical"), [
@@ -95,13 +95,36 @@ def test_template_hook_and_attribute_fields(tmp_path):
     path = tmp_path / "m.toml"
     path.write_text('name = "m"\nhook = "hook.py"\n[[page]]\nurl = "^/c"\nitem = "li"\n'
                     '[page.fields]\ntitle = "a"\nurl = "a @href"\nprice = ".p"\nvendor = ".v"\n')
-    template = load_template(path)
+    template = load_template(path, allow_hook=True)
     html = ("<ul><li><a href='/l/1'>Kit</a><i class=p>USD 5</i><b class=v>bob</b></li>"
             "<li><a href='/l/2'>skip</a><i class=p>USD 6</i><b class=v>al</b></li></ul>")
     listings, errors = parse_response(_page("http://m.onion/c", html), template, "m")
     assert errors == []
     assert [(r["title"], r["url"], r["price"], r["vendor"]) for r in listings] == [
         ("Kit", "http://m.onion/l/1", 5.0, "BOB")]
+
+
+def test_hook_needs_opt_in_and_must_sit_beside_its_template(tmp_path):
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').close()\ndef fix(record, node):\n    return record\n"
+    (tmp_path / "outside.py").write_text(code)
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "hook.py").write_text(code)
+    path = folder / "m.toml"
+    rule = '[[page]]\nurl = "x"\n[page.fields]\ntitle = "h1"\n'
+    path.write_text(f'name = "m"\nhook = "hook.py"\n{rule}')
+    with pytest.raises(UsageError, match="--allow-hook"):
+        load_template(path)
+    assert not marker.exists()
+    for escape in ("../outside.py", str(tmp_path / "outside.py")):
+        path.write_text(f'name = "m"\nhook = {escape!r}\n{rule}')
+        with pytest.raises(InputFormatError, match="outside the template's folder"):
+            load_template(path, allow_hook=True)
+        assert not marker.exists()
+    path.write_text(f'name = "m"\nhook = "hook.py"\n{rule}')
+    assert load_template(path, allow_hook=True).hook is not None
+    assert marker.exists()
 
 
 def _page(url: str, html: str | bytes, content_type: str = "text/html") -> Response:

@@ -21,8 +21,14 @@ from darkscope.io import atomic_path, check_output
 from darkscope.progress import track
 
 
-def _template(market: str | None) -> Template | None:
-    return None if market is None else load_template(market)
+def _template(market: str | None, allow_hook: bool) -> Template | None:
+    return None if market is None else load_template(market, allow_hook)
+
+
+allow_hook_option = click.option(
+    "--allow-hook", is_flag=True,
+    help="Run the market template's Python hook (a file beside the template). Needed each "
+         "time, --resume included: a template is code you should have read.")
 
 
 def _write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
@@ -66,6 +72,7 @@ def write_outputs(directory: Path, template: Template | None, output: Path | Non
                    "cookies as before unless given again).")
 @click.option("--recrawl", is_flag=True,
               help="Crawl again into the same directory and record new/changed/removed listings.")
+@allow_hook_option
 @click.option("--cookies", type=click.Path(exists=True, dir_okay=False),
               help="Browser cookie export (Netscape cookies.txt or JSON) for a login.")
 @click.option("--concurrency", type=int, default=16, show_default=True,
@@ -92,7 +99,7 @@ def write_outputs(directory: Path, template: Template | None, output: Path | Non
 @common
 def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, control: str | None,
                   control_password: str | None, market: str | None, output: str, resume: bool,
-                  recrawl: bool, cookies: str | None, **limits: Any) -> None:
+                  recrawl: bool, cookies: str | None, allow_hook: bool, **limits: Any) -> None:
     """Crawl market SEEDS through Tor and archive every page as WARC.
 
     Everything is kept in the output directory: the frontier (state.sqlite), the archive
@@ -109,6 +116,7 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
         raise UsageError("give --proxy socks5h://HOST:PORT (Tor) or --direct (clearnet only)")
     directory = Path(output)
     mode = "resume" if resume else "recrawl" if recrawl else "new"
+    template = _template(market, allow_hook)  # a bad template leaves no half-made crawl
     if mode == "resume":
         frontier = Crawler.prepare(directory, CrawlConfig(list(seeds)), mode)
         config = CrawlConfig(**json.loads(frontier.get_meta("config") or "{}"))
@@ -122,9 +130,14 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
                                                              "deny_path")})
         frontier = Crawler.prepare(directory, config, mode)
     # Template and cookies are remembered, so --resume needs only the proxy.
-    market = market or frontier.get_meta("market")
+    if market is None:
+        market = frontier.get_meta("market")
+        try:
+            template = _template(market, allow_hook)
+        except Exception:
+            frontier.close()
+            raise
     cookies = cookies or frontier.get_meta("cookies")
-    template = _template(market)
     for key, value in (("market", market), ("cookies", cookies)):
         if value is not None:
             frontier.set_meta(key, str(Path(value).resolve()) if Path(value).exists() else value)
@@ -156,10 +169,11 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
                                 "without it the generic parser is used.")
 @click.option("--generation", type=int, default=None,
               help="Which crawl pass to parse (default: the latest).")
+@allow_hook_option
 @overwrite_option
 @common
 def parse_command(crawl_dir: str, output: str, market: str | None, generation: int | None,
-                  overwrite: bool) -> None:
+                  allow_hook: bool, overwrite: bool) -> None:
     """Re-parse a crawl's WARC archive into listings, without crawling again.
 
     Use it after writing or fixing a market template. Parse errors (hostile or broken pages)
@@ -167,7 +181,8 @@ def parse_command(crawl_dir: str, output: str, market: str | None, generation: i
     """
     check_output(output, overwrite)
     with track("parsing archive", unit="pages") as progress:
-        listings, errors = parse_generation(crawl_dir, _template(market), generation, progress)
+        listings, errors = parse_generation(crawl_dir, _template(market, allow_hook), generation,
+                                           progress)
     write_listings(listings, output, overwrite=overwrite)
     for error in errors:
         click.echo(json.dumps({"url": error.url, "error": error.error}), err=True)

@@ -64,8 +64,13 @@ def builtin(name: str) -> Path:
     return Path(str(resources.files("darkscope.darkweb") / "markets" / f"{name}.toml"))
 
 
-def load_template(path: str | Path) -> Template:
-    """Read and validate a template; errors name the file and the field."""
+def load_template(path: str | Path, allow_hook: bool = False) -> Template:
+    """Read and validate a template; errors name the file and the field.
+
+    A ``hook`` is Python code, so it runs only with ``allow_hook`` (the CLI's ``--allow-hook``)
+    and only from the template's own folder: a template (or a crawl directory that remembers
+    one) from someone else cannot run a file elsewhere on this machine.
+    """
     path = Path(path)
     if not path.exists() and not path.suffix and builtin(str(path)).exists():
         path = builtin(str(path))
@@ -116,14 +121,22 @@ def load_template(path: str | Path) -> Template:
     follow = need(data.get("follow", {}).get("selectors", []), list, "follow.selectors")
     hook = None
     if "hook" in data:
-        hook = _load_hook(path, path.parent / need(data["hook"], str, "hook"))
+        hook = _load_hook(path, need(data["hook"], str, "hook"), allow_hook)
     return Template(name, frozenset(need(data.get("hosts", []), list, "hosts")), pages,
                     [css(s, f"follow.selectors[{i}]") for i, s in enumerate(follow)], hook,
                     str(path))
 
 
-def _load_hook(template: Path, hook_path: Path) -> Hook:
+def _load_hook(template: Path, name: str, allow_hook: bool) -> Hook:
     """A template's Python hook: ``fix(record, node)`` returns the record, changed, or None."""
+    folder = template.parent.resolve()
+    hook_path = (folder / name).resolve()
+    if not hook_path.is_relative_to(folder):
+        raise InputFormatError(template, f"hook: {name!r} is outside the template's folder "
+                                         f"{folder}; a hook must sit beside its template")
+    if not allow_hook:
+        raise UsageError(f"market template {template} runs Python code ({hook_path}); "
+                         "read it, then pass --allow-hook to run it")
     if not hook_path.exists():
         raise InputFormatError(template, f"hook: {hook_path} does not exist")
     spec = importlib.util.spec_from_file_location(f"darkscope_hook_{hook_path.stem}", hook_path)

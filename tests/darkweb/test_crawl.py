@@ -147,6 +147,22 @@ def test_recrawl_records_new_changed_removed(market, socks_port, tmp_path, capsy
     assert comparable(read_jsonl(out / "listings.jsonl")) == data.truth(market.base)
 
 
+def test_recrawl_cut_short_reports_unvisited_listings_as_not_recrawled(market, socks_port,
+                                                                       tmp_path):
+    """A listing the second crawl never reached (page budget) is not 'removed'."""
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(crawl_args(market, socks_port, out, cookies)) == 0
+    market.market.requests.clear()
+    assert main(crawl_args(market, socks_port, out, cookies, "--recrawl", "--max-pages",
+                           "10")) == 0
+    diff = read_jsonl(out / "changes.jsonl")
+    kinds = Counter(c["change"] for c in diff)
+    assert kinds["removed"] == 0 and kinds["not re-crawled"] > 0, kinds
+    fetched = {market.base + path for path in market.market.requests}
+    assert not any(c["url"] in fetched for c in diff if c["change"] == "not re-crawled")
+
+
 def test_kill_9_and_resume_lose_nothing_and_repeat_nothing(market, socks_port, tmp_path):
     cookies = write_cookies(tmp_path / "cookies.txt", market)
     out = tmp_path / "crawl"

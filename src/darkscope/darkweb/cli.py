@@ -13,7 +13,7 @@ from darkscope.clikit import common, output_option, overwrite_option
 from darkscope.darkweb.connection import Connection, ProxyConfig
 from darkscope.darkweb.cookies import load_cookies
 from darkscope.darkweb.crawler import CrawlConfig, Crawler
-from darkscope.darkweb.extract import generations, parse_generation
+from darkscope.darkweb.extract import generations, parse_generation, recheck
 from darkscope.darkweb.listings import changes, write_listings
 from darkscope.darkweb.templates import Template, load_template
 from darkscope.errors import UsageError
@@ -37,8 +37,8 @@ def _write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_outputs(directory: Path, template: Template | None, output: Path | None = None,
-                  fmt: str | None = None) -> dict[str, int]:
+def write_outputs(directory: Path, template: Template | None, max_depth: int,
+                  output: Path | None = None, fmt: str | None = None) -> dict[str, int]:
     """Listings, parse errors and (after a re-crawl) changes of the latest generation."""
     generation = generations(directory)
     with track("parsing archive", unit="pages") as progress:
@@ -48,10 +48,12 @@ def write_outputs(directory: Path, template: Template | None, output: Path | Non
                  directory / "parse-errors.jsonl")
     summary = {"listings": len(listings), "parse_errors": len(errors)}
     if generation > 1:
-        previous, _ = parse_generation(directory, template, generation - 1)
-        diff = changes(previous, listings)
+        sources: dict[str, str] = {}
+        previous, _ = parse_generation(directory, template, generation - 1, sources=sources)
+        diff = changes(previous, listings,
+                       recheck(directory, generation, sources, max_depth))
         _write_jsonl(diff, directory / "changes.jsonl")
-        for kind in ("new", "changed", "removed"):
+        for kind in ("new", "changed", "removed", "not re-crawled"):
             summary[kind] = sum(1 for d in diff if d["change"] == kind)
     return summary
 
@@ -158,7 +160,7 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
         frontier.close()
         if tor is not None:
             tor.close()
-    summary = write_outputs(directory, template)
+    summary = write_outputs(directory, template, config.max_depth)
     click.echo(json.dumps({**stats.as_dict(), "states": counts, **summary}))
 
 

@@ -248,7 +248,7 @@ class Crawler:
             return [], f"more than {self.config.max_redirects} redirects"
         if not self.scope.allows(target):
             return [], f"redirect out of scope: {target}"
-        return [Entry(target, entry.depth, redirect_chain=chain)], None
+        return [Entry(target, entry.depth, redirect_chain=chain, parent=entry.url)], None
 
     def _links(self, entry: Entry, response: Response) -> list[Entry]:
         try:
@@ -257,7 +257,7 @@ class Crawler:
             return []
         follow = self.template.follow if self.template is not None else []
         links = dict.fromkeys(extract_links(root, response.url, follow))
-        return [Entry(url, entry.depth + 1) for url in links
+        return [Entry(url, entry.depth + 1, parent=entry.url) for url in links
                 if self.scope.allows(url) and not looks_binary(url)]
 
     def _finish(self, entry: Entry, outcome: Outcome, discovered: list[Entry]) -> None:

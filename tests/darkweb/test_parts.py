@@ -70,6 +70,10 @@ def test_template_errors_name_file_and_field(tmp_path):
     with pytest.raises(InputFormatError, match="not a valid TOML"):
         load_template(bad)
 
+    bad.write_text('name = "m"\n[[page]]\nurl = "x"\nitem = "li"\n[page.fields]\ntitle = "a"\n')
+    with pytest.raises(InputFormatError, match=r"bad\.toml.*page\[0\]\.fields: a url selector"):
+        load_template(bad)
+
 
 @pytest.mark.parametrize(("toml", "where"), [
     ('[[page]]\nurl = "x"\n[page.fields]\ntitle = "h1[["\n', r"page\[0\]\.fields\.title"),

@@ -117,6 +117,11 @@ def load_template(path: str | Path, allow_hook: bool = False) -> Template:
         item = need(page.get("item", "html"), str, f"{where}.item")
         if item != "html":
             css(item, f"{where}.item")
+            if "url" not in specs:
+                raise InputFormatError(
+                    path, f"{where}.fields: a url selector is required with item = {item!r}: "
+                          "several listings on one page each need their own URL (without it "
+                          "all would share the page URL and all but one would be lost)")
         pages.append(PageRule(pattern, item, specs))
     follow = need(data.get("follow", {}).get("selectors", []), list, "follow.selectors")
     hook = None

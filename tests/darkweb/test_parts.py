@@ -27,9 +27,31 @@ from darkscope.errors import InputFormatError, UsageError
     ("https://x.onion:443", "https://x.onion/"),
     ("http://x.onion:8080/%7Euser/", "http://x.onion:8080/~user/"),
     ("javascript:alert(1)", None), ("mailto:a@b", None), ("http://[bad", None),
+    # only unreserved characters are decoded (RFC 3986 6.2.2.2): %2F stays an escaped slash
+    ("http://m.onion/a%2Fb", "http://m.onion/a%2Fb"), ("http://m.onion/a%2fb", "http://m.onion/a%2Fb"),
+    ("http://m.onion/a/%2E%2E%2Fetc", "http://m.onion/a/..%2Fetc"),
+    ("http://m.onion/a/%2e%2e/b", "http://m.onion/b"),  # a dot-segment, as a browser reads it
+    ("http://m.onion/p?b", "http://m.onion/p?b"), ("http://m.onion/p?b&a=1", "http://m.onion/p?a=1&b"),
+    ("http://m.onion/p?x=%2F&y=1+2", "http://m.onion/p?x=%2F&y=1+2"),
+    ("http://m.onion/é ü?q=a b", "http://m.onion/%C3%A9%20%C3%BC?q=a%20b"),
+    ("http://m.onion/100%", "http://m.onion/100%25"),
 ])
 def test_canonicalize(raw, canonical):
     assert canonicalize(raw) == canonical
+
+
+def test_canonicalize_is_idempotent():
+    """canonicalize(canonicalize(u)) == canonicalize(u) over tricky and generated URLs."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = ["a", "Z", "0", "/", ".", "..", "%2e", "%2E", "%2f", "%2F", "%7e", "%41", "%",
+                "%zz", "?", "&", "=", "+", " ", "é", "#", ";", "~", "%25", "%3F", "%26", "%3D"]
+    urls = [f"http://M.onion:80/{''.join(rng.choices(alphabet, k=rng.randrange(1, 12)))}"
+            for _ in range(2000)]
+    for url in urls:
+        once = canonicalize(url)
+        assert once is not None and canonicalize(once) == once, url
 
 
 def test_canonicalize_relative_and_scope():

@@ -18,11 +18,13 @@ from pathlib import Path
 import aiohttp
 import pyarrow.parquet as pq
 import pytest
+from yarl import URL
 
 from darkscope.cli import main
 from darkscope.darkweb.archive import read_responses
 from darkscope.darkweb.connection import Connection, ProxyConfig, ProxyLeakRefused
 from darkscope.darkweb.fetcher import Limits, fetch
+from darkscope.darkweb.testmarket import SESSION_COOKIE
 
 from .conftest import comparable, read_jsonl, write_cookies
 from .tornet import free_port
@@ -314,3 +316,34 @@ def test_resume_runs_a_remembered_hook_only_with_allow_hook(market, tmp_path, ca
     assert main(["parse", str(out), "-o", str(tmp_path / "l.jsonl"), "--market",
                  str(template)]) == 2
     assert not marker.exists()
+
+
+def test_new_circuit_lets_requests_in_flight_finish(market, socks_port):
+    """Rotating a site's circuit mid-request: the request completes on the old session, which
+    is closed afterwards; the next request gets a new session (new SOCKS credentials)."""
+
+    async def run() -> None:
+        connection = Connection(ProxyConfig.parse(f"socks5h://127.0.0.1:{socks_port}"))
+        jar = aiohttp.CookieJar(unsafe=True)
+        jar.update_cookies({SESSION_COOKIE: market.market.token}, URL(market.base))
+        site = f"127.0.0.1:{market.port}"
+
+        async def slow() -> tuple[int, aiohttp.ClientSession]:
+            async with connection.using(site, jar) as session:
+                response = await fetch(session, f"{market.base}/slow", Limits(timeout=10))
+                return response.status, session
+
+        try:
+            task = asyncio.create_task(slow())
+            while "/slow" not in market.market.requests:
+                await asyncio.sleep(0.01)
+            await connection.new_circuit(site)
+            status, old = await task
+            assert status == 200
+            assert old.closed
+            async with connection.using(site, jar) as session:
+                assert session is not old and not session.closed
+        finally:
+            await connection.close()
+
+    asyncio.run(run())

@@ -184,9 +184,9 @@ class Crawler:
             self._finish(entry, Outcome(entry.url, "skipped", error="binary by suffix"), [])
             return
         site = entry.host
-        session = self.connection.session(site, self.jar)
         try:
-            response = await fetch(session, entry.url, self.limits)
+            async with self.connection.using(site, self.jar) as session:
+                response = await fetch(session, entry.url, self.limits)
         except NotText as exc:
             self.stats.skipped += 1
             self._finish(entry, Outcome(entry.url, "skipped", error=f"not text: {exc}"), [])
@@ -208,8 +208,8 @@ class Crawler:
             self._failures[site] = 0
             self.stats.new_circuits += 1
             await self.connection.new_circuit(site)
-            if self.tor_control is not None:
-                self.tor_control.new_identity()
+            if self.tor_control is not None:  # stem blocks on the control socket
+                await asyncio.to_thread(self.tor_control.new_identity)
         entry.attempts += 1
         if entry.attempts > self.config.retries:
             self.stats.failed += 1

@@ -23,6 +23,7 @@ from yarl import URL
 from darkscope.cli import main
 from darkscope.darkweb.archive import read_responses
 from darkscope.darkweb.connection import Connection, ProxyConfig, ProxyLeakRefused
+from darkscope.darkweb.crawler import DEFAULT_USER_AGENT
 from darkscope.darkweb.fetcher import Limits, fetch
 from darkscope.darkweb.testmarket import SESSION_COOKIE
 
@@ -213,14 +214,54 @@ def test_proxy_down_means_no_request_at_all(market, tmp_path, capsys):
 
 
 def test_onion_without_proxy_is_refused(tmp_path, capsys):
-    code = main(["crawl", "http://abcdefghijklmnop.onion/", "--direct", "-o",
-                 str(tmp_path / "c"), "--no-progress"])
-    assert code == 0
-    db = sqlite3.connect(tmp_path / "c" / "state.sqlite")
-    state, error = db.execute("SELECT state, error FROM urls").fetchone()
-    assert state == "failed" and "needs the Tor proxy" in error
+    out = tmp_path / "c"
+    code = main(["crawl", "http://abcdefghijklmnop.onion/", "--direct", "-o", str(out),
+                 "--no-progress"])
+    assert code == 2 and "needs the Tor proxy" in capsys.readouterr().err
+    assert not out.exists()
+    # An onion crawl (here: its proxy was down) must not be resumed with --direct, which
+    # would record every pending .onion URL as failed.
+    closed = free_port()
+    assert main(["crawl", "http://abcdefghijklmnop.onion/", "--proxy",
+                 f"socks5h://127.0.0.1:{closed}", "-o", str(out), "--no-progress"]) == 1
+    assert main(["crawl", "-o", str(out), "--resume", "--direct", "--no-progress"]) == 2
+    assert "needs the Tor proxy" in capsys.readouterr().err
+    db = sqlite3.connect(out / "state.sqlite")
+    assert db.execute("SELECT state FROM urls").fetchall() == [("pending",)]
     with pytest.raises(ProxyLeakRefused):
         Connection(ProxyConfig.parse(None)).check("http://abcdefghijklmnop.onion/")
+
+
+def test_resume_applies_limits_given_again(market, socks_port, tmp_path):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    assert main(crawl_args(market, socks_port, out, cookies, "--max-pages", "3")) == 0
+    db = sqlite3.connect(out / "state.sqlite")
+    done = "SELECT count(*) FROM urls WHERE state != 'pending'"
+    assert db.execute(done).fetchone()[0] == 3
+    resume = ["crawl", "-o", str(out), "--resume", "--proxy", f"socks5h://127.0.0.1:{socks_port}",
+              "--no-progress"]
+    assert main([*resume, "--max-pages", "7"]) == 0
+    assert db.execute(done).fetchone()[0] == 7
+    assert main(resume) == 0  # the new limit is kept for the next resume
+    assert db.execute(done).fetchone()[0] == 7
+
+
+def test_user_agent_and_max_redirects(market, socks_port, tmp_path):
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    args = crawl_args(market, socks_port, out, cookies, "--max-redirects", "0",
+                      "--user-agent", "Mozilla/5.0 (test)", "--allow-path", "^/(loop/a)?$")
+    assert main(args) == 0
+    assert market.market.user_agents == {"Mozilla/5.0 (test)"}
+    db = sqlite3.connect(out / "state.sqlite")
+    (error,) = db.execute("SELECT error FROM urls WHERE url=?",
+                          (market.base + "/loop/a",)).fetchone()
+    assert error == "more than 0 redirects"
+    market.market.user_agents.clear()
+    assert main(crawl_args(market, socks_port, tmp_path / "c2", cookies, "--max-pages", "1")) == 0
+    assert market.market.user_agents == {DEFAULT_USER_AGENT}
+    assert "aiohttp" not in DEFAULT_USER_AGENT.lower()
 
 
 @pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:9050", "http://127.0.0.1:8118",

@@ -301,3 +301,14 @@ def test_page_body_is_hashed_once_for_all_its_listings(monkeypatch):
     assert len(listings) == 300 and errors == []
     assert len({row["page_sha256"] for row in listings}) == 1
     assert len(calls) == 1
+
+
+def test_allow_host_values_are_canonical():
+    from darkscope.darkweb.crawler import CrawlConfig
+
+    config = CrawlConfig(["http://m.onion/"],
+                         allow_hosts=["M.onion", "m.onion:80", "X.ONION:8080", "https://s.onion:443"])
+    assert config.scope().hosts == {"m.onion", "x.onion:8080", "s.onion"}
+    assert config.scope().allows("http://x.onion:8080/a")
+    with pytest.raises(UsageError, match="allow-host"):
+        CrawlConfig(["http://m.onion/"], allow_hosts=["m.onion:notaport"]).scope()

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from darkscope.clikit import common, output_option, overwrite_option
 from darkscope.darkweb.connection import Connection, ProxyConfig
 from darkscope.darkweb.cookies import load_cookies
-from darkscope.darkweb.crawler import CrawlConfig, Crawler
+from darkscope.darkweb.crawler import DEFAULT_USER_AGENT, CrawlConfig, Crawler
 from darkscope.darkweb.extract import generations, parse_generation, recheck
 from darkscope.darkweb.listings import changes, write_listings
 from darkscope.darkweb.templates import Template, load_template
+from darkscope.darkweb.urls import is_onion
 from darkscope.errors import UsageError
 from darkscope.io import atomic_path, check_output
 from darkscope.progress import track
@@ -58,6 +61,20 @@ def write_outputs(directory: Path, template: Template | None, max_depth: int,
     return summary
 
 
+# CLI option names of list-valued crawl settings -> CrawlConfig fields.
+_CONFIG_NAMES = {"allow_host": "allow_hosts", "allow_path": "allow_paths",
+                 "deny_path": "deny_paths"}
+
+
+def _refuse_onion_without_proxy(config: CrawlConfig, direct: bool) -> None:
+    """--direct cannot reach .onion: refuse up front instead of failing every URL."""
+    onion = [s for s in [*config.seeds, *config.allow_hosts]
+             if is_onion(s if "://" in s else f"http://{s}/")]
+    if direct and onion:
+        raise UsageError(f"{onion[0]} is an .onion address: it needs the Tor proxy "
+                         "(--proxy socks5h://HOST:PORT), not --direct")
+
+
 @click.command("crawl")
 @click.argument("seeds", nargs=-1)
 @click.option("--proxy", help="Tor SOCKS port as socks5h://HOST:PORT (names resolve in Tor).")
@@ -95,6 +112,10 @@ def write_outputs(directory: Path, template: Template | None, max_depth: int,
               help="Largest body kept; longer ones are cut and marked truncated.")
 @click.option("--max-depth", type=int, default=10, show_default=True, help="Link depth limit.")
 @click.option("--max-pages", type=int, default=0, help="Page budget (0: none).")
+@click.option("--max-redirects", type=int, default=5, show_default=True,
+              help="Redirect hops followed from one URL; more are recorded as an error.")
+@click.option("--user-agent", default=DEFAULT_USER_AGENT, show_default=True,
+              help="User-Agent header (default: Tor Browser's, the commonest on onion sites).")
 @click.option("--allow-host", multiple=True, help="Host[:port] in scope (default: the seeds').")
 @click.option("--allow-path", multiple=True, help="Regex a path must match (repeatable).")
 @click.option("--deny-path", multiple=True, help="Regex of paths never fetched (repeatable).")
@@ -119,17 +140,29 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
     directory = Path(output)
     mode = "resume" if resume else "recrawl" if recrawl else "new"
     template = _template(market, allow_hook)  # a bad template leaves no half-made crawl
+    fields = {_CONFIG_NAMES.get(k, k): list(v) if isinstance(v, tuple) else v
+              for k, v in limits.items()}
     if mode == "resume":
         frontier = Crawler.prepare(directory, CrawlConfig(list(seeds)), mode)
-        config = CrawlConfig(**json.loads(frontier.get_meta("config") or "{}"))
+        # Limits given again on the command line replace the stored ones (and are kept).
+        context = click.get_current_context()
+        given = {_CONFIG_NAMES.get(k, k): fields[_CONFIG_NAMES.get(k, k)] for k in limits
+                 if context.get_parameter_source(k) in (ParameterSource.COMMANDLINE,
+                                                         ParameterSource.ENVIRONMENT)}
+        config = CrawlConfig(**{**json.loads(frontier.get_meta("config") or "{}"), **given})
+        try:
+            _refuse_onion_without_proxy(config, direct)
+            config.scope()
+        except UsageError:
+            frontier.close()
+            raise
+        frontier.set_meta("config", json.dumps(asdict(config)))
     else:
         if not seeds:
             raise UsageError("give at least one seed URL")
-        config = CrawlConfig(
-            seeds=list(seeds), allow_hosts=list(limits.pop("allow_host")),
-            allow_paths=list(limits.pop("allow_path")), deny_paths=list(limits.pop("deny_path")),
-            **{k: v for k, v in limits.items() if k not in ("allow_host", "allow_path",
-                                                             "deny_path")})
+        config = CrawlConfig(seeds=list(seeds), **fields)
+        _refuse_onion_without_proxy(config, direct)
+        config.scope()  # bad --allow-host or path pattern: say so before creating anything
         frontier = Crawler.prepare(directory, config, mode)
     # Template and cookies are remembered, so --resume needs only the proxy.
     if market is None:
@@ -148,7 +181,8 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
         from darkscope.darkweb.torcontrol import TorControl
         tor = TorControl(control, control_password)
         tor.check_health()
-    connection = Connection(ProxyConfig.parse(proxy), per_site_connections=config.per_site)
+    connection = Connection(ProxyConfig.parse(proxy), per_site_connections=config.per_site,
+                            user_agent=config.user_agent)
     crawler = Crawler(directory, config, connection, template,
                       load_cookies(cookies) if cookies else None, tor)
     try:

@@ -74,6 +74,7 @@ class Connection:
     proxy: ProxyConfig
     isolate_sites: bool = True
     per_site_connections: int = 8
+    user_agent: str | None = None
     _sessions: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
     _epochs: dict[str, int] = field(default_factory=dict)
     _token: str = field(default_factory=lambda: secrets.token_hex(8))
@@ -112,8 +113,9 @@ class Connection:
                 proxy_type=ProxyType.SOCKS5, host=self.proxy.host, port=self.proxy.port,
                 username=username, password=password, rdns=True,
                 limit_per_host=self.per_site_connections)
+        headers = {"User-Agent": self.user_agent} if self.user_agent else None
         session = aiohttp.ClientSession(connector=connector, cookie_jar=cookie_jar,
-                                        auto_decompress=True, trust_env=False)
+                                        auto_decompress=True, trust_env=False, headers=headers)
         self._sessions[site] = session
         return session
 

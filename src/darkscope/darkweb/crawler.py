@@ -30,6 +30,8 @@ from darkscope.darkweb.urls import Scope, canonicalize, host_of, looks_binary
 from darkscope.errors import UsageError
 
 STATE_FILE = "state.sqlite"
+# Tor Browser's User-Agent: the most common one on onion services (aiohttp's own names it).
+DEFAULT_USER_AGENT = "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"
 WARC_DIR = "warc"
 
 
@@ -53,10 +55,12 @@ class CrawlConfig:
     allow_hosts: list[str] = field(default_factory=list)
     allow_paths: list[str] = field(default_factory=list)
     deny_paths: list[str] = field(default_factory=list)
+    user_agent: str = DEFAULT_USER_AGENT
 
     def scope(self) -> Scope:
         try:
-            return Scope(set(self.allow_hosts) or {host_of(s) for s in self.seeds},
+            return Scope({canonical_host(h) for h in self.allow_hosts}
+                         or {host_of(s) for s in self.seeds},
                          [re.compile(p) for p in self.allow_paths],
                          [re.compile(p) for p in self.deny_paths])
         except re.error as exc:
@@ -267,6 +271,15 @@ class Crawler:
                 self.scheduler.push(new)
         self._pending.pop(entry.url, None)
         self._done += 1
+
+
+def canonical_host(value: str) -> str:
+    """``host[:port]`` as canonical URLs spell it: ``M.onion`` and ``m.onion:80`` are
+    ``m.onion`` (a value with a scheme keeps that scheme's default port)."""
+    url = canonicalize(value if "://" in value else f"http://{value}/")
+    if url is None:
+        raise UsageError(f"--allow-host {value!r} is not a host[:port]")
+    return host_of(url)
 
 
 def canonical_seeds(seeds: list[str]) -> list[str]:

@@ -46,6 +46,7 @@ class Market:
     huge_bytes: int = 5_000_000
     requests: list[str] = field(default_factory=list)
     retired: set[int] = field(default_factory=set)
+    user_agents: set[str] = field(default_factory=set)
 
     def live(self) -> list[dict[str, Any]]:
         """Listings on sale now (retired ones are gone from the market)."""
@@ -96,6 +97,7 @@ class Market:
     @web.middleware
     async def _log_and_login(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append(request.path_qs)
+        self.user_agents.add(request.headers.get("User-Agent", ""))
         if request.path != "/login" and request.cookies.get(SESSION_COOKIE) != self.token:
             raise web.HTTPFound("/login")
         return await handler(request)

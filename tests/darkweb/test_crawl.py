@@ -74,8 +74,9 @@ def test_crawl_extracts_every_listing_field(market, socks_port, tmp_path, capsys
     huge = next(r for path in (out / "warc").glob("*.warc.gz")
                 for r, _, _ in read_responses(path) if r.url.endswith("/huge"))
     assert huge.truncated and len(huge.body) == 1_000_000
-    assert sorted(archived_urls(out)) == sorted(u for u, s in states.items()
-                                                if s.startswith("done"))
+    archived = [u for (u,) in db.execute("SELECT url FROM urls WHERE warc_file NOT NULL")]
+    assert sorted(archived_urls(out)) == sorted(archived)
+    assert {u for u, s in states.items() if s.startswith("done")} <= set(archived)
 
 
 def test_login_wall_without_cookies_yields_nothing(market, socks_port, tmp_path):
@@ -388,3 +389,28 @@ def test_new_circuit_lets_requests_in_flight_finish(market, socks_port):
             await connection.close()
 
     asyncio.run(run())
+
+
+def test_final_5xx_and_non_text_responses_are_archived(market, socks_port, tmp_path):
+    """Every response is archived: a final 503 with its body, a binary with headers only."""
+    out = tmp_path / "crawl"
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    args = crawl_args(market, socks_port, out, cookies, "--backoff", "0.05", "--allow-path",
+                      "^/(busy|files/tool)$")
+    args[1] = market.base + "/busy"
+    args.insert(2, market.base + "/files/tool")
+    assert main(args) == 0
+    assert Counter(market.market.requests) == {"/busy": 2, "/files/tool": 1}
+    db = sqlite3.connect(out / "state.sqlite")
+    states = {url: rest for url, *rest in db.execute("SELECT url, state, status, warc_file "
+                                                     "FROM urls")}
+    assert states[market.base + "/busy"][:2] == ["failed", 503]
+    assert states[market.base + "/files/tool"][:2] == ["skipped", 200]
+    assert all(warc is not None for _, _, warc in states.values())
+    records = {r.url: r for path in (out / "warc").glob("*.warc.gz")
+               for r, _, _ in read_responses(path)}
+    busy, tool = records[market.base + "/busy"], records[market.base + "/files/tool"]
+    assert busy.status == 503 and b"Service unavailable" in busy.body
+    assert busy.header("Retry-After") == "1"
+    assert tool.status == 200 and tool.body == b"" and tool.truncated
+    assert tool.content_type not in ("", "text/html")

@@ -21,7 +21,15 @@ from typing import Any
 from darkscope.darkweb.archive import Response, WarcArchive, read_responses
 from darkscope.darkweb.connection import Connection, ProxyLeakRefused
 from darkscope.darkweb.cookies import Cookie, cookie_jar
-from darkscope.darkweb.fetcher import REDIRECT_CODES, Limits, NotText, TransientError, fetch
+from darkscope.darkweb.fetcher import (
+    REDIRECT_CODES,
+    RETRY_CODES,
+    Limits,
+    NotText,
+    TransientError,
+    fetch,
+    is_text,
+)
 from darkscope.darkweb.frontier import Entry, Frontier, Outcome
 from darkscope.darkweb.parsers import HTML_TYPES, extract_links, parse_html
 from darkscope.darkweb.scheduler import Scheduler
@@ -162,7 +170,7 @@ class Crawler:
             for response, offset, record_end in read_responses(path, end):
                 entry = self._pending.get(response.url)
                 if entry is not None:
-                    self._record(entry, response, name, offset, record_end)
+                    self._commit_archived(entry, response, name, offset, record_end)
                     self.stats.replayed += 1
                 end = record_end
             with open(path, "r+b") as stream:
@@ -193,19 +201,37 @@ class Crawler:
                 response = await fetch(session, entry.url, self.limits)
         except NotText as exc:
             self.stats.skipped += 1
-            self._finish(entry, Outcome(entry.url, "skipped", error=f"not text: {exc}"), [])
+            self._archive(entry, exc.response)
             return
         except TransientError as exc:
-            await self._transient(entry, str(exc))
+            await self._transient(entry, str(exc), exc.response)
             return
         self._failures[site] = 0
-        offset, end = self.archive.write(response)
-        self._record(entry, response, self.warc_name, offset, end)
+        self._archive(entry, response)
         self.stats.fetched += 1
         if self.on_page is not None:
             self.on_page(response)
 
-    async def _transient(self, entry: Entry, error: str) -> None:
+    def _archive(self, entry: Entry, response: Response) -> None:
+        """Every response goes to the WARC before its outcome is committed."""
+        offset, end = self.archive.write(response)
+        self._commit_archived(entry, response, self.warc_name, offset, end)
+
+    def _commit_archived(self, entry: Entry, response: Response, warc_name: str, offset: int,
+                         end: int) -> None:
+        """Commit an archived response: a final 5xx/429 fails the URL, a non-text body
+        (archived without it) skips it, anything else is a page."""
+        where = {"warc_file": warc_name, "warc_offset": offset, "warc_end": end}
+        if response.status in RETRY_CODES:
+            self._finish(entry, Outcome(entry.url, "failed", response.status,
+                                        error=f"HTTP {response.status}", **where), [])
+        elif response.status not in REDIRECT_CODES and not is_text(response.content_type):
+            self._finish(entry, Outcome(entry.url, "skipped", response.status,
+                                        error=f"not text: {response.content_type}", **where), [])
+        else:
+            self._record(entry, response, warc_name, offset, end)
+
+    async def _transient(self, entry: Entry, error: str, response: Response | None) -> None:
         site = entry.host
         self._failures[site] += 1
         if self._failures[site] >= self.config.new_circuit_after:
@@ -217,7 +243,10 @@ class Crawler:
         entry.attempts += 1
         if entry.attempts > self.config.retries:
             self.stats.failed += 1
-            self._finish(entry, Outcome(entry.url, "failed", error=error), [])
+            if response is not None:
+                self._archive(entry, response)
+            else:
+                self._finish(entry, Outcome(entry.url, "failed", error=error), [])
             return
         self.stats.retried += 1
         self.frontier.retry_later(entry.url, error)

@@ -89,7 +89,7 @@ class Market:
             web.get("/", self.home), web.get("/login", self.login),
             web.get("/category/{slug}", self.category), web.get("/listing/{ident}", self.listing),
             web.get("/vendor/{name}", self.vendor), web.get("/loop/{step}", self.loop),
-            web.get("/huge", self.huge), web.get("/slow", self.slow),
+            web.get("/huge", self.huge), web.get("/slow", self.slow), web.get("/busy", self.busy),
             web.get("/hostile/{kind}", self.hostile), web.get("/files/{name}", self.binary),
         ])
         return app
@@ -186,6 +186,11 @@ class Market:
     async def slow(self, _: web.Request) -> web.Response:
         await asyncio.sleep(self.slow_seconds)
         return self._page("Slow", "<p>finally</p>")
+
+    async def busy(self, _: web.Request) -> web.Response:
+        """Always overloaded (503), like a market under DDoS; not linked from any page."""
+        return web.Response(status=503, text="<h1>Service unavailable</h1>",
+                            content_type="text/html", headers={"Retry-After": "1"})
 
     async def hostile(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]

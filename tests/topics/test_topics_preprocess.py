@@ -23,6 +23,17 @@ def test_security_terms_stay_whole_and_noise_goes():
         assert noise not in words
 
 
+def test_tokens_of_any_script_and_platform_terms():
+    text = ("München Shop: наркотики и оружие, ＢＯＴＮＥＴ ＲＤＰ x64 x86 x86-64 bot, 4G SIM, "
+            "Ελληνικά. 20 pcs x 60, 5g, 3.5g")
+    words = words_of([text], Preprocessing())[0]
+    for term in ("münchen", "наркотики", "оружие", "botnet", "rdp", "x64", "x86", "x86-64", "4g",
+                 "ελληνικά", "sim", "bot"):
+        assert term in words, term
+    for noise in ("nchen", "pcs", "60", "20", "3.5g"):
+        assert noise not in words, noise
+
+
 def test_markup_scripts_are_dropped_and_entities_decoded():
     assert "alert" not in strip_markup("<div>ok<script>alert(1)</script></div>")
     assert strip_markup("fish &amp; chips").split() == ["fish", "&", "chips"]

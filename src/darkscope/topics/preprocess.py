@@ -9,6 +9,7 @@ Work is done once per *distinct* token (classification, stop words), not once pe
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -50,8 +51,12 @@ def base_stop_words() -> frozenset[str]:
 
     return frozenset(ENGLISH_STOP_WORDS) | MARKET_BOILERPLATE | UNIT_WORDS
 
-# Letters/digits, joined by inner hyphens or dots: "cve-2017-0144", "ms17-010", "v1.2", "3.5g".
-_TOKEN = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
+# Letters/digits of any script, joined by inner hyphens or dots: "cve-2017-0144", "ms17-010",
+# "v1.2", "3.5g", "münchen", "наркотики" (text is NFKC-normalised first: "ＲＤＰ" is "rdp").
+_TOKEN = re.compile(r"[^\W_]+(?:[.\-][^\W_]+)*")
+# Terms that look like quantities but name platforms and networks: kept whole.
+SECURITY_TERMS: frozenset[str] = frozenset(
+    ["x86", "x64", "x32", "x86-64", "2g", "3g", "4g", "5g"])
 _QUANTITY_UNITS = (
     r"(?:mg|mcg|ug|µg|g|gr|gram|grams|kg|kilo|kilos|oz|lb|lbs|ml|l|cl|pcs?|pieces?|x|k|m|"
     r"tabs?|tablets?|pills?|caps?|capsules?|blotters?|hits?|units?|%|btc|usd|eur|gbp|mbtc)"
@@ -115,14 +120,16 @@ def strip_markup(text: str) -> str:
 
 
 def tokenize(texts: Iterable[str]) -> list[list[str]]:
-    """Raw lower-case tokens of each text, markup removed; filtering happens per distinct token."""
-    return [_TOKEN.findall(strip_markup(t).lower().replace("'", "")) for t in texts]
+    """Raw lower-case tokens of each text, markup removed, NFKC-normalised (full-width and
+    compatibility forms folded); filtering happens per distinct token."""
+    return [_TOKEN.findall(unicodedata.normalize("NFKC", strip_markup(t)).lower()
+                           .replace("'", "").replace("\u2019", "")) for t in texts]
 
 
 def _keep_token(token: str, stop_words: frozenset[str]) -> list[str]:
     """What one distinct raw token becomes: itself, its parts, or nothing."""
-    if _SECURITY_ID.fullmatch(token):
-        return [token]
+    if _SECURITY_ID.fullmatch(token) or token in SECURITY_TERMS:
+        return [token] if token not in stop_words else []
     if _NUMBER_OR_QUANTITY.fullmatch(token) or _VERSION.fullmatch(token):
         return []
     if "-" in token or "." in token:

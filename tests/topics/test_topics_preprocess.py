@@ -40,6 +40,22 @@ def test_markup_scripts_are_dropped_and_entities_decoded():
     assert strip_markup("plain text") == "plain text"
 
 
+def test_deeply_nested_markup_is_stripped_fast_and_capped():
+    import time
+
+    from darkscope.topics.preprocess import MAX_MARKUP_CHARS
+
+    nested = "<div>x " * 40_000  # 280 kB of unclosed nesting: about 2 s in selectolax/lexbor
+    started = time.perf_counter()
+    text = strip_markup(nested)
+    assert time.perf_counter() - started < 0.5
+    assert text.split()[:3] == ["x", "x", "x"]
+    long = "<p>" + "word " * 100_000 + "</p>"
+    assert len(strip_markup(long)) <= MAX_MARKUP_CHARS
+    assert strip_markup("<p>a</p><!-- hidden --><p>b &lt;c&gt;</p>").split() == ["a", "b", "<c>"]
+    assert strip_markup("<br/>") == "" and strip_markup("   &nbsp; ").strip() == ""
+
+
 def test_description_repeating_title_is_counted_once():
     texts = listing_text(["Carding guide", "Weed"], ["Carding guide with bins", None])
     assert texts == ["Carding guide with bins", "Weed\n"]

@@ -14,9 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
+import lxml.html
 import numpy as np
 import scipy.sparse as sp
-from selectolax.lexbor import LexborHTMLParser
+from lxml import etree
+
+# A listing description longer than this is markup abuse, not text (darkweb keeps 100,000).
+MAX_MARKUP_CHARS = 100_000
+_HTML_PARSER = lxml.html.HTMLParser(encoding="utf-8", recover=True, remove_comments=True,
+                                    remove_pis=True)
 
 # Words every listing uses whatever it sells: shipping terms, market mechanics, sales talk.
 _BOILERPLATE_TEXT = """
@@ -110,13 +116,21 @@ def listing_text(titles: Sequence[str | None], descriptions: Sequence[str | None
 
 
 def strip_markup(text: str) -> str:
-    """Visible text of an HTML fragment (scripts and styles dropped, entities decoded)."""
+    """Visible text of an HTML fragment (scripts and styles dropped, entities decoded).
+
+    lxml (libxml2) caps nesting depth, so deeply nested hostile markup parses in linear time
+    (selectolax/lexbor was quadratic: 0.94 s for 20,000 nested tags); input beyond
+    ``MAX_MARKUP_CHARS`` is not read.
+    """
     if "<" not in text and "&" not in text:
         return text
-    tree = LexborHTMLParser(text)
-    for node in tree.css("script, style, noscript"):
-        node.decompose()
-    return tree.text(separator=" ") if tree.root is not None else ""
+    data = text[:MAX_MARKUP_CHARS].encode("utf-8", errors="replace")
+    try:
+        root = lxml.html.document_fromstring(data, parser=_HTML_PARSER)
+    except (etree.ParserError, ValueError):  # nothing but markup or whitespace
+        return ""
+    etree.strip_elements(root, "script", "style", "noscript", "template", with_tail=False)
+    return " ".join(root.itertext())
 
 
 def tokenize(texts: Iterable[str]) -> list[list[str]]:

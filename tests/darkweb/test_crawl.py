@@ -23,7 +23,7 @@ from yarl import URL
 from darkscope.cli import main
 from darkscope.darkweb.archive import read_responses
 from darkscope.darkweb.connection import Connection, ProxyConfig, ProxyLeakRefused
-from darkscope.darkweb.crawler import DEFAULT_USER_AGENT
+from darkscope.darkweb.crawler import CRASH_EXIT_CODE, DEFAULT_USER_AGENT
 from darkscope.darkweb.fetcher import Limits, fetch
 from darkscope.darkweb.testmarket import SESSION_COOKIE
 
@@ -202,6 +202,31 @@ def test_kill_9_and_resume_lose_nothing_and_repeat_nothing(market, socks_port, t
     repeated = sum(n - 1 for n in requests.values())
     assert repeated <= 2, f"more re-fetches than requests in flight at the kill: {requests}"
     assert served_before < len(market.market.requests)
+    assert comparable(read_jsonl(out / "listings.jsonl")) == market.market.truth(market.base)
+
+
+def test_exit_between_warc_write_and_commit_is_replayed_once(market, socks_port, tmp_path):
+    """Deterministic crash window: the process exits after archiving its 8th response and
+    before committing it; --resume replays exactly that record and fetches nothing twice."""
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    out = tmp_path / "crawl"
+    args = crawl_args(market, socks_port, out, cookies, "--concurrency", "1", "--per-site", "1")
+    env = {**os.environ, "DARKSCOPE_TEST_CRASH_AFTER_WARC_WRITES": "8"}
+    crashed = subprocess.run([sys.executable, "-m", "darkscope.cli", *args], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
+    assert len(market.market.requests) == 8
+    db = sqlite3.connect(out / "state.sqlite")
+    assert db.execute("SELECT count(*) FROM urls WHERE warc_file NOT NULL").fetchone()[0] == 7
+    db.close()
+    resume = [sys.executable, "-m", "darkscope.cli", "crawl", "-o", str(out), "--resume",
+              "--proxy", f"socks5h://127.0.0.1:{socks_port}", "--no-progress"]
+    resumed = subprocess.run(resume, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["replayed"] == 1
+    assert max(Counter(market.market.requests).values()) == 1, "a page was fetched twice"
+    urls = archived_urls(out)
+    assert len(urls) == len(set(urls))
     assert comparable(read_jsonl(out / "listings.jsonl")) == market.market.truth(market.base)
 
 

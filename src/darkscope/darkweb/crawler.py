@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import re
 import time
@@ -38,6 +39,10 @@ from darkscope.darkweb.urls import Scope, canonicalize, host_of, looks_binary
 from darkscope.errors import UsageError
 
 STATE_FILE = "state.sqlite"
+# Test hook for crash recovery: the process exits right after this many WARC writes, before
+# the commit of the last one (the window a kill can hit). Unset in normal use.
+_CRASH_AFTER_WRITES = int(os.environ.get("DARKSCOPE_TEST_CRASH_AFTER_WARC_WRITES", "0") or 0)
+CRASH_EXIT_CODE = 75
 # Tor Browser's User-Agent: the most common one on onion services (aiohttp's own names it).
 DEFAULT_USER_AGENT = "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"
 WARC_DIR = "warc"
@@ -109,6 +114,7 @@ class Crawler:
         self.limits = config.limits()
         self.stats = CrawlStats()
         self._failures: dict[str, int] = defaultdict(int)
+        self._writes = 0
 
     # -- entry points ----------------------------------------------------------------------
     @staticmethod
@@ -215,6 +221,9 @@ class Crawler:
     def _archive(self, entry: Entry, response: Response) -> None:
         """Every response goes to the WARC before its outcome is committed."""
         offset, end = self.archive.write(response)
+        self._writes += 1
+        if self._writes == _CRASH_AFTER_WRITES:  # test hook: die in the crash window
+            os._exit(CRASH_EXIT_CODE)
         self._commit_archived(entry, response, self.warc_name, offset, end)
 
     def _commit_archived(self, entry: Entry, response: Response, warc_name: str, offset: int,

@@ -24,7 +24,7 @@ from darkscope.cli import main
 from darkscope.darkweb.archive import read_responses
 from darkscope.darkweb.connection import Connection, ProxyConfig, ProxyLeakRefused
 from darkscope.darkweb.crawler import CRASH_EXIT_CODE, DEFAULT_USER_AGENT
-from darkscope.darkweb.fetcher import Limits, fetch
+from darkscope.darkweb.fetcher import Limits, TransientError, fetch
 from darkscope.darkweb.testmarket import SESSION_COOKIE
 
 from .conftest import comparable, read_jsonl, write_cookies
@@ -439,3 +439,23 @@ def test_final_5xx_and_non_text_responses_are_archived(market, socks_port, tmp_p
     assert busy.header("Retry-After") == "1"
     assert tool.status == 200 and tool.body == b"" and tool.truncated
     assert tool.content_type not in ("", "text/html")
+
+
+def test_silent_socks_proxy_is_a_retryable_timeout():
+    """A proxy that accepts but never answers the SOCKS handshake (an overloaded Tor client)
+    times out as a retryable error, not an exception that stops the crawl."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+
+        async def get() -> None:
+            connection = Connection(ProxyConfig.parse(
+                f"socks5h://127.0.0.1:{silent.getsockname()[1]}"))
+            try:
+                session = connection.session("m.onion", aiohttp.CookieJar(unsafe=True))
+                await fetch(session, "http://m.onion/", Limits(timeout=5, connect_timeout=0.3))
+            finally:
+                await connection.close()
+
+        with pytest.raises(TransientError, match="timed out"):
+            asyncio.run(get())

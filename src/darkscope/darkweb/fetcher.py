@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp_socks import ProxyError
+from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
 from darkscope.darkweb.archive import Response, utc_now
 
@@ -74,7 +74,9 @@ async def fetch(session: aiohttp.ClientSession, url: str, limits: Limits) -> Res
                 body=bytes(body), date=utc_now(), truncated=truncated)
     except TimeoutError as exc:
         raise TransientError(f"timed out after {limits.timeout:g} s") from exc
-    except (aiohttp.ClientError, ProxyError, OSError) as exc:
+    except ProxyTimeoutError as exc:  # not a TimeoutError nor a ProxyError subclass
+        raise TransientError(f"SOCKS proxy timed out: {exc}") from exc
+    except (aiohttp.ClientError, ProxyError, ProxyConnectionError, OSError) as exc:
         raise TransientError(f"{type(exc).__name__}: {exc}") from exc
     if response.status in RETRY_CODES:
         raise TransientError(f"HTTP {response.status}", response)

@@ -459,3 +459,36 @@ def test_silent_socks_proxy_is_a_retryable_timeout():
 
         with pytest.raises(TransientError, match="timed out"):
             asyncio.run(get())
+
+
+def test_max_depth_and_deny_path(market, socks_port, tmp_path):
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    out = tmp_path / "shallow"
+    assert main(crawl_args(market, socks_port, out, cookies, "--max-depth", "1")) == 0
+    db = sqlite3.connect(out / "state.sqlite")
+    assert db.execute("SELECT max(depth) FROM urls").fetchone()[0] == 1
+    assert any(p.startswith("/category/") for p in market.market.requests)
+    # the home page links one listing itself; the others are two links away
+    assert {p for p in market.market.requests if p.startswith("/listing/")} == {"/listing/0"}
+    market.market.requests.clear()
+    out = tmp_path / "denied"
+    assert main(crawl_args(market, socks_port, out, cookies, "--deny-path", "^/vendor/",
+                           "--deny-path", "page=")) == 0
+    requested = market.market.requests
+    assert any(p.startswith("/listing/") for p in requested)
+    assert not any(p.startswith("/vendor/") or "page=" in p for p in requested)
+    db = sqlite3.connect(out / "state.sqlite")
+    assert db.execute("SELECT count(*) FROM urls WHERE url LIKE '%/vendor/%'").fetchone()[0] == 0
+
+
+def test_allow_host_limits_scope_in_any_spelling(market, socks_port, tmp_path):
+    cookies = write_cookies(tmp_path / "cookies.txt", market)
+    elsewhere = crawl_args(market, socks_port, tmp_path / "a", cookies, "--allow-host",
+                           "other.onion")
+    assert main(elsewhere) == 0
+    assert market.market.requests == ["/"]  # the seed only: its links are out of scope
+    market.market.requests.clear()
+    spelled = crawl_args(market, socks_port, tmp_path / "b", cookies, "--allow-host",
+                         f"HTTP://127.0.0.1:{market.port}/", "--max-pages", "5")
+    assert main(spelled) == 0
+    assert len(market.market.requests) == 5

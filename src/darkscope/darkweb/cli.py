@@ -16,11 +16,17 @@ from darkscope.darkweb.connection import Connection, ProxyConfig
 from darkscope.darkweb.cookies import load_cookies
 from darkscope.darkweb.crawler import DEFAULT_USER_AGENT, CrawlConfig, Crawler
 from darkscope.darkweb.extract import generations, parse_generation, recheck
-from darkscope.darkweb.listings import changes, write_listings
+from darkscope.darkweb.listings import (
+    CHANGES_SCHEMA,
+    PARSE_ERRORS_SCHEMA,
+    changes,
+    write_listings,
+    write_rows,
+)
 from darkscope.darkweb.templates import Template, load_template
 from darkscope.darkweb.urls import is_onion
 from darkscope.errors import UsageError
-from darkscope.io import atomic_path, check_output
+from darkscope.io import check_output
 from darkscope.progress import track
 
 
@@ -34,12 +40,6 @@ allow_hook_option = click.option(
          "time, --resume included: a template is code you should have read.")
 
 
-def _write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
-    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def write_outputs(directory: Path, template: Template | None, max_depth: int,
                   output: Path | None = None, fmt: str | None = None) -> dict[str, int]:
     """Listings, parse errors and (after a re-crawl) changes of the latest generation."""
@@ -47,15 +47,15 @@ def write_outputs(directory: Path, template: Template | None, max_depth: int,
     with track("parsing archive", unit="pages") as progress:
         listings, errors = parse_generation(directory, template, generation, progress)
     write_listings(listings, output or directory / "listings.jsonl", fmt)
-    _write_jsonl([{"url": e.url, "error": e.error} for e in errors],
-                 directory / "parse-errors.jsonl")
+    write_rows(({"url": e.url, "error": e.error} for e in errors), PARSE_ERRORS_SCHEMA,
+               directory / "parse-errors.jsonl")
     summary = {"listings": len(listings), "parse_errors": len(errors)}
     if generation > 1:
         sources: dict[str, str] = {}
         previous, _ = parse_generation(directory, template, generation - 1, sources=sources)
         diff = changes(previous, listings,
                        recheck(directory, generation, sources, max_depth))
-        _write_jsonl(diff, directory / "changes.jsonl")
+        write_rows(diff, CHANGES_SCHEMA, directory / "changes.jsonl")
         for kind in ("new", "changed", "removed", "not re-crawled"):
             summary[kind] = sum(1 for d in diff if d["change"] == kind)
     return summary

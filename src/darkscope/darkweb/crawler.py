@@ -141,10 +141,9 @@ class Crawler:
         self.jar = cookie_jar(self.cookies)
         self._pending = {e.url: e for e in frontier.pending()}
         self._live = False
-        self._done = 0
         self._replay()
-        self._done = sum(n for s, n in frontier.counts().items() if s != "pending")
-        budget = max(0, self.config.max_pages - self._done) if self.config.max_pages else None
+        done = sum(n for s, n in frontier.counts().items() if s != "pending")
+        budget = max(0, self.config.max_pages - done) if self.config.max_pages else None
         self.scheduler = Scheduler(self.config.per_site, self.config.delay, budget)
         self._live = True
         name = f"gen{frontier.generation:04d}-{time.strftime('%Y%m%dT%H%M%S')}-" \
@@ -308,7 +307,6 @@ class Crawler:
             if self._live:
                 self.scheduler.push(new)
         self._pending.pop(entry.url, None)
-        self._done += 1
 
 
 def canonical_host(value: str) -> str:

@@ -75,6 +75,19 @@ def write_listings(listings: Iterable[dict[str, Any]], path: str | Path,
     return write_table(to_table(listings), path, fmt, overwrite=overwrite)
 
 
+CHANGES_SCHEMA = pa.schema([
+    ("change", pa.string()), ("url", pa.string()), ("fields", pa.list_(pa.string())),
+    ("listing", pa.struct(list(SCHEMA))),
+    ("before", pa.struct([SCHEMA.field(name) for name in COMPARED])),
+])
+PARSE_ERRORS_SCHEMA = pa.schema([("url", pa.string()), ("error", pa.string())])
+
+
+def write_rows(rows: Iterable[dict[str, Any]], schema: pa.Schema, path: str | Path) -> Path:
+    """Rows (changes, parse errors) as JSON Lines, written atomically."""
+    return write_table(pa.Table.from_pylist(list(rows), schema=schema), path, "jsonl")
+
+
 def changes(previous: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]],
             checked: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
     """New, changed and removed listings between two crawls, keyed by listing URL.

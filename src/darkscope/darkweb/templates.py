@@ -49,7 +49,6 @@ class PageRule:
 @dataclass
 class Template:
     name: str
-    hosts: frozenset[str] = frozenset()
     pages: list[PageRule] = field(default_factory=list)
     follow: list[str] = field(default_factory=list)
     hook: Hook | None = None
@@ -127,7 +126,7 @@ def load_template(path: str | Path, allow_hook: bool = False) -> Template:
     hook = None
     if "hook" in data:
         hook = _load_hook(path, need(data["hook"], str, "hook"), allow_hook)
-    return Template(name, frozenset(need(data.get("hosts", []), list, "hosts")), pages,
+    return Template(name, pages,
                     [css(s, f"follow.selectors[{i}]") for i, s in enumerate(follow)], hook,
                     str(path))
 

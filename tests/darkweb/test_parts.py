@@ -320,3 +320,20 @@ def test_allow_host_values_are_canonical():
     assert config.scope().allows("http://x.onion:8080/a")
     with pytest.raises(UsageError, match="allow-host"):
         CrawlConfig(["http://m.onion/"], allow_hosts=["m.onion:notaport"]).scope()
+
+
+def test_scheduler_forgets_sites_with_nothing_queued():
+    async def run() -> tuple[int, int]:
+        scheduler = Scheduler(per_site=2, delay=0.0)
+        for site in range(200):
+            scheduler.push(Entry(f"http://s{site}.onion/", 0))
+        scheduler.push(Entry("http://last.onion/a", 0))
+        scheduler.push(Entry("http://last.onion/b", 0))
+        for _ in range(200):
+            scheduler.release(await scheduler.get())
+        remaining = len(scheduler._queues)
+        scheduler.release(await scheduler.get())
+        scheduler.release(await scheduler.get())
+        return remaining, len(scheduler._queues)
+
+    assert asyncio.run(run()) == (1, 0)

@@ -107,3 +107,12 @@ def test_counts_over_fixed_vocabulary_ignore_unknown_words():
     counts = count_with_vocabulary(["DDoS botnet botnet ransomware", "nothing known"],
                                    Preprocessing(), vocabulary, [])
     assert counts.toarray().tolist() == [[1, 2], [0, 0]]
+
+
+def test_apply_phrases_joins_left_to_right_within_documents():
+    from darkscope.topics.preprocess import apply_phrases
+
+    docs = [["a", "a", "a", "a", "a"], ["b", "a", "b", "a"], ["x"], ["y", "credit", "card"], []]
+    assert apply_phrases(docs, ["a_a", "a_b", "b_a", "x_y", "credit_card", "no_such"]) == [
+        ["a_a", "a_a", "a"], ["b_a", "b_a"], ["x"], ["y", "credit_card"], []]
+    assert apply_phrases(docs, []) == docs

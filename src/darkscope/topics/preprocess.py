@@ -167,7 +167,7 @@ def clean_tokens(raw: Sequence[Sequence[str]], stop_words: frozenset[str]) -> li
     return [[w for t in doc for w in mapping[t]] for doc in raw]
 
 
-def _ids(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def token_ids(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flatten documents: (token ids, document index per token, distinct token strings)."""
     flat = np.array([t for doc in docs for t in doc], dtype=object)
     lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
@@ -180,7 +180,7 @@ def _ids(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def find_phrases(docs: Sequence[Sequence[str]], min_count: int, threshold: float) -> list[str]:
     """Adjacent word pairs whose NPMI over the corpus is at least ``threshold`` ("credit_card")."""
-    ids, doc_index, words = _ids(docs)
+    ids, doc_index, words = token_ids(docs)
     if ids.size < 2:
         return []
     same_doc = doc_index[:-1] == doc_index[1:]
@@ -200,23 +200,33 @@ def find_phrases(docs: Sequence[Sequence[str]], min_count: int, threshold: float
 
 
 def apply_phrases(docs: Sequence[Sequence[str]], phrases: Iterable[str]) -> list[list[str]]:
-    """Join chosen adjacent pairs into one token, left to right, each word used once."""
-    known = {tuple(p.split("_", 1)) for p in phrases}
-    if not known:
+    """Join chosen adjacent pairs into one token, left to right, each word used once.
+
+    Vectorised: within a run of consecutive joinable positions, the left-to-right rule joins
+    the 1st, 3rd, 5th... pair (each join uses the next word up).
+    """
+    known = [p.split("_", 1) for p in phrases]
+    ids, doc_index, words = token_ids(docs)
+    if not known or ids.size < 2:
         return [list(d) for d in docs]
-    joined = []
-    for doc in docs:
-        out: list[str] = []
-        i = 0
-        while i < len(doc):
-            if i + 1 < len(doc) and (doc[i], doc[i + 1]) in known:
-                out.append(f"{doc[i]}_{doc[i + 1]}")
-                i += 2
-            else:
-                out.append(doc[i])
-                i += 1
-        joined.append(out)
-    return joined
+    words = words.astype(str)
+    left = np.array([a for a, _ in known])
+    right = np.array([b for _, b in known])
+    present = np.isin(left, words) & np.isin(right, words)
+    keys = (np.searchsorted(words, left[present]) * len(words)
+            + np.searchsorted(words, right[present]))
+    joinable = np.zeros(ids.size, dtype=bool)
+    joinable[:-1] = (doc_index[:-1] == doc_index[1:]) & np.isin(ids[:-1] * len(words) + ids[1:],
+                                                                 keys)
+    run_start = joinable & ~np.concatenate(([False], joinable[:-1]))
+    positions = np.arange(ids.size)
+    first = np.maximum.accumulate(np.where(run_start, positions, 0))
+    chosen = joinable & ((positions - first) % 2 == 0)
+    tokens = words[ids].astype(object)
+    tokens[chosen] = tokens[chosen] + "_" + tokens[np.flatnonzero(chosen) + 1]
+    keep = ~np.concatenate(([False], chosen[:-1]))
+    lengths = np.bincount(doc_index[keep], minlength=len(docs))
+    return [part.tolist() for part in np.split(tokens[keep], np.cumsum(lengths)[:-1])]
 
 
 def words_of(texts: Sequence[str], settings: Preprocessing,
@@ -232,7 +242,7 @@ def build_corpus(texts: Sequence[str], settings: Preprocessing) -> Corpus:
     phrases = (find_phrases(docs, settings.phrase_min_count, settings.phrase_threshold)
                if settings.phrases else [])
     docs = apply_phrases(docs, phrases)
-    ids, doc_index, words = _ids(docs)
+    ids, doc_index, words = token_ids(docs)
     counts = _count_matrix(ids, doc_index, len(docs), len(words))
     df = np.asarray((counts > 0).sum(axis=0)).ravel()
     keep = (df >= settings.min_df) & (df <= max(settings.max_df * len(docs), settings.min_df))

@@ -128,6 +128,10 @@ def test_template_hook_and_attribute_fields(tmp_path):
     assert errors == []
     assert [(r["title"], r["url"], r["price"], r["vendor"]) for r in listings] == [
         ("Kit", "http://m.onion/l/1", 5.0, "BOB")]
+    # an item whose link is missing is a parse error, not a listing at the page URL
+    html = html.replace("<a href='/l/1'>Kit</a>", "<a>Kit</a>")
+    listings, errors = parse_response(_page("http://m.onion/c", html), template, "m")
+    assert listings == [] and [e.error for e in errors] == ["field url: not an http(s) URL: None"]
 
 
 def test_hook_needs_opt_in_and_must_sit_beside_its_template(tmp_path):

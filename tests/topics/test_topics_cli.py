@@ -1,4 +1,5 @@
 import json
+import re
 
 import pyarrow.csv as pacsv
 import pytest
@@ -91,11 +92,25 @@ def test_existing_output_needs_overwrite(tmp_path, capsys, fitted_dir):
 
 
 def test_help_explains_commands(capsys):
+    """Every command says what it does and every option says what it is for."""
+    import click
+
+    from darkscope.topics.cli import topics
+
     assert main(["topics", "--help"]) == 0
-    assert "fit" in capsys.readouterr().out
-    assert main(["topics", "fit", "--help"]) == 0
-    out = capsys.readouterr().out
-    assert "--k-range" in out and "--seed" in out
+    listing = capsys.readouterr().out.split("Commands:", 1)[1]
+    assert set(topics.commands) == {"fit", "assign", "update"}
+    for name, command in topics.commands.items():
+        summary = command.get_short_help_str(limit=200)
+        assert len(summary.split()) >= 4, name  # a sentence, not a stub
+        assert re.search(rf"^\s+{name}\s+\S", listing, re.M), name
+        assert main(["topics", name, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert len(command.help.split()) >= 15, f"{name}: help explains little"
+        for param in command.params:
+            if isinstance(param, click.Option) and "--help" not in param.opts:
+                assert param.help and len(param.help.split()) >= 3, (name, param.opts)
+                assert param.opts[-1] in out, (name, param.opts)
 
 
 def test_update_adds_a_crawl_and_keeps_topic_ids(tmp_path, fitted_dir, planted):

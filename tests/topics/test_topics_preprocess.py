@@ -23,10 +23,37 @@ def test_security_terms_stay_whole_and_noise_goes():
         assert noise not in words
 
 
+def test_tokens_of_any_script_and_platform_terms():
+    text = ("München Shop: наркотики и оружие, ＢＯＴＮＥＴ ＲＤＰ x64 x86 x86-64 bot, 4G SIM, "
+            "Ελληνικά. 20 pcs x 60, 5g, 3.5g")
+    words = words_of([text], Preprocessing())[0]
+    for term in ("münchen", "наркотики", "оружие", "botnet", "rdp", "x64", "x86", "x86-64", "4g",
+                 "ελληνικά", "sim", "bot"):
+        assert term in words, term
+    for noise in ("nchen", "pcs", "60", "20", "3.5g"):
+        assert noise not in words, noise
+
+
 def test_markup_scripts_are_dropped_and_entities_decoded():
     assert "alert" not in strip_markup("<div>ok<script>alert(1)</script></div>")
     assert strip_markup("fish &amp; chips").split() == ["fish", "&", "chips"]
     assert strip_markup("plain text") == "plain text"
+
+
+def test_deeply_nested_markup_is_stripped_fast_and_capped():
+    import time
+
+    from darkscope.topics.preprocess import MAX_MARKUP_CHARS
+
+    nested = "<div>x " * 40_000  # 280 kB of unclosed nesting: about 2 s in selectolax/lexbor
+    started = time.perf_counter()
+    text = strip_markup(nested)
+    assert time.perf_counter() - started < 0.5
+    assert text.split()[:3] == ["x", "x", "x"]
+    long = "<p>" + "word " * 100_000 + "</p>"
+    assert len(strip_markup(long)) <= MAX_MARKUP_CHARS
+    assert strip_markup("<p>a</p><!-- hidden --><p>b &lt;c&gt;</p>").split() == ["a", "b", "<c>"]
+    assert strip_markup("<br/>") == "" and strip_markup("   &nbsp; ").strip() == ""
 
 
 def test_description_repeating_title_is_counted_once():
@@ -80,3 +107,12 @@ def test_counts_over_fixed_vocabulary_ignore_unknown_words():
     counts = count_with_vocabulary(["DDoS botnet botnet ransomware", "nothing known"],
                                    Preprocessing(), vocabulary, [])
     assert counts.toarray().tolist() == [[1, 2], [0, 0]]
+
+
+def test_apply_phrases_joins_left_to_right_within_documents():
+    from darkscope.topics.preprocess import apply_phrases
+
+    docs = [["a", "a", "a", "a", "a"], ["b", "a", "b", "a"], ["x"], ["y", "credit", "card"], []]
+    assert apply_phrases(docs, ["a_a", "a_b", "b_a", "x_y", "credit_card", "no_such"]) == [
+        ["a_a", "a_a", "a"], ["b_a", "b_a"], ["x"], ["y", "credit_card"], []]
+    assert apply_phrases(docs, []) == docs

@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from io import BytesIO
 from pathlib import Path
 
@@ -35,8 +36,9 @@ class Response:
     date: str
     truncated: bool = False
 
-    @property
+    @cached_property
     def sha256(self) -> str:
+        """Hex SHA-256 of the body, computed once: every listing of a page carries it."""
         return hashlib.sha256(self.body).hexdigest()
 
     def header(self, name: str) -> str | None:

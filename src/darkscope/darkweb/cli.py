@@ -4,50 +4,75 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from darkscope.clikit import common, output_option, overwrite_option
 from darkscope.darkweb.connection import Connection, ProxyConfig
 from darkscope.darkweb.cookies import load_cookies
-from darkscope.darkweb.crawler import CrawlConfig, Crawler
-from darkscope.darkweb.extract import generations, parse_generation
-from darkscope.darkweb.listings import changes, write_listings
+from darkscope.darkweb.crawler import DEFAULT_USER_AGENT, CrawlConfig, Crawler
+from darkscope.darkweb.extract import generations, parse_generation, recheck
+from darkscope.darkweb.listings import (
+    CHANGES_SCHEMA,
+    PARSE_ERRORS_SCHEMA,
+    changes,
+    write_listings,
+    write_rows,
+)
 from darkscope.darkweb.templates import Template, load_template
+from darkscope.darkweb.urls import is_onion
 from darkscope.errors import UsageError
-from darkscope.io import atomic_path, check_output
+from darkscope.io import check_output
 from darkscope.progress import track
 
 
-def _template(market: str | None) -> Template | None:
-    return None if market is None else load_template(market)
+def _template(market: str | None, allow_hook: bool) -> Template | None:
+    return None if market is None else load_template(market, allow_hook)
 
 
-def _write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
-    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+allow_hook_option = click.option(
+    "--allow-hook", is_flag=True,
+    help="Run the market template's Python hook (a file beside the template). Needed each "
+         "time, --resume included: a template is code you should have read.")
 
 
-def write_outputs(directory: Path, template: Template | None, output: Path | None = None,
-                  fmt: str | None = None) -> dict[str, int]:
+def write_outputs(directory: Path, template: Template | None, max_depth: int,
+                  output: Path | None = None, fmt: str | None = None) -> dict[str, int]:
     """Listings, parse errors and (after a re-crawl) changes of the latest generation."""
     generation = generations(directory)
     with track("parsing archive", unit="pages") as progress:
         listings, errors = parse_generation(directory, template, generation, progress)
     write_listings(listings, output or directory / "listings.jsonl", fmt)
-    _write_jsonl([{"url": e.url, "error": e.error} for e in errors],
-                 directory / "parse-errors.jsonl")
+    write_rows(({"url": e.url, "error": e.error} for e in errors), PARSE_ERRORS_SCHEMA,
+               directory / "parse-errors.jsonl")
     summary = {"listings": len(listings), "parse_errors": len(errors)}
     if generation > 1:
-        previous, _ = parse_generation(directory, template, generation - 1)
-        diff = changes(previous, listings)
-        _write_jsonl(diff, directory / "changes.jsonl")
-        for kind in ("new", "changed", "removed"):
+        sources: dict[str, str] = {}
+        previous, _ = parse_generation(directory, template, generation - 1, sources=sources)
+        diff = changes(previous, listings,
+                       recheck(directory, generation, sources, max_depth))
+        write_rows(diff, CHANGES_SCHEMA, directory / "changes.jsonl")
+        for kind in ("new", "changed", "removed", "not re-crawled"):
             summary[kind] = sum(1 for d in diff if d["change"] == kind)
     return summary
+
+
+# CLI option names of list-valued crawl settings -> CrawlConfig fields.
+_CONFIG_NAMES = {"allow_host": "allow_hosts", "allow_path": "allow_paths",
+                 "deny_path": "deny_paths"}
+
+
+def _refuse_onion_without_proxy(config: CrawlConfig, direct: bool) -> None:
+    """--direct cannot reach .onion: refuse up front instead of failing every URL."""
+    onion = [s for s in [*config.seeds, *config.allow_hosts]
+             if is_onion(s if "://" in s else f"http://{s}/")]
+    if direct and onion:
+        raise UsageError(f"{onion[0]} is an .onion address: it needs the Tor proxy "
+                         "(--proxy socks5h://HOST:PORT), not --direct")
 
 
 @click.command("crawl")
@@ -66,6 +91,7 @@ def write_outputs(directory: Path, template: Template | None, output: Path | Non
                    "cookies as before unless given again).")
 @click.option("--recrawl", is_flag=True,
               help="Crawl again into the same directory and record new/changed/removed listings.")
+@allow_hook_option
 @click.option("--cookies", type=click.Path(exists=True, dir_okay=False),
               help="Browser cookie export (Netscape cookies.txt or JSON) for a login.")
 @click.option("--concurrency", type=int, default=16, show_default=True,
@@ -86,13 +112,17 @@ def write_outputs(directory: Path, template: Template | None, output: Path | Non
               help="Largest body kept; longer ones are cut and marked truncated.")
 @click.option("--max-depth", type=int, default=10, show_default=True, help="Link depth limit.")
 @click.option("--max-pages", type=int, default=0, help="Page budget (0: none).")
+@click.option("--max-redirects", type=int, default=5, show_default=True,
+              help="Redirect hops followed from one URL; more are recorded as an error.")
+@click.option("--user-agent", default=DEFAULT_USER_AGENT, show_default=True,
+              help="User-Agent header (default: Tor Browser's, the commonest on onion sites).")
 @click.option("--allow-host", multiple=True, help="Host[:port] in scope (default: the seeds').")
 @click.option("--allow-path", multiple=True, help="Regex a path must match (repeatable).")
 @click.option("--deny-path", multiple=True, help="Regex of paths never fetched (repeatable).")
 @common
 def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, control: str | None,
                   control_password: str | None, market: str | None, output: str, resume: bool,
-                  recrawl: bool, cookies: str | None, **limits: Any) -> None:
+                  recrawl: bool, cookies: str | None, allow_hook: bool, **limits: Any) -> None:
     """Crawl market SEEDS through Tor and archive every page as WARC.
 
     Everything is kept in the output directory: the frontier (state.sqlite), the archive
@@ -109,22 +139,40 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
         raise UsageError("give --proxy socks5h://HOST:PORT (Tor) or --direct (clearnet only)")
     directory = Path(output)
     mode = "resume" if resume else "recrawl" if recrawl else "new"
+    template = _template(market, allow_hook)  # a bad template leaves no half-made crawl
+    fields = {_CONFIG_NAMES.get(k, k): list(v) if isinstance(v, tuple) else v
+              for k, v in limits.items()}
     if mode == "resume":
         frontier = Crawler.prepare(directory, CrawlConfig(list(seeds)), mode)
-        config = CrawlConfig(**json.loads(frontier.get_meta("config") or "{}"))
+        # Limits given again on the command line replace the stored ones (and are kept).
+        context = click.get_current_context()
+        given = {_CONFIG_NAMES.get(k, k): fields[_CONFIG_NAMES.get(k, k)] for k in limits
+                 if context.get_parameter_source(k) in (ParameterSource.COMMANDLINE,
+                                                         ParameterSource.ENVIRONMENT)}
+        config = CrawlConfig(**{**json.loads(frontier.get_meta("config") or "{}"), **given})
+        try:
+            _refuse_onion_without_proxy(config, direct)
+            config.scope()
+        except UsageError:
+            frontier.close()
+            raise
+        frontier.set_meta("config", json.dumps(asdict(config)))
     else:
         if not seeds:
             raise UsageError("give at least one seed URL")
-        config = CrawlConfig(
-            seeds=list(seeds), allow_hosts=list(limits.pop("allow_host")),
-            allow_paths=list(limits.pop("allow_path")), deny_paths=list(limits.pop("deny_path")),
-            **{k: v for k, v in limits.items() if k not in ("allow_host", "allow_path",
-                                                             "deny_path")})
+        config = CrawlConfig(seeds=list(seeds), **fields)
+        _refuse_onion_without_proxy(config, direct)
+        config.scope()  # bad --allow-host or path pattern: say so before creating anything
         frontier = Crawler.prepare(directory, config, mode)
     # Template and cookies are remembered, so --resume needs only the proxy.
-    market = market or frontier.get_meta("market")
+    if market is None:
+        market = frontier.get_meta("market")
+        try:
+            template = _template(market, allow_hook)
+        except Exception:
+            frontier.close()
+            raise
     cookies = cookies or frontier.get_meta("cookies")
-    template = _template(market)
     for key, value in (("market", market), ("cookies", cookies)):
         if value is not None:
             frontier.set_meta(key, str(Path(value).resolve()) if Path(value).exists() else value)
@@ -133,7 +181,8 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
         from darkscope.darkweb.torcontrol import TorControl
         tor = TorControl(control, control_password)
         tor.check_health()
-    connection = Connection(ProxyConfig.parse(proxy), per_site_connections=config.per_site)
+    connection = Connection(ProxyConfig.parse(proxy), per_site_connections=config.per_site,
+                            user_agent=config.user_agent)
     crawler = Crawler(directory, config, connection, template,
                       load_cookies(cookies) if cookies else None, tor)
     try:
@@ -145,7 +194,7 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
         frontier.close()
         if tor is not None:
             tor.close()
-    summary = write_outputs(directory, template)
+    summary = write_outputs(directory, template, config.max_depth)
     click.echo(json.dumps({**stats.as_dict(), "states": counts, **summary}))
 
 
@@ -156,10 +205,11 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
                                 "without it the generic parser is used.")
 @click.option("--generation", type=int, default=None,
               help="Which crawl pass to parse (default: the latest).")
+@allow_hook_option
 @overwrite_option
 @common
 def parse_command(crawl_dir: str, output: str, market: str | None, generation: int | None,
-                  overwrite: bool) -> None:
+                  allow_hook: bool, overwrite: bool) -> None:
     """Re-parse a crawl's WARC archive into listings, without crawling again.
 
     Use it after writing or fixing a market template. Parse errors (hostile or broken pages)
@@ -167,7 +217,8 @@ def parse_command(crawl_dir: str, output: str, market: str | None, generation: i
     """
     check_output(output, overwrite)
     with track("parsing archive", unit="pages") as progress:
-        listings, errors = parse_generation(crawl_dir, _template(market), generation, progress)
+        listings, errors = parse_generation(crawl_dir, _template(market, allow_hook), generation,
+                                           progress)
     write_listings(listings, output, overwrite=overwrite)
     for error in errors:
         click.echo(json.dumps({"url": error.url, "error": error.error}), err=True)

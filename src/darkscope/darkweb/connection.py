@@ -9,7 +9,9 @@ circuits; a new credential epoch for a site gives it fresh circuits after repeat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -72,9 +74,12 @@ class Connection:
     proxy: ProxyConfig
     isolate_sites: bool = True
     per_site_connections: int = 8
+    user_agent: str | None = None
     _sessions: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
     _epochs: dict[str, int] = field(default_factory=dict)
     _token: str = field(default_factory=lambda: secrets.token_hex(8))
+    _users: dict[aiohttp.ClientSession, int] = field(default_factory=dict)
+    _retired: set[aiohttp.ClientSession] = field(default_factory=set)
 
     def check(self, url: str) -> None:
         """Raise :class:`ProxyLeakRefused` for a request that could not stay inside the proxy."""
@@ -108,20 +113,46 @@ class Connection:
                 proxy_type=ProxyType.SOCKS5, host=self.proxy.host, port=self.proxy.port,
                 username=username, password=password, rdns=True,
                 limit_per_host=self.per_site_connections)
+        headers = {"User-Agent": self.user_agent} if self.user_agent else None
         session = aiohttp.ClientSession(connector=connector, cookie_jar=cookie_jar,
-                                        auto_decompress=True, trust_env=False)
+                                        auto_decompress=True, trust_env=False, headers=headers)
         self._sessions[site] = session
         return session
 
+    @contextlib.asynccontextmanager
+    async def using(self, site: str, cookie_jar: aiohttp.abc.AbstractCookieJar,
+                    ) -> AsyncIterator[aiohttp.ClientSession]:
+        """The session for ``site``, counted as in use until the block ends, so that a new
+        circuit for the site closes the old session only after its requests are done."""
+        session = self.session(site, cookie_jar)
+        self._users[session] = self._users.get(session, 0) + 1
+        try:
+            yield session
+        finally:
+            self._users[session] -= 1
+            if not self._users[session]:
+                del self._users[session]
+                if session in self._retired:
+                    self._retired.discard(session)
+                    await session.close()
+
     async def new_circuit(self, site: str) -> None:
-        """Fresh circuits for ``site``: new SOCKS credentials, so Tor isolates it anew."""
+        """Fresh circuits for ``site``: new SOCKS credentials, so Tor isolates it anew.
+
+        Requests still running on the old session finish on it; it is closed after the last.
+        """
         self._epochs[site] = self._epochs.get(site, 0) + 1
         old = self._sessions.pop(site, None)
-        if old is not None:
+        if old is None:
+            return
+        if self._users.get(old):
+            self._retired.add(old)
+        else:
             await old.close()
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
+        sessions = [*self._sessions.values(), *self._retired]
+        self._sessions, self._retired = {}, set()
         await asyncio.gather(*(s.close() for s in sessions))
 
     async def probe(self, timeout: float = 10.0) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import re
 import time
@@ -21,7 +22,15 @@ from typing import Any
 from darkscope.darkweb.archive import Response, WarcArchive, read_responses
 from darkscope.darkweb.connection import Connection, ProxyLeakRefused
 from darkscope.darkweb.cookies import Cookie, cookie_jar
-from darkscope.darkweb.fetcher import REDIRECT_CODES, Limits, NotText, TransientError, fetch
+from darkscope.darkweb.fetcher import (
+    REDIRECT_CODES,
+    RETRY_CODES,
+    Limits,
+    NotText,
+    TransientError,
+    fetch,
+    is_text,
+)
 from darkscope.darkweb.frontier import Entry, Frontier, Outcome
 from darkscope.darkweb.parsers import HTML_TYPES, extract_links, parse_html
 from darkscope.darkweb.scheduler import Scheduler
@@ -30,6 +39,12 @@ from darkscope.darkweb.urls import Scope, canonicalize, host_of, looks_binary
 from darkscope.errors import UsageError
 
 STATE_FILE = "state.sqlite"
+# Test hook for crash recovery: the process exits right after this many WARC writes, before
+# the commit of the last one (the window a kill can hit). Unset in normal use.
+_CRASH_AFTER_WRITES = int(os.environ.get("DARKSCOPE_TEST_CRASH_AFTER_WARC_WRITES", "0") or 0)
+CRASH_EXIT_CODE = 75
+# Tor Browser's User-Agent: the most common one on onion services (aiohttp's own names it).
+DEFAULT_USER_AGENT = "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"
 WARC_DIR = "warc"
 
 
@@ -53,10 +68,12 @@ class CrawlConfig:
     allow_hosts: list[str] = field(default_factory=list)
     allow_paths: list[str] = field(default_factory=list)
     deny_paths: list[str] = field(default_factory=list)
+    user_agent: str = DEFAULT_USER_AGENT
 
     def scope(self) -> Scope:
         try:
-            return Scope(set(self.allow_hosts) or {host_of(s) for s in self.seeds},
+            return Scope({canonical_host(h) for h in self.allow_hosts}
+                         or {host_of(s) for s in self.seeds},
                          [re.compile(p) for p in self.allow_paths],
                          [re.compile(p) for p in self.deny_paths])
         except re.error as exc:
@@ -97,6 +114,7 @@ class Crawler:
         self.limits = config.limits()
         self.stats = CrawlStats()
         self._failures: dict[str, int] = defaultdict(int)
+        self._writes = 0
 
     # -- entry points ----------------------------------------------------------------------
     @staticmethod
@@ -123,10 +141,9 @@ class Crawler:
         self.jar = cookie_jar(self.cookies)
         self._pending = {e.url: e for e in frontier.pending()}
         self._live = False
-        self._done = 0
         self._replay()
-        self._done = sum(n for s, n in frontier.counts().items() if s != "pending")
-        budget = max(0, self.config.max_pages - self._done) if self.config.max_pages else None
+        done = sum(n for s, n in frontier.counts().items() if s != "pending")
+        budget = max(0, self.config.max_pages - done) if self.config.max_pages else None
         self.scheduler = Scheduler(self.config.per_site, self.config.delay, budget)
         self._live = True
         name = f"gen{frontier.generation:04d}-{time.strftime('%Y%m%dT%H%M%S')}-" \
@@ -158,7 +175,7 @@ class Crawler:
             for response, offset, record_end in read_responses(path, end):
                 entry = self._pending.get(response.url)
                 if entry is not None:
-                    self._record(entry, response, name, offset, record_end)
+                    self._commit_archived(entry, response, name, offset, record_end)
                     self.stats.replayed += 1
                 end = record_end
             with open(path, "r+b") as stream:
@@ -184,36 +201,60 @@ class Crawler:
             self._finish(entry, Outcome(entry.url, "skipped", error="binary by suffix"), [])
             return
         site = entry.host
-        session = self.connection.session(site, self.jar)
         try:
-            response = await fetch(session, entry.url, self.limits)
+            async with self.connection.using(site, self.jar) as session:
+                response = await fetch(session, entry.url, self.limits)
         except NotText as exc:
             self.stats.skipped += 1
-            self._finish(entry, Outcome(entry.url, "skipped", error=f"not text: {exc}"), [])
+            self._archive(entry, exc.response)
             return
         except TransientError as exc:
-            await self._transient(entry, str(exc))
+            await self._transient(entry, str(exc), exc.response)
             return
         self._failures[site] = 0
-        offset, end = self.archive.write(response)
-        self._record(entry, response, self.warc_name, offset, end)
+        self._archive(entry, response)
         self.stats.fetched += 1
         if self.on_page is not None:
             self.on_page(response)
 
-    async def _transient(self, entry: Entry, error: str) -> None:
+    def _archive(self, entry: Entry, response: Response) -> None:
+        """Every response goes to the WARC before its outcome is committed."""
+        offset, end = self.archive.write(response)
+        self._writes += 1
+        if self._writes == _CRASH_AFTER_WRITES:  # test hook: die in the crash window
+            os._exit(CRASH_EXIT_CODE)
+        self._commit_archived(entry, response, self.warc_name, offset, end)
+
+    def _commit_archived(self, entry: Entry, response: Response, warc_name: str, offset: int,
+                         end: int) -> None:
+        """Commit an archived response: a final 5xx/429 fails the URL, a non-text body
+        (archived without it) skips it, anything else is a page."""
+        where = {"warc_file": warc_name, "warc_offset": offset, "warc_end": end}
+        if response.status in RETRY_CODES:
+            self._finish(entry, Outcome(entry.url, "failed", response.status,
+                                        error=f"HTTP {response.status}", **where), [])
+        elif response.status not in REDIRECT_CODES and not is_text(response.content_type):
+            self._finish(entry, Outcome(entry.url, "skipped", response.status,
+                                        error=f"not text: {response.content_type}", **where), [])
+        else:
+            self._record(entry, response, warc_name, offset, end)
+
+    async def _transient(self, entry: Entry, error: str, response: Response | None) -> None:
         site = entry.host
         self._failures[site] += 1
         if self._failures[site] >= self.config.new_circuit_after:
             self._failures[site] = 0
             self.stats.new_circuits += 1
             await self.connection.new_circuit(site)
-            if self.tor_control is not None:
-                self.tor_control.new_identity()
+            if self.tor_control is not None:  # stem blocks on the control socket
+                await asyncio.to_thread(self.tor_control.new_identity)
         entry.attempts += 1
         if entry.attempts > self.config.retries:
             self.stats.failed += 1
-            self._finish(entry, Outcome(entry.url, "failed", error=error), [])
+            if response is not None:
+                self._archive(entry, response)
+            else:
+                self._finish(entry, Outcome(entry.url, "failed", error=error), [])
             return
         self.stats.retried += 1
         self.frontier.retry_later(entry.url, error)
@@ -248,7 +289,7 @@ class Crawler:
             return [], f"more than {self.config.max_redirects} redirects"
         if not self.scope.allows(target):
             return [], f"redirect out of scope: {target}"
-        return [Entry(target, entry.depth, redirect_chain=chain)], None
+        return [Entry(target, entry.depth, redirect_chain=chain, parent=entry.url)], None
 
     def _links(self, entry: Entry, response: Response) -> list[Entry]:
         try:
@@ -257,7 +298,7 @@ class Crawler:
             return []
         follow = self.template.follow if self.template is not None else []
         links = dict.fromkeys(extract_links(root, response.url, follow))
-        return [Entry(url, entry.depth + 1) for url in links
+        return [Entry(url, entry.depth + 1, parent=entry.url) for url in links
                 if self.scope.allows(url) and not looks_binary(url)]
 
     def _finish(self, entry: Entry, outcome: Outcome, discovered: list[Entry]) -> None:
@@ -266,7 +307,15 @@ class Crawler:
             if self._live:
                 self.scheduler.push(new)
         self._pending.pop(entry.url, None)
-        self._done += 1
+
+
+def canonical_host(value: str) -> str:
+    """``host[:port]`` as canonical URLs spell it: ``M.onion`` and ``m.onion:80`` are
+    ``m.onion`` (a value with a scheme keeps that scheme's default port)."""
+    url = canonicalize(value if "://" in value else f"http://{value}/")
+    if url is None:
+        raise UsageError(f"--allow-host {value!r} is not a host[:port]")
+    return host_of(url)
 
 
 def canonical_seeds(seeds: list[str]) -> list[str]:

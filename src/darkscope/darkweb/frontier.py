@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS urls (
     warc_offset INTEGER,
     error TEXT,
     fetched_at REAL,
+    parent TEXT,                             -- the page that linked (or redirected) here first
     PRIMARY KEY (generation, url)
 );
 CREATE INDEX IF NOT EXISTS urls_state ON urls (generation, state);
@@ -53,6 +54,7 @@ class Entry:
     attempts: int = 0
     redirect_chain: list[str] = field(default_factory=list)
     not_before: float = 0.0
+    parent: str | None = None
 
     @property
     def host(self) -> str:
@@ -74,6 +76,15 @@ class Outcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class PageState:
+    state: str
+    status: int | None
+    depth: int
+    duplicate_of: str | None
+    parent: str | None
+
+
 class Frontier:
     """The persistent frontier of one crawl directory; ``generation`` counts re-crawls."""
 
@@ -84,6 +95,9 @@ class Frontier:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(urls)")}
+            if "parent" not in columns:  # a state written before link provenance was kept
+                self.db.execute("ALTER TABLE urls ADD COLUMN parent TEXT")
             row = self.db.execute("SELECT max(generation) FROM urls").fetchone()
         except sqlite3.DatabaseError as exc:
             self.db.close()
@@ -121,6 +135,13 @@ class Frontier:
             "SELECT state, count(*) FROM urls WHERE generation=? GROUP BY state",
             (generation or self.generation,))
         return dict(rows.fetchall())
+
+    def page_states(self, generation: int) -> dict[str, PageState]:
+        """Every URL of ``generation`` with what became of it and the page that led to it."""
+        rows = self.db.execute(
+            "SELECT url, state, status, depth, duplicate_of, parent FROM urls "
+            "WHERE generation=?", (generation,))
+        return {url: PageState(*rest) for url, *rest in rows}
 
     def content_owner(self, sha256: str) -> str | None:
         """The first URL of this generation whose body had this hash (content de-dup)."""
@@ -168,10 +189,10 @@ class Frontier:
         added = []
         for entry in entries:
             cursor = self.db.execute(
-                "INSERT OR IGNORE INTO urls (generation, url, host, depth, redirect_chain) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO urls (generation, url, host, depth, redirect_chain, parent) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (self.generation, entry.url, entry.host, entry.depth,
-                 json.dumps(entry.redirect_chain)))
+                 json.dumps(entry.redirect_chain), entry.parent))
             if cursor.rowcount:
                 added.append(entry)
         return added

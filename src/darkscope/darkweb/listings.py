@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,26 @@ def write_listings(listings: Iterable[dict[str, Any]], path: str | Path,
     return write_table(to_table(listings), path, fmt, overwrite=overwrite)
 
 
+CHANGES_SCHEMA = pa.schema([
+    ("change", pa.string()), ("url", pa.string()), ("fields", pa.list_(pa.string())),
+    ("listing", pa.struct(list(SCHEMA))),
+    ("before", pa.struct([SCHEMA.field(name) for name in COMPARED])),
+])
+PARSE_ERRORS_SCHEMA = pa.schema([("url", pa.string()), ("error", pa.string())])
+
+
+def write_rows(rows: Iterable[dict[str, Any]], schema: pa.Schema, path: str | Path) -> Path:
+    """Rows (changes, parse errors) as JSON Lines, written atomically."""
+    return write_table(pa.Table.from_pylist(list(rows), schema=schema), path, "jsonl")
+
+
 def changes(previous: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]],
-            ) -> list[dict[str, Any]]:
-    """New, changed and removed listings between two crawls, keyed by listing URL."""
+            checked: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+    """New, changed and removed listings between two crawls, keyed by listing URL.
+
+    A listing missing from ``current`` is ``removed`` only if ``checked(url)`` says the
+    second crawl looked for it; otherwise it is ``not re-crawled``.
+    """
     before = {row["url"]: row for row in previous}
     after = {row["url"]: row for row in current}
     out: list[dict[str, Any]] = []
@@ -90,6 +107,7 @@ def changes(previous: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]
             if differing:
                 out.append({"change": "changed", "url": url, "fields": differing,
                             "listing": row, "before": {f: old.get(f) for f in differing}})
-    out.extend({"change": "removed", "url": url, "fields": [], "listing": row}
+    out.extend({"change": "removed" if checked is None or checked(url) else "not re-crawled",
+                "url": url, "fields": [], "listing": row}
                for url, row in before.items() if url not in after)
     return out

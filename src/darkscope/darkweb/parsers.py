@@ -94,11 +94,14 @@ def _field(node: Any, spec: FieldSpec, base: str) -> str | None:
 
 
 def template_records(root: Any, rule: PageRule, page_url: str) -> Iterator[tuple[dict, Any]]:
-    """Raw field values of every item node matched by ``rule``."""
-    items = [root] if rule.item == "html" else selector(rule.item)(root)
+    """Raw field values of every item node matched by ``rule``. A whole-page listing
+    defaults to the page URL; an item without its own URL is a parse error (it would
+    otherwise share the page URL with its siblings and all but one would be lost)."""
+    whole_page = rule.item == "html"
+    items = [root] if whole_page else selector(rule.item)(root)
     for node in items:
         raw = {name: _field(node, spec, page_url) for name, spec in rule.fields.items()}
-        if not raw.get("url"):
+        if whole_page and not raw.get("url"):
             raw["url"] = page_url
         yield raw, node
 

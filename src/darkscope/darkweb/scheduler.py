@@ -56,12 +56,14 @@ class Scheduler:
                 entry = heapq.heappop(self._later)[2]
                 self._queues[entry.host].append(entry)
             wait = self._later[0][0] - now if self._later else None
-            for site, queue in self._queues.items():
-                if not queue or self._active[site] >= self.per_site:
+            for site, queue in self._queues.items():  # only sites with queued URLs
+                if self._active[site] >= self.per_site:
                     continue
                 ready = self._next_start[site]
                 if ready <= now:
                     entry = queue.popleft()
+                    if not queue:  # a finished site costs later calls nothing
+                        del self._queues[site]
                     self._queued -= 1
                     self._active[site] += 1
                     self._in_flight += 1

@@ -15,6 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cssselect import SelectorError
+from lxml.cssselect import CSSSelector
+
 from darkscope.errors import InputFormatError, UsageError
 
 FIELDS = ("title", "description", "price", "vendor", "category", "ships_from", "ships_to", "url")
@@ -46,7 +49,6 @@ class PageRule:
 @dataclass
 class Template:
     name: str
-    hosts: frozenset[str] = frozenset()
     pages: list[PageRule] = field(default_factory=list)
     follow: list[str] = field(default_factory=list)
     hook: Hook | None = None
@@ -61,8 +63,13 @@ def builtin(name: str) -> Path:
     return Path(str(resources.files("darkscope.darkweb") / "markets" / f"{name}.toml"))
 
 
-def load_template(path: str | Path) -> Template:
-    """Read and validate a template; errors name the file and the field."""
+def load_template(path: str | Path, allow_hook: bool = False) -> Template:
+    """Read and validate a template; errors name the file and the field.
+
+    A ``hook`` is Python code, so it runs only with ``allow_hook`` (the CLI's ``--allow-hook``)
+    and only from the template's own folder: a template (or a crawl directory that remembers
+    one) from someone else cannot run a file elsewhere on this machine.
+    """
     path = Path(path)
     if not path.exists() and not path.suffix and builtin(str(path)).exists():
         path = builtin(str(path))
@@ -77,6 +84,15 @@ def load_template(path: str | Path) -> Template:
         if not isinstance(value, kind):
             raise InputFormatError(path, f"{where}: expected {kind.__name__}, got {value!r}")
         return value
+
+    def css(value: Any, where: str) -> str:
+        """A selector that compiles now, so a typo is a template error, not a crawl failure."""
+        text = need(value, str, where)
+        try:
+            CSSSelector(text)
+        except SelectorError as exc:
+            raise InputFormatError(path, f"{where}: bad CSS selector {text!r}: {exc}") from None
+        return text
 
     name = need(data.get("name"), str, "name")
     pages = []
@@ -95,18 +111,36 @@ def load_template(path: str | Path) -> Template:
         if "title" not in fields:
             raise InputFormatError(path, f"{where}.fields: a title selector is required")
         specs = {k: FieldSpec.parse(need(v, str, f"{where}.fields.{k}")) for k, v in fields.items()}
-        pages.append(PageRule(pattern, need(page.get("item", "html"), str, f"{where}.item"),
-                              specs))
+        for key, spec in specs.items():
+            css(spec.selector, f"{where}.fields.{key}")
+        item = need(page.get("item", "html"), str, f"{where}.item")
+        if item != "html":
+            css(item, f"{where}.item")
+            if "url" not in specs:
+                raise InputFormatError(
+                    path, f"{where}.fields: a url selector is required with item = {item!r}: "
+                          "several listings on one page each need their own URL (without it "
+                          "all would share the page URL and all but one would be lost)")
+        pages.append(PageRule(pattern, item, specs))
     follow = need(data.get("follow", {}).get("selectors", []), list, "follow.selectors")
     hook = None
     if "hook" in data:
-        hook = _load_hook(path, path.parent / need(data["hook"], str, "hook"))
-    return Template(name, frozenset(need(data.get("hosts", []), list, "hosts")), pages,
-                    [need(s, str, "follow.selectors[]") for s in follow], hook, str(path))
+        hook = _load_hook(path, need(data["hook"], str, "hook"), allow_hook)
+    return Template(name, pages,
+                    [css(s, f"follow.selectors[{i}]") for i, s in enumerate(follow)], hook,
+                    str(path))
 
 
-def _load_hook(template: Path, hook_path: Path) -> Hook:
+def _load_hook(template: Path, name: str, allow_hook: bool) -> Hook:
     """A template's Python hook: ``fix(record, node)`` returns the record, changed, or None."""
+    folder = template.parent.resolve()
+    hook_path = (folder / name).resolve()
+    if not hook_path.is_relative_to(folder):
+        raise InputFormatError(template, f"hook: {name!r} is outside the template's folder "
+                                         f"{folder}; a hook must sit beside its template")
+    if not allow_hook:
+        raise UsageError(f"market template {template} runs Python code ({hook_path}); "
+                         "read it, then pass --allow-hook to run it")
     if not hook_path.exists():
         raise InputFormatError(template, f"hook: {hook_path} does not exist")
     spec = importlib.util.spec_from_file_location(f"darkscope_hook_{hook_path.stem}", hook_path)

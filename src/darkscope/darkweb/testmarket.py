@@ -46,6 +46,7 @@ class Market:
     huge_bytes: int = 5_000_000
     requests: list[str] = field(default_factory=list)
     retired: set[int] = field(default_factory=set)
+    user_agents: set[str] = field(default_factory=set)
 
     def live(self) -> list[dict[str, Any]]:
         """Listings on sale now (retired ones are gone from the market)."""
@@ -88,7 +89,7 @@ class Market:
             web.get("/", self.home), web.get("/login", self.login),
             web.get("/category/{slug}", self.category), web.get("/listing/{ident}", self.listing),
             web.get("/vendor/{name}", self.vendor), web.get("/loop/{step}", self.loop),
-            web.get("/huge", self.huge), web.get("/slow", self.slow),
+            web.get("/huge", self.huge), web.get("/slow", self.slow), web.get("/busy", self.busy),
             web.get("/hostile/{kind}", self.hostile), web.get("/files/{name}", self.binary),
         ])
         return app
@@ -96,6 +97,7 @@ class Market:
     @web.middleware
     async def _log_and_login(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append(request.path_qs)
+        self.user_agents.add(request.headers.get("User-Agent", ""))
         if request.path != "/login" and request.cookies.get(SESSION_COOKIE) != self.token:
             raise web.HTTPFound("/login")
         return await handler(request)
@@ -184,6 +186,11 @@ class Market:
     async def slow(self, _: web.Request) -> web.Response:
         await asyncio.sleep(self.slow_seconds)
         return self._page("Slow", "<p>finally</p>")
+
+    async def busy(self, _: web.Request) -> web.Response:
+        """Always overloaded (503), like a market under DDoS; not linked from any page."""
+        return web.Response(status=503, text="<h1>Service unavailable</h1>",
+                            content_type="text/html", headers={"Retry-After": "1"})
 
     async def hostile(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]

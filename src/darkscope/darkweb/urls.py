@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 BINARY_SUFFIXES = frozenset({
@@ -19,8 +19,11 @@ BINARY_SUFFIXES = frozenset({
 def canonicalize(url: str, base: str | None = None) -> str | None:
     """The canonical form of ``url`` (resolved against ``base``), or None if not http(s).
 
-    Lower-case scheme and host, default port dropped, fragment dropped, path dot-segments
-    resolved and percent-encoding normalised, query parameters sorted.
+    Lower-case scheme and host, default port dropped, fragment dropped, percent-encoding
+    normalised as RFC 3986 6.2.2.2 says (only unreserved characters decoded, so ``%2F`` stays
+    an escaped slash; other escapes upper-cased; characters not allowed raw encoded), then
+    dot-segments resolved, and query parameters sorted as written (``?b`` stays ``?b``).
+    Applying it again changes nothing.
     """
     url = url.strip()
     if base is not None:
@@ -35,9 +38,28 @@ def canonicalize(url: str, base: str | None = None) -> str | None:
         return None
     host = parts.hostname.lower().rstrip(".")
     netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = quote(unquote(_remove_dot_segments(parts.path or "/")), safe="/:@!$&'()*+,;=-._~")
-    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
-    return urlunsplit((scheme, netloc, path, query, ""))
+    path = _remove_dot_segments(_normalise_escapes(parts.path or "/", _PATH_SAFE))
+    params = sorted((_normalise_escapes(p, _QUERY_SAFE) for p in parts.query.split("&") if p),
+                    key=lambda p: p.partition("="))
+    return urlunsplit((scheme, netloc, path, "&".join(params), ""))
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PATH_SAFE = "/:@!$&'()*+,;="
+_QUERY_SAFE = "/?:@!$'()*+,;="
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+
+
+def _normalise_escapes(text: str, safe: str) -> str:
+    """Decode escaped unreserved characters, upper-case other escapes, encode the rest."""
+    pieces = _ESCAPE.split(text)
+    for index, piece in enumerate(pieces):
+        if index % 2:
+            char = chr(int(piece[1:], 16))
+            pieces[index] = char if char in _UNRESERVED else piece.upper()
+        else:
+            pieces[index] = quote(piece, safe=safe)
+    return "".join(pieces)
 
 
 def _remove_dot_segments(path: str) -> str:

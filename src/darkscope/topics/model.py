@@ -27,7 +27,13 @@ from darkscope import __version__
 from darkscope.errors import DarkscopeError
 from darkscope.progress import track
 from darkscope.topics.coherence import CooccurrenceIndex, top_word_indices
-from darkscope.topics.preprocess import Corpus, Preprocessing, build_corpus, count_with_vocabulary
+from darkscope.topics.preprocess import (
+    Corpus,
+    Preprocessing,
+    build_corpus,
+    count_with_vocabulary,
+    token_ids,
+)
 
 MODEL_FORMAT = 1
 ENGINE = "tomotopy"
@@ -182,15 +188,13 @@ class ListingTopicModel:
         if self.sampler.select_by != "coherence":
             raise DarkscopeError(f"select_by must be 'likelihood' or 'coherence', "
                                  f"not {self.sampler.select_by!r}")
-        vocabulary = sorted({w for d in docs for w in d})
-        position = {w: i for i, w in enumerate(vocabulary)}
-        rows = np.repeat(np.arange(len(docs)), [len(d) for d in docs])
-        columns = np.fromiter((position[w] for d in docs for w in d), dtype=np.int64)
+        columns, rows, vocabulary = token_ids(docs)
+        vocabulary = vocabulary.astype(str)
         index = CooccurrenceIndex(sp.csr_matrix(
             (np.ones(columns.size), (rows, columns)), shape=(len(docs), len(vocabulary))))
 
         def coherence(chain) -> float:
-            engine = np.array([position[w] for w in chain.used_vocabs])
+            engine = np.searchsorted(vocabulary, np.array(list(chain.used_vocabs), dtype=str))
             phi = np.zeros((chain.k, len(vocabulary)))
             phi[:, engine] = [chain.get_topic_word_dist(t) for t in range(chain.k)]
             return float(index.npmi(top_word_indices(phi, self.coherence_top_n)).mean())

@@ -9,13 +9,20 @@ Work is done once per *distinct* token (classification, stop words), not once pe
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
+import lxml.html
 import numpy as np
 import scipy.sparse as sp
-from selectolax.lexbor import LexborHTMLParser
+from lxml import etree
+
+# A listing description longer than this is markup abuse, not text (darkweb keeps 100,000).
+MAX_MARKUP_CHARS = 100_000
+_HTML_PARSER = lxml.html.HTMLParser(encoding="utf-8", recover=True, remove_comments=True,
+                                    remove_pis=True)
 
 # Words every listing uses whatever it sells: shipping terms, market mechanics, sales talk.
 _BOILERPLATE_TEXT = """
@@ -50,8 +57,12 @@ def base_stop_words() -> frozenset[str]:
 
     return frozenset(ENGLISH_STOP_WORDS) | MARKET_BOILERPLATE | UNIT_WORDS
 
-# Letters/digits, joined by inner hyphens or dots: "cve-2017-0144", "ms17-010", "v1.2", "3.5g".
-_TOKEN = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
+# Letters/digits of any script, joined by inner hyphens or dots: "cve-2017-0144", "ms17-010",
+# "v1.2", "3.5g", "münchen", "наркотики" (text is NFKC-normalised first: "ＲＤＰ" is "rdp").
+_TOKEN = re.compile(r"[^\W_]+(?:[.\-][^\W_]+)*")
+# Terms that look like quantities but name platforms and networks: kept whole.
+SECURITY_TERMS: frozenset[str] = frozenset(
+    ["x86", "x64", "x32", "x86-64", "2g", "3g", "4g", "5g"])
 _QUANTITY_UNITS = (
     r"(?:mg|mcg|ug|µg|g|gr|gram|grams|kg|kilo|kilos|oz|lb|lbs|ml|l|cl|pcs?|pieces?|x|k|m|"
     r"tabs?|tablets?|pills?|caps?|capsules?|blotters?|hits?|units?|%|btc|usd|eur|gbp|mbtc)"
@@ -105,24 +116,34 @@ def listing_text(titles: Sequence[str | None], descriptions: Sequence[str | None
 
 
 def strip_markup(text: str) -> str:
-    """Visible text of an HTML fragment (scripts and styles dropped, entities decoded)."""
+    """Visible text of an HTML fragment (scripts and styles dropped, entities decoded).
+
+    lxml (libxml2) caps nesting depth, so deeply nested hostile markup parses in linear time
+    (selectolax/lexbor was quadratic: 0.94 s for 20,000 nested tags); input beyond
+    ``MAX_MARKUP_CHARS`` is not read.
+    """
     if "<" not in text and "&" not in text:
         return text
-    tree = LexborHTMLParser(text)
-    for node in tree.css("script, style, noscript"):
-        node.decompose()
-    return tree.text(separator=" ") if tree.root is not None else ""
+    data = text[:MAX_MARKUP_CHARS].encode("utf-8", errors="replace")
+    try:
+        root = lxml.html.document_fromstring(data, parser=_HTML_PARSER)
+    except (etree.ParserError, ValueError):  # nothing but markup or whitespace
+        return ""
+    etree.strip_elements(root, "script", "style", "noscript", "template", with_tail=False)
+    return " ".join(root.itertext())
 
 
 def tokenize(texts: Iterable[str]) -> list[list[str]]:
-    """Raw lower-case tokens of each text, markup removed; filtering happens per distinct token."""
-    return [_TOKEN.findall(strip_markup(t).lower().replace("'", "")) for t in texts]
+    """Raw lower-case tokens of each text, markup removed, NFKC-normalised (full-width and
+    compatibility forms folded); filtering happens per distinct token."""
+    return [_TOKEN.findall(unicodedata.normalize("NFKC", strip_markup(t)).lower()
+                           .replace("'", "").replace("\u2019", "")) for t in texts]
 
 
 def _keep_token(token: str, stop_words: frozenset[str]) -> list[str]:
     """What one distinct raw token becomes: itself, its parts, or nothing."""
-    if _SECURITY_ID.fullmatch(token):
-        return [token]
+    if _SECURITY_ID.fullmatch(token) or token in SECURITY_TERMS:
+        return [token] if token not in stop_words else []
     if _NUMBER_OR_QUANTITY.fullmatch(token) or _VERSION.fullmatch(token):
         return []
     if "-" in token or "." in token:
@@ -146,7 +167,7 @@ def clean_tokens(raw: Sequence[Sequence[str]], stop_words: frozenset[str]) -> li
     return [[w for t in doc for w in mapping[t]] for doc in raw]
 
 
-def _ids(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def token_ids(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flatten documents: (token ids, document index per token, distinct token strings)."""
     flat = np.array([t for doc in docs for t in doc], dtype=object)
     lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
@@ -159,7 +180,7 @@ def _ids(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def find_phrases(docs: Sequence[Sequence[str]], min_count: int, threshold: float) -> list[str]:
     """Adjacent word pairs whose NPMI over the corpus is at least ``threshold`` ("credit_card")."""
-    ids, doc_index, words = _ids(docs)
+    ids, doc_index, words = token_ids(docs)
     if ids.size < 2:
         return []
     same_doc = doc_index[:-1] == doc_index[1:]
@@ -179,23 +200,33 @@ def find_phrases(docs: Sequence[Sequence[str]], min_count: int, threshold: float
 
 
 def apply_phrases(docs: Sequence[Sequence[str]], phrases: Iterable[str]) -> list[list[str]]:
-    """Join chosen adjacent pairs into one token, left to right, each word used once."""
-    known = {tuple(p.split("_", 1)) for p in phrases}
-    if not known:
+    """Join chosen adjacent pairs into one token, left to right, each word used once.
+
+    Vectorised: within a run of consecutive joinable positions, the left-to-right rule joins
+    the 1st, 3rd, 5th... pair (each join uses the next word up).
+    """
+    known = [p.split("_", 1) for p in phrases]
+    ids, doc_index, words = token_ids(docs)
+    if not known or ids.size < 2:
         return [list(d) for d in docs]
-    joined = []
-    for doc in docs:
-        out: list[str] = []
-        i = 0
-        while i < len(doc):
-            if i + 1 < len(doc) and (doc[i], doc[i + 1]) in known:
-                out.append(f"{doc[i]}_{doc[i + 1]}")
-                i += 2
-            else:
-                out.append(doc[i])
-                i += 1
-        joined.append(out)
-    return joined
+    words = words.astype(str)
+    left = np.array([a for a, _ in known])
+    right = np.array([b for _, b in known])
+    present = np.isin(left, words) & np.isin(right, words)
+    keys = (np.searchsorted(words, left[present]) * len(words)
+            + np.searchsorted(words, right[present]))
+    joinable = np.zeros(ids.size, dtype=bool)
+    joinable[:-1] = (doc_index[:-1] == doc_index[1:]) & np.isin(ids[:-1] * len(words) + ids[1:],
+                                                                 keys)
+    run_start = joinable & ~np.concatenate(([False], joinable[:-1]))
+    positions = np.arange(ids.size)
+    first = np.maximum.accumulate(np.where(run_start, positions, 0))
+    chosen = joinable & ((positions - first) % 2 == 0)
+    tokens = words[ids].astype(object)
+    tokens[chosen] = tokens[chosen] + "_" + tokens[np.flatnonzero(chosen) + 1]
+    keep = ~np.concatenate(([False], chosen[:-1]))
+    lengths = np.bincount(doc_index[keep], minlength=len(docs))
+    return [part.tolist() for part in np.split(tokens[keep], np.cumsum(lengths)[:-1])]
 
 
 def words_of(texts: Sequence[str], settings: Preprocessing,
@@ -211,7 +242,7 @@ def build_corpus(texts: Sequence[str], settings: Preprocessing) -> Corpus:
     phrases = (find_phrases(docs, settings.phrase_min_count, settings.phrase_threshold)
                if settings.phrases else [])
     docs = apply_phrases(docs, phrases)
-    ids, doc_index, words = _ids(docs)
+    ids, doc_index, words = token_ids(docs)
     counts = _count_matrix(ids, doc_index, len(docs), len(words))
     df = np.asarray((counts > 0).sum(axis=0)).ravel()
     keep = (df >= settings.min_df) & (df <= max(settings.max_df * len(docs), settings.min_df))

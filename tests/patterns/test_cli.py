@@ -86,7 +86,7 @@ def test_empty_and_foreign_inputs(tmp_path, capsys):
     pq.write_table(pd.DataFrame({"a": [1]}).pipe(__import__("pyarrow").Table.from_pandas),
                    foreign)
     assert main(["hosts", "attribute", str(foreign), "-o", str(tmp_path / "h.parquet")]) == 1
-    assert "not a darkscope packet table" in capsys.readouterr().err
+    assert "not a packet table" in capsys.readouterr().err
 
 
 def test_engines_agree_end_to_end_with_a_support_fraction(demo, tmp_path):

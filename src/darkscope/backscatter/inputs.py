@@ -3,65 +3,19 @@ tables from ``darkscope ingest`` / ``darkscope simulate --table`` (a file or a H
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from darkscope import packets
-from darkscope.errors import DarkscopeError, InputFormatError, UsageError
+from darkscope.errors import DarkscopeError
 
 COLUMNS = ("ts", "src", "dst", "proto", "sport", "dport", "tcp_flags", "payload_len",
            "icmp_type", "inner_src", "payload_head")
 SCHEMA = pa.schema([packets.PACKET_SCHEMA.field(c) for c in COLUMNS])
-
-
-def _is_parquet_file(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == b"PAR1"
-    except OSError:
-        return False
-
-
-def _parquet_parts(path: Path) -> list[Path] | None:
-    """The Parquet files of ``path`` when it is a Parquet file or a directory of them."""
-    if path.is_file():
-        return [path] if _is_parquet_file(path) else None
-    if path.is_dir():
-        parts = sorted(p for p in path.rglob("*.parquet") if not any(
-            q.startswith(".") for q in p.relative_to(path).parts))
-        return parts or None
-    return None
-
-
-def _expand(item: str | Path) -> list[Path]:
-    text = str(item)
-    if any(ch in text for ch in "*?["):
-        matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
-        if not matches:
-            raise UsageError(f"{text}: no file matches")
-        return matches
-    path = Path(text)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file or directory")
-    return [path]
-
-
-def _parquet_dataset(path: Path, files: list[Path]) -> ds.Dataset:
-    try:
-        dataset = ds.dataset([str(f) for f in files], format="parquet")
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputFormatError(path, f"cannot read Parquet: {exc}") from None
-    missing = [c for c in COLUMNS if c not in dataset.schema.names]
-    if missing:
-        raise InputFormatError(path, f"not a packet table: missing column(s) "
-                                     f"{', '.join(missing)}")
-    return dataset
 
 
 def _usable(table: pa.Table) -> pa.Table:
@@ -72,22 +26,8 @@ def _usable(table: pa.Table) -> pa.Table:
 def iter_packets(inputs: list[str | Path] | str | Path) -> Iterator[pa.Table]:
     """The detector's columns, batch by batch (bounded memory), inputs in the order given;
     IPv4 rows with a timestamp only."""
-    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
-    if not items:
-        raise UsageError("no input given")
-    paths = [path for item in items for path in _expand(item)]
-    for path in paths:
-        parts = _parquet_parts(path)
-        if parts is None:
-            for batch in packets.iter_batches(path):
-                yield _usable(pa.Table.from_batches([batch]))
-            continue
-        dataset = _parquet_dataset(path, parts)
-        try:
-            for batch in dataset.to_batches(columns=list(COLUMNS)):
-                yield _usable(pa.Table.from_batches([batch]))
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputFormatError(path, f"cannot read Parquet: {exc}") from None
+    for batch in packets.scan(inputs, columns=COLUMNS):
+        yield _usable(pa.Table.from_batches([batch]))
 
 
 def read_packets(inputs: list[str | Path] | str | Path) -> pa.Table:

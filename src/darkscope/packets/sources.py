@@ -98,7 +98,7 @@ class CaptureStream:
         self.close()
 
 
-def _natural_key(path: Path) -> list[object]:
+def natural_key(path: Path) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
 
 
@@ -127,13 +127,13 @@ def expand_inputs(inputs: list[str | Path] | str | Path) -> list[Path]:
                      and _looks_like_capture(p)]
             if not found:
                 raise UsageError(f"no capture files in directory {path}")
-            paths.extend(sorted(found, key=_natural_key))
+            paths.extend(sorted(found, key=natural_key))
         elif glob.has_magic(str(item)):
             matches = [Path(m) for m in glob.glob(str(item), recursive=True)]
             matches = [m for m in matches if m.is_file()]
             if not matches:
                 raise UsageError(f"no file matches {item}")
-            paths.extend(sorted(matches, key=_natural_key))
+            paths.extend(sorted(matches, key=natural_key))
         else:
             raise UsageError(f"no such file or directory: {item}")
     return paths

@@ -8,7 +8,6 @@ the stream has moved past it, so memory holds one or two periods, never the whol
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from darkscope.errors import DarkscopeError, InputFormatError, UsageError
-from darkscope.packets import PACKET_SCHEMA, iter_batches
+from darkscope.errors import DarkscopeError, UsageError
+from darkscope.packets import PACKET_SCHEMA, scan
 from darkscope.patterns.catalogue import Catalogue, Columns
 from darkscope.patterns.fingerprints import FINGERPRINT_COLUMNS, FINGERPRINTS
 from darkscope.progress import Tracker
@@ -85,65 +83,9 @@ def _reduce_hosts(src: np.ndarray, packets: np.ndarray,
             np.add.reduceat(matches, starts, axis=0))
 
 
-def _expand(inputs: list[str | Path]) -> list[tuple[str, list[Path]]]:
-    """Inputs as runs of ("parquet" | "capture", paths), in the order given."""
-    runs: list[tuple[str, list[Path]]] = []
-
-    def add(kind: str, path: Path) -> None:
-        if runs and runs[-1][0] == kind:
-            runs[-1][1].append(path)
-        else:
-            runs.append((kind, [path]))
-
-    for item in inputs:
-        path = Path(item)
-        if not path.exists() and glob.has_magic(str(item)):
-            matched = sorted(glob.glob(str(item)))
-            if not matched:
-                raise UsageError(f"no file matches {item}")
-            paths = [Path(m) for m in matched]
-        elif not path.exists():
-            raise UsageError(f"input {item} does not exist")
-        else:
-            paths = [path]
-        for one in paths:
-            if one.is_dir():
-                parquet = sorted(p for p in one.rglob("*.parquet")
-                                 if not any(part.startswith(".") for part in
-                                            p.relative_to(one).parts))
-                if parquet:
-                    for p in parquet:
-                        add("parquet", p)
-                else:
-                    add("capture", one)
-            else:
-                with open(one, "rb") as handle:
-                    head = handle.read(4)
-                add("parquet" if head == b"PAR1" else "capture", one)
-    return runs
-
-
-def _parquet_batches(paths: list[Path], columns: list[str]) -> Iterator[pa.RecordBatch]:
-    for path in paths:
-        try:
-            handle = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputFormatError(path, f"not a readable Parquet file ({exc})") from None
-        missing = [c for c in columns if c not in handle.schema_arrow.names]
-        if missing:
-            raise InputFormatError(path, "not a darkscope packet table: no column "
-                                         + ", ".join(missing))
-        yield from handle.iter_batches(batch_size=1 << 19, columns=columns)
-
-
 def packet_batches(inputs: list[str | Path], columns: list[str]) -> Iterator[pa.RecordBatch]:
     """Record batches with ``columns`` from captures and Parquet packet tables, in input order."""
-    for kind, paths in _expand(inputs):
-        if kind == "parquet":
-            yield from _parquet_batches(paths, columns)
-        else:
-            for batch in iter_batches(paths):
-                yield batch.select(columns)
+    return scan(inputs, columns=columns)
 
 
 def _columns(batch: pa.RecordBatch, catalogue: Catalogue) -> Columns:

@@ -67,8 +67,8 @@ def test_window_rule_absent_outside_its_period(simulated):
 
 
 def test_2323_rule_and_its_mirai_share_against_truth(simulated):
-    """{2323} -> {23} on Sep 20: its Mirai share equals the truth's share of Mirai among the
-    hosts carrying both ports (background telnet scanners of the scenario carry them too)."""
+    """{2323} -> {23} on Sep 20: about 90% of its hosts are Mirai (the published figure; the
+    other tenth of the planted population scans the same ports without Mirai's fingerprint)."""
     rules, truths = simulated
     row = _rule(rules, "2016-09-20", ["dport=2323"], "dport=23")
     assert row is not None
@@ -76,7 +76,7 @@ def test_2323_rule_and_its_mirai_share_against_truth(simulated):
     assert _rule(rules, "2016-08-12", ["dport=2323"], "dport=23") is None
     truth = truths[2]
     mirai_hosts = (truth.kind == "mirai").sum()
-    assert row.mirai_share > 0.6
+    assert abs(row.mirai_share - 0.9) <= 0.06, row.mirai_share
     # every Mirai-fingerprinted host carrying the rule is a true Mirai host: the share cannot
     # exceed the true Mirai hosts among the rule's support
     assert row.mirai_share * row.support_hosts <= mirai_hosts

@@ -123,6 +123,8 @@ class _Buffer:
 class _FileDecoder:
     """Shared error policy: raise, or record the problem, count what is skipped and go on."""
 
+    max_record = 1 << 16  # the longest record expected; formats set their own
+
     def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport) -> None:
         self.path = path
         self.buf = buf
@@ -162,8 +164,6 @@ class _FileDecoder:
                 break
             search_from = buf.pos
         self.report.skipped_bytes += buf.offset - start
-
-    max_record = 1 << 16
 
 
 class _PcapDecoder(_FileDecoder):

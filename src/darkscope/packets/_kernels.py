@@ -648,3 +648,16 @@ def find_pcapng_block(buf, pos, end, swapped):
                 return pos
         pos += 4
     return -1
+
+
+@njit(cache=True, nogil=True)
+def validity_bitmaps(val, n, bits, counts):
+    """Arrow validity bitmaps (LSB first) of the first ``n`` rows of every flag in ``val``, in
+    one pass over the row-major flags; ``counts[k]`` gets the number of valid rows."""
+    for row in range(n):
+        byte = row >> 3
+        bit = np.uint8(1 << (row & 7))
+        for k in range(N_VAL):
+            if val[row, k]:
+                bits[k, byte] |= bit
+                counts[k] += 1

@@ -70,18 +70,14 @@ class Columns:
 
     def to_batch(self) -> pa.RecordBatch:
         n = self.rows
-        val = np.ascontiguousarray(self.val[:n].T)  # one pass: flag-major for bitmaps
-        bitmaps: dict[int, tuple[pa.Buffer | None, int]] = {}
+        bits = np.zeros((k.N_VAL, (n + 7) // 8), np.uint8)
+        present = np.zeros(k.N_VAL, np.int64)
+        k.validity_bitmaps(self.val, n, bits, present)
 
         def validity(flag: int) -> tuple[pa.Buffer | None, int]:
-            if flag not in bitmaps:
-                present = int(np.count_nonzero(val[flag]))
-                if present == n:
-                    bitmaps[flag] = (None, 0)
-                else:
-                    bits = np.packbits(val[flag], bitorder="little")
-                    bitmaps[flag] = (pa.py_buffer(bits), n - present)
-            return bitmaps[flag]
+            if present[flag] == n:
+                return None, 0
+            return pa.py_buffer(bits[flag]), n - int(present[flag])
 
         def prim(typ: pa.DataType, data: np.ndarray, flag: int | None) -> pa.Array:
             bitmap, nulls = validity(flag) if flag is not None else (None, 0)

@@ -1,8 +1,10 @@
-"""``darkscope topics``: LDA topics of dark web market listings (fit, assign)."""
+"""``darkscope topics``: LDA topics of dark web market listings (fit, assign, update)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +19,34 @@ _COLUMNS_HELP = ("Map fields to the input's columns, e.g. 'title=product,crawled
                  "Fields: market, url, title, description, price, currency, vendor, category, "
                  "ships_from, ships_to, crawled_at, page_sha256. Common other names (product, "
                  "date, from, to) are recognised without it.")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _input_options(func: F) -> F:
+    """``--columns`` and ``--market``: how an input's listings are read (every command)."""
+    func = click.option("--market", default=None,
+                        help="Market name for listings that have none.")(func)
+    return click.option("--columns", default=None, help=_COLUMNS_HELP)(func)
+
+
+def _summary_options(func: F) -> F:
+    """``--period``, ``--products``, ``--words``: what topics.json and the report show."""
+    func = click.option("--words", type=int, default=20, show_default=True,
+                        help="Top words per topic.")(func)
+    func = click.option("--products", type=int, default=10, show_default=True,
+                        help="Representative products per topic.")(func)
+    return click.option("--period", type=click.Choice(PERIODS), default="day",
+                        show_default=True, help="Crawl period for trends.")(func)
+
+
+def _listings(path: str, columns: str | None, market: str | None):
+    """The listings of ``path`` (columns mapped, default market set); an error if none."""
+    from darkscope.topics.pipeline import with_default_market
+
+    table = with_default_market(read_listings(path, parse_column_map(columns)), market)
+    if table.num_rows == 0:
+        raise DarkscopeError(f"{path}: no listings (the file is empty)")
+    return table
 
 
 def parse_k_range(text: str) -> list[int]:
@@ -51,8 +81,7 @@ def topics() -> None:
 @output_option(help="Output directory (model files, topics.json, report.html).")
 @seed_option
 @overwrite_option
-@click.option("--columns", default=None, help=_COLUMNS_HELP)
-@click.option("--market", default=None, help="Market name for listings that have none.")
+@_input_options
 @click.option("--min-df", type=int, default=2, show_default=True,
               help="Drop words in fewer listings than this.")
 @click.option("--max-df", type=float, default=0.5, show_default=True,
@@ -67,11 +96,7 @@ def topics() -> None:
               help="Start the sampler nudged towards NMF topics (avoids merged topics) or not.")
 @click.option("--restarts", type=int, default=1, show_default=True,
               help="Chains tried for 25 sweeps each; the most likely one is trained on.")
-@click.option("--period", type=click.Choice(PERIODS), default="day", show_default=True,
-              help="Crawl period for trends.")
-@click.option("--products", type=int, default=10, show_default=True,
-              help="Representative products per topic.")
-@click.option("--words", type=int, default=20, show_default=True, help="Top words per topic.")
+@_summary_options
 @common
 def fit(listings: str, k: int | None, k_range: str | None, output: str, seed: int,
         overwrite: bool, columns: str | None, market: str | None, min_df: int, max_df: float,
@@ -87,7 +112,7 @@ def fit(listings: str, k: int | None, k_range: str | None, output: str, seed: in
     market) and report.html. Same --seed, same result.
     """
     from darkscope.topics.model import SamplerSettings
-    from darkscope.topics.pipeline import fit_listings, with_default_market, write_topics_directory
+    from darkscope.topics.pipeline import fit_listings, write_topics_directory
 
     if k is not None and k_range is not None:
         raise UsageError("give either -k or --k-range, not both")
@@ -103,9 +128,7 @@ def fit(listings: str, k: int | None, k_range: str | None, output: str, seed: in
                                   extra_stop_words=extra)
     sampler = SamplerSettings(iterations=iterations, init=init, restarts=restarts,
                               burn_in=min(25, iterations))
-    table = with_default_market(read_listings(listings, parse_column_map(columns)), market)
-    if table.num_rows == 0:
-        raise DarkscopeError(f"{listings}: no listings (the file is empty)")
+    table = _listings(listings, columns, market)
     result = fit_listings(table, k if k is not None else parse_k_range(k_range or "3:15"),
                           seed=seed, preprocessing=preprocessing, sampler=sampler,
                           options=SummaryOptions(n_words=words, n_products=products,
@@ -122,13 +145,8 @@ def fit(listings: str, k: int | None, k_range: str | None, output: str, seed: in
               help="Topics directory written by `darkscope topics fit` (or `update`).")
 @output_option(help="Output directory for the updated model, topics.json and report.html.")
 @overwrite_option
-@click.option("--columns", default=None, help=_COLUMNS_HELP)
-@click.option("--market", default=None, help="Market name for listings that have none.")
-@click.option("--period", type=click.Choice(PERIODS), default="day", show_default=True,
-              help="Crawl period for trends.")
-@click.option("--products", type=int, default=10, show_default=True,
-              help="Representative products per topic.")
-@click.option("--words", type=int, default=20, show_default=True, help="Top words per topic.")
+@_input_options
+@_summary_options
 @common
 def update(listings: str, model_dir: str, output: str, overwrite: bool, columns: str | None,
            market: str | None, period: str, products: int, words: int) -> None:
@@ -140,14 +158,11 @@ def update(listings: str, model_dir: str, output: str, overwrite: bool, columns:
     """
     from darkscope.topics.pipeline import (
         update_listings,
-        with_default_market,
         write_topics_directory,
     )
 
     check_output(output, overwrite)
-    table = with_default_market(read_listings(listings, parse_column_map(columns)), market)
-    if table.num_rows == 0:
-        raise DarkscopeError(f"{listings}: no listings (the file is empty)")
+    table = _listings(listings, columns, market)
     result, combined = update_listings(model_dir, table, SummaryOptions(
         n_words=words, n_products=products, period=period))
     write_topics_directory(result, combined, output, overwrite)
@@ -162,8 +177,7 @@ def update(listings: str, model_dir: str, output: str, overwrite: bool, columns:
 @output_option(help="Output table (.jsonl, .csv or .parquet).")
 @format_option
 @overwrite_option
-@click.option("--columns", default=None, help=_COLUMNS_HELP)
-@click.option("--market", default=None, help="Market name for listings that have none.")
+@_input_options
 @common
 def assign(listings: str, model_dir: str, output: str, fmt: str | None, overwrite: bool,
            columns: str | None, market: str | None) -> None:
@@ -172,13 +186,11 @@ def assign(listings: str, model_dir: str, output: str, fmt: str | None, overwrit
     """
     from darkscope.io import write_table
     from darkscope.topics.model import ListingTopicModel
-    from darkscope.topics.pipeline import assign_listings, with_default_market
+    from darkscope.topics.pipeline import assign_listings
 
     check_output(output, overwrite)
     model = ListingTopicModel.load(model_dir)
-    table = with_default_market(read_listings(listings, parse_column_map(columns)), market)
-    if table.num_rows == 0:
-        raise DarkscopeError(f"{listings}: no listings (the file is empty)")
+    table = _listings(listings, columns, market)
     assigned = assign_listings(table, model)
     write_table(assigned, output, fmt, overwrite=overwrite)
     scored = assigned.column("topic").null_count

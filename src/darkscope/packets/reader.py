@@ -140,6 +140,17 @@ class _FileDecoder:
         self.report.skipped_records += skipped_records
         self.report.skipped_bytes += skipped_bytes
 
+    def walk(self, sink: _Sink, walker, format_args: tuple, extra: tuple = ()) -> int:
+        """One compiled walker call over the buffer into ``sink.cols``; returns its status."""
+        buf, cols = self.buf, sink.cols
+        with _WALKER_LOCK:
+            pos, rows, status = walker(buf.data, buf.pos, buf.end, *format_args, cols.capacity,
+                                       cols.rows, *cols.kernel_args(), *extra)
+        self.report.packets += rows - cols.rows
+        cols.rows = rows
+        buf.pos = pos
+        return status
+
     def truncated_end(self, what: str) -> None:
         remaining = self.buf.available()
         self.problem(f"file ends inside {what}", self.buf.offset, skipped_bytes=remaining)
@@ -196,14 +207,8 @@ class _PcapDecoder(_FileDecoder):
                 buf.pos = buf.end
             return
         while True:
-            cols = sink.cols
-            with _WALKER_LOCK:
-                pos, rows, status = k.walk_pcap(
-                    buf.data, buf.pos, buf.end, self.swapped, self.frac_ns, self.frac_limit,
-                    self.snaplen, self.link, cols.capacity, cols.rows, *cols.kernel_args())
-            self.report.packets += rows - cols.rows
-            cols.rows = rows
-            buf.pos = pos
+            status = self.walk(sink, k.walk_pcap, (self.swapped, self.frac_ns, self.frac_limit,
+                                                   self.snaplen, self.link))
             if status == k.ST_FULL:
                 yield
             elif status == k.ST_NEED_MORE:
@@ -326,15 +331,9 @@ class _PcapngDecoder(_FileDecoder):
         buf = self.buf
         skipped = np.zeros(2, np.int64)
         while True:
-            cols = sink.cols
-            with _WALKER_LOCK:
-                pos, rows, status = k.walk_pcapng(
-                    buf.data, buf.pos, buf.end, self.swapped, self.if_link, self.if_snaplen,
-                    self.if_pow2, self.if_exp, self.if_offset, len(self.interfaces),
-                    cols.capacity, cols.rows, *cols.kernel_args(), skipped)
-            self.report.packets += rows - cols.rows
-            cols.rows = rows
-            buf.pos = pos
+            status = self.walk(sink, k.walk_pcapng,
+                               (self.swapped, self.if_link, self.if_snaplen, self.if_pow2,
+                                self.if_exp, self.if_offset, len(self.interfaces)), (skipped,))
             if status == k.ST_FULL:
                 yield
             elif status == k.ST_NEED_MORE:

@@ -1,10 +1,11 @@
-from darkscope.cli import main
+from darkscope.cli import COMMANDS, main
 
 
 def test_help_lists_commands(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "Usage: darkscope" in out
+    listed = {line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == set(COMMANDS)
 
 
 def test_unknown_command_is_usage_error(capsys):

@@ -11,7 +11,7 @@ from darkscope.backscatter.features import FeatureDefinition
 from darkscope.cli import main
 
 COLUMNS = ["src", "window_start", "window_end", "packets", *FeatureDefinition().names,
-           "verdict", "decided_by", "confidence"]
+           "verdict", "decided_by", "confidence", "context_packets"]
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -44,7 +44,8 @@ def test_train_detect_review_evaluate(sim_train, sim_heldout, tmp_path: Path, ca
     assert pq.read_table(tmp_path / "victims.parquet").num_rows > 50
 
     code, out, _ = run(capsys, "review", "list", "--store", store, "--limit", 1000)
-    assert code == 0 and len(out.splitlines()) == waiting > 0
+    # training queued what the oracle's budget left unanswered; detection queued the rest
+    assert code == 0 and len(out.splitlines()) == waiting + summary["queued"] and waiting > 0
     host = out.split()[0]
     code, out, _ = run(capsys, "review", "label", host, "--as", "ddos", "--note", "checked",
                        "--who", "alice", "--store", store)
@@ -124,6 +125,10 @@ def test_bad_input_and_options(sim_heldout, model_dir, tmp_path: Path, capsys) -
           tmp_path / "m"], 2, "--expert-oracle needs --truth"),
         (["backscatter", "train", sim_heldout.capture, "--window", "0h", "-o",
           tmp_path / "m"], 2, "--window"),
+        (["backscatter", "train", sim_heldout.capture, "--window", "7m", "-o",
+          tmp_path / "m"], 2, "context span must be a positive multiple of the time window"),
+        (["backscatter", "train", sim_heldout.capture, "--context", "soon", "-o",
+          tmp_path / "m"], 2, "--context: expected a positive duration"),
         (["review", "label", "300.1.2.3", "--as", "ddos", "--store", tmp_path / "s.db"], 2,
          "not an IPv4 address"),
         (["review", "list", "--store", tmp_path / "none.db"], 2, "no review store"),
@@ -158,10 +163,12 @@ def test_help(command: list[str], capsys) -> None:
 def test_packet_count_windows_and_payload_variant(sim_train, tmp_path: Path, capsys) -> None:
     model = tmp_path / "m"
     code, out, err = run(capsys, "backscatter", "train", sim_train.capture, "--window-packets",
-                         50, "--variant", "payload", "--no-progress", "--store",
+                         50, "--variant", "payload", "--context", "1d", "--no-progress", "--store",
                          tmp_path / "s.db", "-o", model, "--json")
     assert code == 0, err
-    assert json.loads(out)["features"] == "features v1, windows of 50 packets, 16-17 = payload"
+    assert json.loads(out)["features"] == (
+        "features v1, windows of 50 packets, 16-17 = payload, windows under 10 packets judged "
+        "on their host's 86400 s context")
     code, _, err = run(capsys, "backscatter", "detect", sim_train.capture, "--model", model,
                        "--no-store", "-o", tmp_path / "v.parquet")
     assert code == 0, err

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from darkscope.backscatter.features import FeatureDefinition, extract
+from darkscope.backscatter.features import FeatureDefinition, context_features, extract
 from darkscope.backscatter.inputs import read_packets
 from darkscope.backscatter.reference import reference_features
 from darkscope.errors import UsageError
@@ -80,8 +80,44 @@ def test_packet_count_windows() -> None:
     assert (windows.window_end - windows.window_start).tolist() == [2 * 10**9 + 1] * 2 + [1]
 
 
+def test_sparse_windows_are_judged_on_their_hosts_context() -> None:
+    C = A + 2
+    hour = 3600
+    rows = (
+        [(A, 100 + i, 6, 443) for i in range(3)]                 # A: 3 packets in hour 0,
+        + [(A, hour + 50 + 7 * i, 6, 443) for i in range(20)]    # 20 in hour 1 (same span)
+        + [(B, 200 + i, 17, 53) for i in range(2)]               # B: 2 packets, nothing else
+        + [(C, 5 * hour + 1800, 1, None), (C, 5 * hour + 1801, 1, None)]  # C: 2 before 06:00,
+        + [(C, 6 * hour + 10 + i, 1, None) for i in range(30)]   # 30 in the next span
+    )
+    src, ts, proto, sport = (list(column) for column in zip(*rows, strict=True))
+    table = packets(ts=ts, src=src, dst=[1000 + 37 * i for i in range(len(rows))], proto=proto,
+                    sport=sport, dport=[(7 * i) % 5 for i in range(len(rows))])
+    windows = extract(table)
+    judged, context = context_features(table, windows)
+
+    def window(host: int, start_h: int) -> int:
+        return int(np.flatnonzero((windows.src == host)
+                                  & (windows.window_start == start_h * hour * 10**9))[0])
+
+    # A's 3-packet window is judged on all 23 packets of A in 00:00-06:00
+    a_span = extract(table.filter(np.array(src) == A), FeatureDefinition(window_s=21600))
+    np.testing.assert_array_equal(judged[window(A, 0)], a_span.X[0])
+    assert context[window(A, 0)] == 23
+    # A's 20-packet window, B (no other packets) and C before 06:00 (its other packets lie
+    # in the next span) keep their own features
+    for row in (window(A, 1), window(B, 0), window(C, 5), window(C, 6)):
+        np.testing.assert_array_equal(judged[row], windows.X[row])
+        assert context[row] == 0
+    # switched off: every window judged on its own features
+    off = extract(table, FeatureDefinition(context_below=0))
+    np.testing.assert_array_equal(context_features(table, off)[0], off.X)
+
+
 def test_bad_definitions() -> None:
     with pytest.raises(UsageError, match="variant"):
         FeatureDefinition(variant="bytes")
     with pytest.raises(UsageError, match="exactly one"):
         FeatureDefinition(window_s=60, window_packets=10)
+    with pytest.raises(UsageError, match="context span"):
+        FeatureDefinition(window_s=3600, context_s=5400)

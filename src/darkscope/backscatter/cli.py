@@ -54,11 +54,11 @@ def _truth(truth: str | None, expert_oracle: bool):
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _seconds(text: str) -> int:
+def _seconds(text: str, option: str = "--window") -> int:
     """``90s``, ``10m``, ``1h``, ``1d`` -> whole seconds."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
     if not match or int(match.group(1)) == 0:
-        raise UsageError(f"--window: expected a positive duration like 10m or 1h, got {text!r}")
+        raise UsageError(f"{option}: expected a positive duration like 10m or 1h, got {text!r}")
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -92,6 +92,12 @@ def backscatter() -> None:
               show_default=True, help="Features 16-17: spans between destination addresses "
               "(book chapter; better on held-out data, docs/backscatter.md) or payload size "
               "(2015 paper).")
+@click.option("--context", default="6h", show_default=True,
+              help="Context span (a multiple of --window): a sparse window is judged on its "
+                   "host's features over this span.")
+@click.option("--context-below", type=click.IntRange(0), default=10, show_default=True,
+              help="Windows with fewer packets than this are judged on their host's context "
+                   "when the host sent more in it (0: every window on its own features).")
 @_oracle
 @rules_option
 @store_option
@@ -101,7 +107,8 @@ def backscatter() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @common
 def train(inputs: tuple[str, ...], output: str, update_path: str | None, window: str,
-          window_packets: int | None, variant: str, truth: str | None, expert_oracle: bool,
+          window_packets: int | None, variant: str, context: str, context_below: int,
+          truth: str | None, expert_oracle: bool,
           expert_budget: int | None, rules_path: str | None, store_path: str, telescope: str,
           seed: int, overwrite: bool, as_json: bool) -> None:
     """Train (or update) a detector model from traffic.
@@ -121,11 +128,12 @@ def train(inputs: tuple[str, ...], output: str, update_path: str | None, window:
     truth_table = _truth(truth, expert_oracle)
     rules = load_rules(rules_path)
     base = persist.load(update_path) if update_path else None
+    shared = {"variant": variant, "context_s": _seconds(context, "--context"),
+              "context_below": context_below}
     if window_packets:
-        definition = FeatureDefinition(window_s=None, window_packets=window_packets,
-                                       variant=variant)
+        definition = FeatureDefinition(window_s=None, window_packets=window_packets, **shared)
     else:
-        definition = FeatureDefinition(window_s=_seconds(window), variant=variant)
+        definition = FeatureDefinition(window_s=_seconds(window), **shared)
     with ReviewStore(store_path) as store, progress.track("train"):
         saved, report, scope, packets = train_stream(
             list(inputs), rules, telescope, definition=definition, base=base, store=store,

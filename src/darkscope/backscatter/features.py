@@ -9,7 +9,7 @@ group-ids and one time-ordered pass (:mod:`._kernels`), no per-row Python.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +40,8 @@ class FeatureDefinition:
     window_s: int | None = 3600
     window_packets: int | None = None
     variant: str = "dst-span"
+    context_s: int | None = 21600
+    context_below: int = 10
     version: int = FEATURE_VERSION
 
     def __post_init__(self) -> None:
@@ -52,6 +54,12 @@ class FeatureDefinition:
             raise UsageError("the time window must be positive")
         if self.window_packets is not None and self.window_packets <= 0:
             raise UsageError("the packet-count window must be positive")
+        if self.context_s is not None and (
+                self.context_s <= 0
+                or (self.window_s is not None and self.context_s % self.window_s)):
+            raise UsageError("the context span must be a positive multiple of the time window")
+        if self.context_below < 0:
+            raise UsageError("the context threshold must not be negative")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -68,7 +76,18 @@ class FeatureDefinition:
     def describe(self) -> str:
         window = (f"{self.window_s} s windows" if self.window_s is not None
                   else f"windows of {self.window_packets} packets")
-        return f"features v{self.version}, {window}, 16-17 = {self.variant}"
+        context = (f"windows under {self.context_below} packets judged on their host's "
+                   f"{self.context_s} s context" if self.context_s and self.context_below
+                   else "no context")
+        return f"features v{self.version}, {window}, 16-17 = {self.variant}, {context}"
+
+    @property
+    def chunk_s(self) -> int | None:
+        """The time span that detection chunks never split (None: packet-count windows, which
+        need the whole input at once)."""
+        if self.window_s is None:
+            return None
+        return self.context_s if self.context_s and self.context_below else self.window_s
 
 
 @dataclass
@@ -178,6 +197,48 @@ def extract(table: pa.Table, definition: FeatureDefinition | None = None) -> Hos
     return HostWindows(src=src[first].astype(np.uint32), window_start=start.astype(np.int64),
                        window_end=end.astype(np.int64), packets=counts.astype(np.int64), X=X,
                        row_of_packet=gid, definition=definition)
+
+
+def context_features(table: pa.Table, windows: HostWindows
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors the classifier judges, and per window its host's packets in the context
+    (0 where the window's own features are judged).
+
+    A window with fewer than ``context_below`` packets is a fragment of its host's activity
+    (a low-rate attack or scan cut by window edges): its own features hardly tell backscatter
+    from scanning (two RST-ACKs and two UDP probes look alike), so when the host sent more in
+    the window's context span (``context_s``, aligned to the epoch) the host's features over
+    that span are judged instead. Same 17 definitions, a longer window.
+    """
+    definition = windows.definition
+    X = windows.X.copy()
+    context_packets = np.zeros(len(windows), np.int64)
+    if not definition.context_s or not definition.context_below or len(windows) == 0:
+        return X, context_packets
+    span_ns = definition.context_s * NS
+    hosts, host_of_window = np.unique(windows.src, return_inverse=True)
+    sparse_host = np.bincount(host_of_window,
+                              weights=windows.packets < definition.context_below,
+                              minlength=len(hosts)) > 0
+    needed = sparse_host[host_of_window[windows.row_of_packet]]
+    if not needed.any():
+        return X, context_packets
+    context_definition = replace(definition, window_s=definition.context_s,
+                                 window_packets=None, context_s=None)
+    spans = extract(table.filter(pa.array(needed)), context_definition)
+    span_keys = _span_keys(spans.src, spans.window_start, span_ns)
+    order = np.argsort(span_keys)
+    mine = _span_keys(windows.src, windows.window_start, span_ns)
+    pos = order[np.minimum(np.searchsorted(span_keys[order], mine), len(order) - 1)]
+    use = ((windows.packets < definition.context_below) & (span_keys[pos] == mine)
+           & (spans.packets[pos] > windows.packets))
+    X[use] = spans.X[pos[use]]
+    context_packets[use] = spans.packets[pos[use]]
+    return X, context_packets
+
+
+def _span_keys(src: np.ndarray, start: np.ndarray, span_ns: int) -> np.ndarray:
+    return (src.astype(np.uint64) << np.uint64(32)) | (start // span_ns).astype(np.uint64)
 
 
 def _dst_spans(pair_keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:

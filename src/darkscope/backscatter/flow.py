@@ -2,8 +2,9 @@
 
 packet table -> host-windows and features -> a rule fires? its label (``rule:<id>``) ->
 otherwise the gate (unknown pattern -> experts) and the classifier (confident -> ``model``,
-else experts) -> expert labels from the review store (``expert``) override; what is left
-waiting is queued in the store as ``needs_review``.
+else experts), both judging a sparse window on its host's context
+(:func:`~darkscope.backscatter.features.context_features`) -> expert labels from the review
+store (``expert``) override; what is left waiting is queued in the store as ``needs_review``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from darkscope.backscatter.features import NS, HostWindows, extract, feature_table
+from darkscope.backscatter.features import (
+    NS,
+    HostWindows,
+    context_features,
+    extract,
+    feature_table,
+)
 from darkscope.backscatter.inputs import WindowChunks
 from darkscope.backscatter.model import DDOS, NOT_DDOS, REVIEW
 from darkscope.backscatter.persist import SavedModel
@@ -35,6 +42,7 @@ class Decisions:
     confidence: np.ndarray
     outlier: np.ndarray      # the gate called the window an unknown pattern
     rules: RuleSet
+    context_packets: np.ndarray  # host's packets in the context judged instead; 0: own
 
     def __len__(self) -> int:
         return len(self.verdict)
@@ -89,8 +97,11 @@ def decide(table: pa.Table, saved: SavedModel, rules: RuleSet, telescope: Telesc
     confidence = np.ones(len(windows))
     outlier = np.zeros(len(windows), bool)
     open_rows = np.flatnonzero(rule_index == NO_RULE)
-    v, c, o = saved.model.decide(windows.X[open_rows])
+    judged, context = context_features(table, windows)
+    v, c, o = saved.model.decide(judged[open_rows])
     verdict[open_rows], confidence[open_rows], outlier[open_rows] = v, c, o
+    context_packets = np.zeros(len(windows), np.int64)
+    context_packets[open_rows] = context[open_rows]
     if labels:
         expert = label_lookup(windows, labels)
         known = expert >= 0
@@ -98,7 +109,8 @@ def decide(table: pa.Table, saved: SavedModel, rules: RuleSet, telescope: Telesc
         decided_by[known] = BY_EXPERT
         confidence[known] = 1.0
     decided_by[verdict == REVIEW] = BY_MODEL
-    return Decisions(windows, verdict, decided_by, confidence, outlier, rules)
+    context_packets[decided_by != BY_MODEL] = 0
+    return Decisions(windows, verdict, decided_by, confidence, outlier, rules, context_packets)
 
 
 def oracle_labels(src: np.ndarray, truth: pa.Table) -> np.ndarray:
@@ -150,7 +162,8 @@ def record_reviews(decisions: Decisions, store: ReviewStore) -> int:
 
 def verdict_table(decisions: Decisions) -> pa.Table:
     """src, window_start, window_end, packets, the 17 features, verdict, decided_by,
-    confidence (the order the issue specifies)."""
+    confidence (the order the issue specifies), then context_packets (the host's packets in
+    the context the model judged instead of a sparse window; null: the window's own)."""
     w = decisions.windows
     columns = feature_table(w)
     arrays: dict[str, pa.Array] = {
@@ -168,6 +181,8 @@ def verdict_table(decisions: Decisions) -> pa.Table:
         pa.array(decisions.decided_by.astype(np.int32)),
         pa.array(decisions.by_names())).cast(pa.string())
     arrays["confidence"] = pa.array(decisions.confidence, pa.float64())
+    arrays["context_packets"] = pa.array(decisions.context_packets, pa.int64(),
+                                         mask=decisions.context_packets == 0)
     return pa.table(arrays)
 
 
@@ -190,7 +205,7 @@ def detect(inputs: list, saved: SavedModel, rules: RuleSet, telescope: str | Non
     """The flow over captures or packet tables, whole time windows at a time (bounded
     memory): verdicts, the DDoS windows' packets, reviews queued in ``store``, and with
     ``truth`` the oracle answering up to ``expert_budget`` waiting windows."""
-    chunks = WindowChunks(inputs, saved.definition.window_s, chunk_rows)
+    chunks = WindowChunks(inputs, saved.definition.chunk_s, chunk_rows)
     labels = store.labels() if store is not None else None
     scope: Telescope | None = None
     verdicts, ddos_packets = [], []

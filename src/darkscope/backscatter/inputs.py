@@ -44,25 +44,26 @@ def _names(inputs: list[str | Path] | str | Path) -> str:
 
 
 class WindowChunks:
-    """Tables of whole time windows, each of at least ``chunk_rows`` packets (except the last),
-    so that detection runs in bounded memory over time-ordered input (captures and ingest
-    output are). Without time windows (packet-count windows) everything is one table.
+    """Tables of whole time spans (``span_s``, aligned to the epoch: the time window, or the
+    context span that holds several), each of at least ``chunk_rows`` packets (except the
+    last), so that detection runs in bounded memory over time-ordered input (captures and
+    ingest output are). Without a span (packet-count windows) everything is one table.
 
-    :attr:`late_rows` counts packets older than an already closed window (out-of-order input);
-    such a window appears twice in the verdicts, once per part."""
+    :attr:`late_rows` counts packets older than an already closed span (out-of-order input);
+    such a span appears twice in the verdicts, once per part."""
 
-    def __init__(self, inputs: list[str | Path] | str | Path, window_s: int | None,
+    def __init__(self, inputs: list[str | Path] | str | Path, span_s: int | None,
                  chunk_rows: int = 1 << 22) -> None:
         self.inputs = inputs
-        self.window_s = window_s
+        self.span_s = span_s
         self.chunk_rows = chunk_rows
         self.late_rows = 0
 
     def __iter__(self) -> Iterator[pa.Table]:
-        if self.window_s is None:
+        if self.span_s is None:
             yield read_packets(self.inputs)
             return
-        window_ns = self.window_s * 1_000_000_000
+        span_ns = self.span_s * 1_000_000_000
         pending: list[pa.Table] = []
         rows = 0
         closed_until: int | None = None
@@ -76,7 +77,7 @@ class WindowChunks:
                 continue
             whole = pa.concat_tables(pending).combine_chunks()
             ts = whole["ts"].cast(pa.int64()).to_numpy()
-            cut = int(ts.max()) // window_ns * window_ns  # the newest window stays open
+            cut = int(ts.max()) // span_ns * span_ns  # the newest span stays open
             done = ts < cut
             if done.any():
                 closed_until = cut if closed_until is None else max(closed_until, cut)

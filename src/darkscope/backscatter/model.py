@@ -37,7 +37,7 @@ class BackscatterModel(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, n_components: int = 200, gamma: float = 0.1, nu: float = 0.05,
                  outlier_quantile: float = 0.005, alpha: float = 1e-4, epochs: int = 5,
-                 confidence: float = 0.95, calibration: str = "isotonic",
+                 confidence: float = 0.98, calibration: str = "isotonic",
                  holdout: float = 0.2, replay_size: int = 50_000, min_packets: int = 2,
                  random_state: int | None = 0) -> None:
         self.n_components = n_components

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from darkscope import __version__
-from darkscope.backscatter.features import FeatureDefinition, extract
+from darkscope.backscatter.features import FeatureDefinition, context_features, extract
 from darkscope.backscatter.flow import (
     Decisions,
     ask_oracle,
@@ -105,11 +105,12 @@ def train(table: pa.Table, rules: RuleSet, telescope: Telescope, *,
         saved.info["updates"] = int(saved.info.get("updates", 0)) + 1
 
     open_rows = np.flatnonzero((rule_index == NO_RULE) & ~known)
-    verdict, confidence, outlier = saved.model.decide(windows.X[open_rows])
+    judged, context = context_features(table, windows)
+    verdict, confidence, outlier = saved.model.decide(judged[open_rows])
     # Only the open rows can be REVIEW; the others stay NOT_DDOS here and are not used.
     decisions = Decisions(windows, np.full(len(windows), NOT_DDOS, np.int64),
                           np.zeros(len(windows), np.int64), np.ones(len(windows)),
-                          np.zeros(len(windows), bool), rules)
+                          np.zeros(len(windows), bool), rules, context)
     decisions.verdict[open_rows] = verdict
     decisions.confidence[open_rows] = confidence
     decisions.outlier[open_rows] = outlier
@@ -142,7 +143,7 @@ def train_stream(inputs: list, rules: RuleSet, telescope: str | None, *,
     if base is not None:
         definition = base.definition
     definition = definition or FeatureDefinition()
-    chunks = WindowChunks(inputs, definition.window_s, chunk_rows)
+    chunks = WindowChunks(inputs, definition.chunk_s, chunk_rows)
     saved, scope, packets, total = base, None, 0, None
     remaining = expert_budget
     for table in chunks:

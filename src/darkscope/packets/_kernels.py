@@ -6,8 +6,8 @@ things (file headers, pcapng section and interface blocks, errors, refills) betw
 the hot loop stays small and allocation-free.
 
 Column arrays are grouped by width (``u32[k, row]``, ``u16``, ``u8``) so that a walker takes a
-handful of arguments; ``val[row, k]`` holds the validity (non-null) flags of a row, row-major so
-that a packet's flags share one cache line.
+handful of arguments; ``val[row]`` holds the validity (non-null) flags of a row as bits
+``1 << V_*``, turned into Arrow validity bitmaps by :func:`validity_bitmaps`.
 """
 
 from __future__ import annotations
@@ -139,16 +139,16 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off):
         olen = end - i
         if kind == 2 and olen == 4:
             u16[U16_MSS, row] = _be16(buf, i + 2)
-            val[row, V_MSS] = 1
+            val[row] |= 1 << V_MSS
         elif kind == 3 and olen == 3:
             u8[U8_WSCALE, row] = buf[i + 2]
-            val[row, V_WSCALE] = 1
+            val[row] |= 1 << V_WSCALE
         elif kind == 4 and olen == 2:
             u8[U8_SACKOK, row] = 1
         elif kind == 8 and olen == 10:
             u32[U32_TSVAL, row] = _be32(buf, i + 2)
             u32[U32_TSECR, row] = _be32(buf, i + 6)
-            val[row, V_TSOPT] = 1
+            val[row] |= 1 << V_TSOPT
         i = end
 
 
@@ -157,7 +157,7 @@ def _layouts(opt_data, opt_off, lay_data, lay_off, val, row0, row1, tok_bytes, t
     """Write each TCP row's option kinds as tokens (``mss,nop,ws``) from its packed options."""
     w = lay_off[row0]
     for row in range(row0, row1):
-        if val[row, V_TCP]:
+        if (val[row] >> V_TCP) & 1:
             i = opt_off[row]
             stop = opt_off[row + 1]
             first = True
@@ -181,7 +181,7 @@ def _inner_ports(buf, p, stop, proto, row, u16, val):
     if (proto == 6 or proto == 17 or proto == 132 or proto == 33) and p + 4 <= stop:
         u16[U16_INNER_SPORT, row] = _be16(buf, p)
         u16[U16_INNER_DPORT, row] = _be16(buf, p + 2)
-        val[row, V_INNER_PORTS] = 1
+        val[row] |= 1 << V_INNER_PORTS
 
 
 @njit(inline="always")
@@ -198,8 +198,7 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
         u32[U32_ACK, row] = _be32(buf, l4 + 8)
         u8[U8_FLAGS, row] = buf[l4 + 13]
         u16[U16_WIN, row] = _be16(buf, l4 + 14)
-        val[row, V_PORTS] = 1
-        val[row, V_TCP] = 1
+        val[row] |= (1 << V_PORTS) | (1 << V_TCP)
         hdr = (np.int64(buf[l4 + 12]) >> 4) * 4
         if hdr < 20:
             hdr = 20
@@ -210,7 +209,7 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
             return
         u16[U16_SPORT, row] = _be16(buf, l4)
         u16[U16_DPORT, row] = _be16(buf, l4 + 2)
-        val[row, V_PORTS] = 1
+        val[row] |= 1 << V_PORTS
         hdr = 8
     elif proto == 1 or proto == 58:
         if l4 + 8 > cap_stop:
@@ -218,7 +217,7 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
         itype = buf[l4]
         u8[U8_ICMPTYPE, row] = itype
         u8[U8_ICMPCODE, row] = buf[l4 + 1]
-        val[row, V_ICMP] = 1
+        val[row] |= 1 << V_ICMP
         hdr = 8
         q = l4 + 8
         if proto == 1 and (itype == 3 or itype == 4 or itype == 5 or itype == 11 or itype == 12):
@@ -227,8 +226,7 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
                 u32[U32_INNER_SRC, row] = _be32(buf, q + 12)
                 u32[U32_INNER_DST, row] = _be32(buf, q + 16)
                 u8[U8_INNER_PROTO, row] = buf[q + 9]
-                val[row, V_INNER4] = 1
-                val[row, V_INNER_PROTO] = 1
+                val[row] |= (1 << V_INNER4) | (1 << V_INNER_PROTO)
                 if ihl >= 20 and (_be16(buf, q + 6) & 0x1FFF) == 0:
                     _inner_ports(buf, q + ihl, cap_stop, buf[q + 9], row, u16, val)
         elif proto == 58 and itype >= 1 and itype <= 4:
@@ -236,13 +234,12 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
                 _copy(buf, q + 8, q + 24, v6[V6_INNER_SRC, row], 0)
                 _copy(buf, q + 24, q + 40, v6[V6_INNER_DST, row], 0)
                 u8[U8_INNER_PROTO, row] = buf[q + 6]
-                val[row, V_INNER6] = 1
-                val[row, V_INNER_PROTO] = 1
+                val[row] |= (1 << V_INNER6) | (1 << V_INNER_PROTO)
                 _inner_ports(buf, q + 40, cap_stop, buf[q + 6], row, u16, val)
     payload = l4 + hdr
     paylen = wire_len - hdr
     u32[U32_PAYLEN, row] = paylen if paylen > 0 else 0
-    val[row, V_PAYLEN] = 1
+    val[row] |= 1 << V_PAYLEN
     _head(buf, payload, cap_stop, row, head_data, head_off)
 
 
@@ -278,17 +275,14 @@ def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     u8[U8_PROTO, row] = proto
     u32[U32_SRC, row] = _be32(buf, q + 12)
     u32[U32_DST, row] = _be32(buf, q + 16)
-    val[row, V_IP] = 1
-    val[row, V_V4] = 1
-    val[row, V_IPID] = 1
-    val[row, V_FRAGINFO] = 1
+    val[row] |= (1 << V_IP) | (1 << V_V4) | (1 << V_IPID) | (1 << V_FRAGINFO)
     if total < ihl:
         return  # inconsistent header (e.g. TSO placeholders): no transport fields
     l4 = q + ihl
     cap_stop = min(stop, q + total)  # excludes Ethernet padding
     if frag_off:
         u32[U32_PAYLEN, row] = total - ihl
-        val[row, V_PAYLEN] = 1
+        val[row] |= 1 << V_PAYLEN
         _head(buf, l4, cap_stop, row, head_data, head_off)
         return
     _transport(buf, l4, cap_stop, total - ihl, proto, row, u32, u16, u8, val, v6,
@@ -307,8 +301,7 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     u32[U32_IPLEN, row] = plen + 40
     _copy(buf, q + 8, q + 24, v6[V6_SRC, row], 0)
     _copy(buf, q + 24, q + 40, v6[V6_DST, row], 0)
-    val[row, V_IP] = 1
-    val[row, V_V6] = 1
+    val[row] |= (1 << V_IP) | (1 << V_V6)
     end_wire = q + 40 + plen
     cap_stop = min(stop, end_wire)
     p = q + 40
@@ -338,10 +331,10 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     u8[U8_IPFLAGS, row] = frag_flags
     u16[U16_FRAGOFF, row] = frag_off
     u8[U8_FRAG, row] = 1 if frag_flags or frag_off else 0
-    val[row, V_FRAGINFO] = 1
+    val[row] |= 1 << V_FRAGINFO
     if later_fragment:
         u32[U32_PAYLEN, row] = max(end_wire - p, 0)
-        val[row, V_PAYLEN] = 1
+        val[row] |= 1 << V_PAYLEN
         _head(buf, p, cap_stop, row, head_data, head_off)
         return
     _transport(buf, p, cap_stop, end_wire - p, nh, row, u32, u16, u8, val, v6,
@@ -352,8 +345,7 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
 def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_data, head_off,
                  opt_data, opt_off):
     """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns."""
-    for k in range(1, N_VAL):  # V_TS (0) was set by the record scan
-        val[row, k] = 0
+    val[row] &= 1 << V_TS  # set by the record scan
     u8[U8_SACKOK, row] = 0
     u8[U8_FRAG, row] = 0
     head_off[row + 1] = 0
@@ -368,9 +360,9 @@ def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_data, he
         q = p + 14
         while (ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100) \
                 and q + 4 <= stop:
-            if val[row, V_VLAN] == 0:
+            if not (val[row] >> V_VLAN) & 1:
                 u16[U16_VLAN, row] = _be16(buf, q) & 0xFFF
-                val[row, V_VLAN] = 1
+                val[row] |= 1 << V_VLAN
             ethertype = _be16(buf, q + 2)
             q += 4
     elif link == LINK_SLL:
@@ -417,7 +409,7 @@ def _record(row, off, caplen, wirelen, link, ts, has_ts, rec_off, tsarr, u32, u1
     """What the serial scan knows of a record; the frame itself is decoded later."""
     rec_off[row] = off
     tsarr[row] = ts
-    val[row, V_TS] = has_ts
+    val[row] = has_ts << V_TS
     u32[U32_CAPLEN, row] = caplen
     u32[U32_WIRELEN, row] = wirelen
     u16[U16_LINKTYPE, row] = link
@@ -650,14 +642,43 @@ def find_pcapng_block(buf, pos, end, swapped):
     return -1
 
 
-@njit(cache=True, nogil=True)
+_BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], np.int64)
+
+
+@njit(inline="always")
+def _transpose8(x):
+    """Transpose the 8x8 bit matrix in ``x`` (bit 8*r + c <-> bit 8*c + r)."""
+    t = (x ^ (x >> np.uint64(7))) & np.uint64(0x00AA00AA00AA00AA)
+    x = x ^ t ^ (t << np.uint64(7))
+    t = (x ^ (x >> np.uint64(14))) & np.uint64(0x0000CCCC0000CCCC)
+    x = x ^ t ^ (t << np.uint64(14))
+    t = (x ^ (x >> np.uint64(28))) & np.uint64(0x00000000F0F0F0F0)
+    return x ^ t ^ (t << np.uint64(28))
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def validity_bitmaps(val, n, bits, counts):
-    """Arrow validity bitmaps (LSB first) of the first ``n`` rows of every flag in ``val``, in
-    one pass over the row-major flags; ``counts[k]`` gets the number of valid rows."""
-    for row in range(n):
-        byte = row >> 3
-        bit = np.uint8(1 << (row & 7))
-        for k in range(N_VAL):
-            if val[row, k]:
-                bits[k, byte] |= bit
-                counts[k] += 1
+    """Arrow validity bitmaps (LSB first) of the first ``n`` rows of every flag in ``val``;
+    ``counts[k]`` gets the number of valid rows. Eight rows at a time: their flag bytes form
+    an 8x8 bit matrix whose transpose holds eight flags' bitmap bytes (no per-bit branches)."""
+    nbytes = (n + 7) // 8
+    chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
+    partial = np.zeros((chunks, N_VAL), np.int64)
+    byte_bits = _BYTE_BITS
+    for c in prange(chunks):
+        for b in range(nbytes * c // chunks, nbytes * (c + 1) // chunks):
+            r0 = b * 8
+            r1 = min(r0 + 8, n)
+            for group in range((N_VAL + 7) // 8):
+                x = np.uint64(0)
+                for r in range(r0, r1):
+                    flags = (np.uint64(val[r]) >> np.uint64(8 * group)) & np.uint64(0xFF)
+                    x |= flags << np.uint64(8 * (r - r0))
+                y = _transpose8(x)
+                for f in range(min(8, N_VAL - 8 * group)):
+                    byte = (y >> np.uint64(8 * f)) & np.uint64(0xFF)
+                    bits[8 * group + f, b] = byte
+                    partial[c, 8 * group + f] += byte_bits[byte]
+    for c in range(chunks):
+        for f in range(N_VAL):
+            counts[f] += partial[c, f]

@@ -34,7 +34,7 @@ class Columns:
         self.u32 = np.empty((k.N_U32, stride), np.uint32)
         self.u16 = np.empty((k.N_U16, stride), np.uint16)
         self.u8 = np.empty((k.N_U8, stride), np.uint8)
-        self.val = np.empty((capacity, k.N_VAL), np.uint8)
+        self.val = np.empty(capacity, np.uint32)
         self.v6 = np.empty((4, capacity, 16), np.uint8)
         self.head_data = np.empty(capacity * k.HEAD_BYTES, np.uint8)
         self.head_off = self._offsets(capacity)

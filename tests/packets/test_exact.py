@@ -152,9 +152,9 @@ def test_streaming_recycles_dropped_batches_only(tmp_path: Path, monkeypatch) ->
     made = []
     original = reader_module.Columns
 
-    def counting(capacity: int):
+    def counting(capacity: int, scratch):
         made.append(capacity)
-        return original(capacity)
+        return original(capacity, scratch)
 
     monkeypatch.setattr(reader_module, "Columns", counting)
     kept, offset = [], 0

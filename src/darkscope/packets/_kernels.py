@@ -25,15 +25,17 @@ U16_INNER_SPORT, U16_INNER_DPORT, U16_FRAGOFF, U16_VLAN, U16_LINKTYPE = 5, 6, 7,
 N_U16 = 10
 
 U8_IPVER, U8_PROTO, U8_FLAGS, U8_TTL, U8_TOS, U8_ICMPTYPE = 0, 1, 2, 3, 4, 5
-U8_ICMPCODE, U8_WSCALE, U8_INNER_PROTO, U8_IPFLAGS, U8_FRAG, U8_SACKOK = 6, 7, 8, 9, 10, 11
-N_U8 = 12
+U8_ICMPCODE, U8_WSCALE, U8_INNER_PROTO, U8_IPFLAGS = 6, 7, 8, 9
+N_U8 = 10
 
 # validity flags; one per group of fields that are present together
 V_TS, V_VLAN, V_IP, V_V4, V_V6, V_IPID, V_PORTS, V_TCP = 0, 1, 2, 3, 4, 5, 6, 7
 V_MSS, V_WSCALE, V_TSOPT, V_ICMP, V_INNER4, V_INNER6, V_INNER_PROTO, V_INNER_PORTS = (
     8, 9, 10, 11, 12, 13, 14, 15)
 V_PAYLEN, V_FRAGINFO = 16, 17
-N_VAL = 18
+# two boolean columns travel as bits too: their values become Arrow bitmaps the same way
+B_FRAGMENT, B_SACK_OK = 18, 19
+N_VAL = 20
 
 V6_SRC, V6_DST, V6_INNER_SRC, V6_INNER_DST = 0, 1, 2, 3
 
@@ -144,7 +146,7 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off):
             u8[U8_WSCALE, row] = buf[i + 2]
             val[row] |= 1 << V_WSCALE
         elif kind == 4 and olen == 2:
-            u8[U8_SACKOK, row] = 1
+            val[row] |= 1 << B_SACK_OK
         elif kind == 8 and olen == 10:
             u32[U32_TSVAL, row] = _be32(buf, i + 2)
             u32[U32_TSECR, row] = _be32(buf, i + 6)
@@ -270,7 +272,8 @@ def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     u16[U16_IPID, row] = _be16(buf, q + 4)
     u8[U8_IPFLAGS, row] = flags
     u16[U16_FRAGOFF, row] = frag_off
-    u8[U8_FRAG, row] = 1 if (flags & 1) or frag_off else 0
+    if (flags & 1) or frag_off:
+        val[row] |= 1 << B_FRAGMENT
     u8[U8_TTL, row] = buf[q + 8]
     u8[U8_PROTO, row] = proto
     u32[U32_SRC, row] = _be32(buf, q + 12)
@@ -330,7 +333,8 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     u8[U8_PROTO, row] = nh
     u8[U8_IPFLAGS, row] = frag_flags
     u16[U16_FRAGOFF, row] = frag_off
-    u8[U8_FRAG, row] = 1 if frag_flags or frag_off else 0
+    if frag_flags or frag_off:
+        val[row] |= 1 << B_FRAGMENT
     val[row] |= 1 << V_FRAGINFO
     if later_fragment:
         u32[U32_PAYLEN, row] = max(end_wire - p, 0)
@@ -346,8 +350,6 @@ def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_data, he
                  opt_data, opt_off):
     """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns."""
     val[row] &= 1 << V_TS  # set by the record scan
-    u8[U8_SACKOK, row] = 0
-    u8[U8_FRAG, row] = 0
     head_off[row + 1] = 0
     opt_off[row + 1] = 0
     stop = p + caplen

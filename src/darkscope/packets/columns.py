@@ -1,12 +1,17 @@
 """Preallocated column arrays the compiled walkers fill, and their zero-copy turn into Arrow.
 
-Arrays are allocated with ``np.empty``: pages that no packet touches (IPv6 addresses in an IPv4
-capture, TCP options of option-less SYNs) never become resident. Null slots hold garbage that
-Arrow's validity bitmaps hide; nothing reads them.
+A batch's arrays are views of one anonymous memory map that asks the kernel for transparent
+huge pages: a full table (``read``) touches fresh memory for every batch, and 2 MiB pages cost a
+few hundred page faults per batch instead of tens of thousands (-25 % read time measured).
+Pages that no packet touches (IPv6 addresses in an IPv4 capture, TCP options of option-less
+SYNs) are never faulted in. Null slots hold garbage that Arrow's validity bitmaps hide; nothing
+reads them. Per-row scratch (frame offsets, validity flags) is shared by all batches of a
+reader, since only the batch being filled uses it.
 """
 
 from __future__ import annotations
 
+import mmap
 import sys
 
 import numpy as np
@@ -16,63 +21,82 @@ from darkscope.packets import _kernels as k
 from darkscope.packets.schema import PACKET_SCHEMA
 
 _ROW_PAD = 80
-_OWN_REFERENCES = 4  # attribute, tuple of _arrays(), loop variable, getrefcount argument
+_ALIGN = 64
+
+
+class Scratch:
+    """Per-row arrays the walkers need while a batch is filled, never exported to Arrow."""
+
+    def __init__(self, capacity: int) -> None:
+        self.rec_off = np.empty(capacity, np.int64)  # where each record's frame starts
+        self.val = np.empty(capacity, np.uint32)     # validity and boolean bits, 1 << k.V_*
+
+
+def _arena(layout: list[tuple[tuple[int, ...], type]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One huge-page-backed anonymous mapping carved into arrays of the given shapes; returns
+    the mapping's array (every carved array's ``base``) and the arrays."""
+    sizes = [int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in layout]
+    starts = np.concatenate([[0], np.cumsum([-(-size // _ALIGN) * _ALIGN for size in sizes])])
+    memory = mmap.mmap(-1, max(int(starts[-1]), 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        memory.madvise(mmap.MADV_HUGEPAGE)
+    whole = np.frombuffer(memory, np.uint8)
+    arrays = [whole[start:start + size].view(dtype).reshape(shape)
+              for (shape, dtype), start, size in zip(layout, starts[:-1], sizes, strict=True)]
+    return whole, arrays
 
 
 class Columns:
     """One batch worth of rows, written by the walkers from ``rows`` on."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, scratch: Scratch | None = None) -> None:
         self.capacity = capacity
         self.rows = 0
+        self.scratch = scratch or Scratch(capacity)
         # Rows of the 2-D blocks are one column each. A padded row length keeps the columns
         # from sitting a power of two apart, where their write streams would evict one
         # another from the same cache sets (this alone doubles the walkers' speed).
         stride = capacity + _ROW_PAD
-        self.ts = np.empty(capacity, np.int64)
-        self.rec_off = np.empty(capacity, np.int64)  # scratch: where each record's frame starts
-        self.u32 = np.empty((k.N_U32, stride), np.uint32)
-        self.u16 = np.empty((k.N_U16, stride), np.uint16)
-        self.u8 = np.empty((k.N_U8, stride), np.uint8)
-        self.val = np.empty(capacity, np.uint32)
-        self.v6 = np.empty((4, capacity, 16), np.uint8)
-        self.head_data = np.empty(capacity * k.HEAD_BYTES, np.uint8)
-        self.head_off = self._offsets(capacity)
-        self.opt_data = np.empty(capacity * k.OPTS_MAX, np.uint8)
-        self.opt_off = self._offsets(capacity)
-        self.lay_data = np.empty(capacity * k.LAYOUT_MAX, np.uint8)
-        self.lay_off = self._offsets(capacity)
-
-    @staticmethod
-    def _offsets(capacity: int) -> np.ndarray:
-        offsets = np.empty(capacity + 1, np.int32)
-        offsets[0] = 0
-        return offsets
-
-    def _arrays(self) -> tuple[np.ndarray, ...]:
-        return (self.ts, self.rec_off, self.u32, self.u16, self.u8, self.val, self.v6,
-                self.head_data, self.head_off, self.opt_data, self.opt_off, self.lay_data,
-                self.lay_off)
+        self._memory, arrays = _arena([
+            ((capacity,), np.int64),                     # ts
+            ((k.N_U32, stride), np.uint32),
+            ((k.N_U16, stride), np.uint16),
+            ((k.N_U8, stride), np.uint8),
+            ((4, capacity, 16), np.uint8),               # IPv6 addresses
+            ((capacity * k.HEAD_BYTES,), np.uint8),
+            ((capacity + 1,), np.int32),
+            ((capacity * k.OPTS_MAX,), np.uint8),
+            ((capacity + 1,), np.int32),
+            ((capacity * k.LAYOUT_MAX,), np.uint8),
+            ((capacity + 1,), np.int32),
+        ])
+        (self.ts, self.u32, self.u16, self.u8, self.v6, self.head_data, self.head_off,
+         self.opt_data, self.opt_off, self.lay_data, self.lay_off) = arrays
+        self._views = len(arrays)
+        for offsets in (self.head_off, self.opt_off, self.lay_off):
+            offsets[0] = 0
 
     def released(self) -> bool:
         """True when no Arrow array built by :meth:`to_batch` is alive any more.
 
-        Arrow buffers made by ``pa.py_buffer`` hold a reference to their numpy array (directly
-        or through a view), so an array referenced only by this object is free to be reused.
+        Every array here is a view whose ``base`` is the mapping's array, and so is every
+        buffer :meth:`to_batch` hands to Arrow; when only this object's own views refer to the
+        mapping, the memory is free to be reused.
         """
-        return all(sys.getrefcount(array) <= _OWN_REFERENCES for array in self._arrays())
+        # the attribute, getrefcount's argument, and one per view held here
+        return sys.getrefcount(self._memory) <= 2 + self._views
 
     def kernel_args(self) -> tuple[np.ndarray, ...]:
         """The column arguments every walker takes, in order."""
-        return (self.rec_off, self.ts, self.u32, self.u16, self.u8, self.val, self.v6,
-                self.head_data, self.head_off, self.opt_data, self.opt_off, self.lay_data,
-                self.lay_off, k.TOKEN_BYTES, k.TOKEN_LENS)
+        return (self.scratch.rec_off, self.ts, self.u32, self.u16, self.u8, self.scratch.val,
+                self.v6, self.head_data, self.head_off, self.opt_data, self.opt_off,
+                self.lay_data, self.lay_off, k.TOKEN_BYTES, k.TOKEN_LENS)
 
     def to_batch(self) -> pa.RecordBatch:
         n = self.rows
         bits = np.zeros((k.N_VAL, (n + 7) // 8), np.uint8)
         present = np.zeros(k.N_VAL, np.int64)
-        k.validity_bitmaps(self.val, n, bits, present)
+        k.validity_bitmaps(self.scratch.val, n, bits, present)
 
         def validity(flag: int) -> tuple[pa.Buffer | None, int]:
             if present[flag] == n:
@@ -83,10 +107,10 @@ class Columns:
             bitmap, nulls = validity(flag) if flag is not None else (None, 0)
             return pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(data)], null_count=nulls)
 
-        def boolean(data: np.ndarray, flag: int) -> pa.Array:
+        def boolean(value: int, flag: int) -> pa.Array:
             bitmap, nulls = validity(flag)
-            bits = pa.py_buffer(np.packbits(data, bitorder="little"))
-            return pa.Array.from_buffers(pa.bool_(), n, [bitmap, bits], null_count=nulls)
+            return pa.Array.from_buffers(pa.bool_(), n, [bitmap, pa.py_buffer(bits[value])],
+                                         null_count=nulls)
 
         def variable(typ: pa.DataType, offsets: np.ndarray, data: np.ndarray,
                      flag: int) -> pa.Array:
@@ -117,7 +141,7 @@ class Columns:
             "ip_id": prim(pa.uint16(), u16[k.U16_IPID], k.V_IPID),
             "ip_flags": prim(pa.uint8(), u8[k.U8_IPFLAGS], k.V_FRAGINFO),
             "frag_offset": prim(pa.uint16(), u16[k.U16_FRAGOFF], k.V_FRAGINFO),
-            "fragment": boolean(u8[k.U8_FRAG], k.V_FRAGINFO),
+            "fragment": boolean(k.B_FRAGMENT, k.V_FRAGINFO),
             "ip_len": prim(pa.uint32(), u32[k.U32_IPLEN], k.V_IP),
             "payload_len": prim(pa.uint32(), u32[k.U32_PAYLEN], k.V_PAYLEN),
             "sport": prim(pa.uint16(), u16[k.U16_SPORT], k.V_PORTS),
@@ -130,7 +154,7 @@ class Columns:
             "tcp_layout": variable(pa.string(), self.lay_off, self.lay_data, k.V_TCP),
             "tcp_mss": prim(pa.uint16(), u16[k.U16_MSS], k.V_MSS),
             "tcp_wscale": prim(pa.uint8(), u8[k.U8_WSCALE], k.V_WSCALE),
-            "tcp_sack_ok": boolean(u8[k.U8_SACKOK], k.V_TCP),
+            "tcp_sack_ok": boolean(k.B_SACK_OK, k.V_TCP),
             "tcp_tsval": prim(pa.uint32(), u32[k.U32_TSVAL], k.V_TSOPT),
             "tcp_tsecr": prim(pa.uint32(), u32[k.U32_TSECR], k.V_TSOPT),
             "icmp_type": prim(pa.uint8(), u8[k.U8_ICMPTYPE], k.V_ICMP),

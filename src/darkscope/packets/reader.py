@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from darkscope.errors import CaptureFormatError, UsageError
 from darkscope.packets import _kernels as k
-from darkscope.packets.columns import Columns
+from darkscope.packets.columns import Columns, Scratch
 from darkscope.packets.schema import PACKET_SCHEMA
 from darkscope.packets.sources import PCAP_MAGICS, PCAPNG_MAGIC, CaptureStream, expand_inputs
 from darkscope.progress import Tracker
@@ -385,17 +385,18 @@ class CaptureReader:
         return sum(p.stat().st_size for p in self.paths)
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
-        sink = _Sink(Columns(self.batch_rows))
+        scratch = Scratch(self.batch_rows)
+        sink = _Sink(Columns(self.batch_rows, scratch))
         spare: list[Columns] = []
         for path in self.paths:
             for _ in self._decode_file(path, sink):
                 yield sink.cols.to_batch()
                 spare.append(sink.cols)
-                sink.cols = self._recycled(spare)
+                sink.cols = self._recycled(spare, scratch)
         if sink.cols.rows:
             yield sink.cols.to_batch()
 
-    def _recycled(self, spare: list[Columns]) -> Columns:
+    def _recycled(self, spare: list[Columns], scratch: Scratch) -> Columns:
         """Columns of a batch the consumer has dropped (streaming: no new page faults), else
         fresh ones (the batches are being kept, as by :func:`read`)."""
         for i, cols in enumerate(spare):
@@ -404,7 +405,7 @@ class CaptureReader:
                 cols.rows = 0
                 return cols
         del spare[:-2]  # keep the last few candidates only
-        return Columns(self.batch_rows)
+        return Columns(self.batch_rows, scratch)
 
     def _decode_file(self, path: Path, sink: _Sink) -> Iterator[None]:
         with CaptureStream(path) as stream:

@@ -127,10 +127,10 @@ def _option_end(data, i, stop):
 
 
 @njit(inline="always")
-def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off):
+def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_slots, opt_off):
     """Copy the raw options into the row's slot (length in ``opt_off[row + 1]``, turned into an
-    offset by :func:`_compact`) and record MSS, window scale, SACK-permitted and timestamps."""
-    _copy(buf, start, stop, opt_data, row * OPTS_MAX)
+    offset by :func:`_pack_rows`) and record MSS, window scale, SACK-permitted and timestamps."""
+    _copy(buf, start, stop, opt_slots, row * OPTS_MAX)
     opt_off[row + 1] = stop - start
     i = start
     while i < stop:
@@ -155,27 +155,24 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_data, opt_off):
 
 
 @njit(inline="always")
-def _layouts(opt_data, opt_off, lay_data, lay_off, val, row0, row1, tok_bytes, tok_lens):
-    """Write each TCP row's option kinds as tokens (``mss,nop,ws``) from its packed options."""
-    w = lay_off[row0]
-    for row in range(row0, row1):
-        if (val[row] >> V_TCP) & 1:
-            i = opt_off[row]
-            stop = opt_off[row + 1]
-            first = True
-            while i < stop:
-                kind = opt_data[i]
-                if not first:
-                    lay_data[w] = 44  # ','
-                    w += 1
-                first = False
-                for k in range(tok_lens[kind]):
-                    lay_data[w + k] = tok_bytes[kind, k]
-                w += tok_lens[kind]
-                i = _option_end(opt_data, i, stop)
-                if i < 0:
-                    break
-        lay_off[row + 1] = w
+def _layout(opts, i, stop, out, w, tok_bytes, tok_lens):
+    """Write the option kinds of ``opts[i:stop]`` as tokens (``mss,nop,ws``) at ``out[w]``;
+    returns the text's length. With ``w < 0`` only the length is computed."""
+    n = 0
+    while i < stop:
+        kind = opts[i]
+        if n:
+            if w >= 0:
+                out[w + n] = 44  # ','
+            n += 1
+        if w >= 0:
+            for k in range(tok_lens[kind]):
+                out[w + n + k] = tok_bytes[kind, k]
+        n += tok_lens[kind]
+        i = _option_end(opts, i, stop)
+        if i < 0:
+            break
+    return n
 
 
 @njit(inline="always")
@@ -188,7 +185,7 @@ def _inner_ports(buf, p, stop, proto, row, u16, val):
 
 @njit(inline="always")
 def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
-               head_data, head_off, opt_data, opt_off):
+               head_slots, head_off, opt_slots, opt_off):
     """Decode TCP/UDP/ICMP at ``l4``; ``wire_len`` is the transport length the IP header claims."""
     hdr = 0
     if proto == 6:
@@ -205,7 +202,7 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
         if hdr < 20:
             hdr = 20
         _tcp_options(buf, l4 + 20, min(l4 + hdr, cap_stop), row, u32, u16, u8, val,
-                     opt_data, opt_off)
+                     opt_slots, opt_off)
     elif proto == 17:
         if l4 + 8 > cap_stop:
             return
@@ -242,20 +239,20 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
     paylen = wire_len - hdr
     u32[U32_PAYLEN, row] = paylen if paylen > 0 else 0
     val[row] |= 1 << V_PAYLEN
-    _head(buf, payload, cap_stop, row, head_data, head_off)
+    _head(buf, payload, cap_stop, row, head_slots, head_off)
 
 
 @njit(inline="always")
-def _head(buf, start, stop, row, head_data, head_off):
+def _head(buf, start, stop, row, head_slots, head_off):
     n = min(stop - start, HEAD_BYTES)
     if n < 0:
         n = 0
-    _copy(buf, start, start + n, head_data, row * HEAD_BYTES)
+    _copy(buf, start, start + n, head_slots, row * HEAD_BYTES)
     head_off[row + 1] = n
 
 
 @njit(inline="always")
-def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off):
+def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off):
     if q + 20 > stop or (buf[q] >> 4) != 4:
         return
     ihl = (np.int64(buf[q]) & 15) * 4
@@ -286,14 +283,14 @@ def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     if frag_off:
         u32[U32_PAYLEN, row] = total - ihl
         val[row] |= 1 << V_PAYLEN
-        _head(buf, l4, cap_stop, row, head_data, head_off)
+        _head(buf, l4, cap_stop, row, head_slots, head_off)
         return
     _transport(buf, l4, cap_stop, total - ihl, proto, row, u32, u16, u8, val, v6,
-               head_data, head_off, opt_data, opt_off)
+               head_slots, head_off, opt_slots, opt_off)
 
 
 @njit(inline="always")
-def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off):
+def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off):
     if q + 40 > stop or (buf[q] >> 4) != 6:
         return
     plen = _be16(buf, q + 4)
@@ -339,15 +336,15 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_dat
     if later_fragment:
         u32[U32_PAYLEN, row] = max(end_wire - p, 0)
         val[row] |= 1 << V_PAYLEN
-        _head(buf, p, cap_stop, row, head_data, head_off)
+        _head(buf, p, cap_stop, row, head_slots, head_off)
         return
     _transport(buf, p, cap_stop, end_wire - p, nh, row, u32, u16, u8, val, v6,
-               head_data, head_off, opt_data, opt_off)
+               head_slots, head_off, opt_slots, opt_off)
 
 
 @njit(inline="always")
-def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_data, head_off,
-                 opt_data, opt_off):
+def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_slots, head_off,
+                 opt_slots, opt_off):
     """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns."""
     val[row] &= 1 << V_TS  # set by the record scan
     head_off[row + 1] = 0
@@ -401,9 +398,9 @@ def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_data, he
         elif version == 6:
             ethertype = 0x86DD
     if ethertype == 0x0800:
-        _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off)
+        _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off)
     elif ethertype == 0x86DD:
-        _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off)
+        _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off)
 
 
 @njit(inline="always")
@@ -418,8 +415,8 @@ def _record(row, off, caplen, wirelen, link, ts, has_ts, rec_off, tsarr, u32, u1
 
 
 @njit(parallel=True, nogil=True)
-def _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, head_off,
-                 opt_data, opt_off):
+def _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_slots, head_off,
+                 opt_slots, opt_off):
     """Decode rows ``row0..row1`` in parallel: every row writes only its own slots."""
     n = row1 - row0
     chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
@@ -428,38 +425,66 @@ def _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, hea
         hi = row0 + n * (c + 1) // chunks
         for row in range(lo, hi):
             decode_frame(buf, rec_off[row], u32[U32_CAPLEN, row], u16[U16_LINKTYPE, row], row,
-                         u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off)
+                         u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off)
+
+
+@njit(parallel=True, nogil=True)
+def _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_data, opt_data,
+               lay_data, lay_off, tok_bytes, tok_lens):
+    """Turn the per-row lengths that decoding left in ``*_off[row + 1]`` into Arrow offsets and
+    pack the rows' slots into the data arrays, writing the option layouts on the way. In
+    parallel: every chunk first sums its lengths, then packs from where the chunks before it
+    end (the slots are scratch, so packing never overwrites what another chunk still reads)."""
+    n = row1 - row0
+    chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
+    totals = np.zeros((chunks, 3), np.int64)
+    for c in prange(chunks):
+        for row in range(row0 + n * c // chunks, row0 + n * (c + 1) // chunks):
+            lay = 0
+            if (val[row] >> V_TCP) & 1:
+                start = row * OPTS_MAX
+                lay = _layout(opt_slots, start, start + opt_off[row + 1], lay_data, -1,
+                              tok_bytes, tok_lens)
+            lay_off[row + 1] = lay
+            totals[c, 0] += head_off[row + 1]
+            totals[c, 1] += opt_off[row + 1]
+            totals[c, 2] += lay
+    head, opt, lay = head_off[row0], opt_off[row0], lay_off[row0]
+    for c in range(chunks):
+        totals[c, 0], head = head, head + totals[c, 0]
+        totals[c, 1], opt = opt, opt + totals[c, 1]
+        totals[c, 2], lay = lay, lay + totals[c, 2]
+    for c in prange(chunks):
+        head, opt, lay = totals[c, 0], totals[c, 1], totals[c, 2]
+        for row in range(row0 + n * c // chunks, row0 + n * (c + 1) // chunks):
+            size = head_off[row + 1]
+            _copy(head_slots, row * HEAD_BYTES, row * HEAD_BYTES + size, head_data, head)
+            head += size
+            head_off[row + 1] = head
+            size = opt_off[row + 1]
+            _copy(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, opt_data, opt)
+            opt += size
+            opt_off[row + 1] = opt
+            if lay_off[row + 1]:
+                lay += _layout(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, lay_data, lay,
+                               tok_bytes, tok_lens)
+            lay_off[row + 1] = lay
 
 
 @njit(inline="always")
-def _compact(off, data, row0, row1, slot):
-    """Turn per-row lengths in ``off[row + 1]`` into offsets, packing slot data down in place."""
-    pos = off[row0]
-    for row in range(row0, row1):
-        n = off[row + 1]
-        src = row * slot
-        if src != pos:
-            for i in range(n):
-                data[pos + i] = data[src + i]
-        pos += n
-        off[row + 1] = pos
-
-
-@njit(inline="always")
-def _finish(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, head_off, opt_data,
-            opt_off, lay_data, lay_off, tok_bytes, tok_lens):
+def _finish(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_slots, head_off, opt_slots,
+            opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens):
     if row1 > row0:
-        _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_data, head_off,
-                     opt_data, opt_off)
-        _compact(head_off, head_data, row0, row1, HEAD_BYTES)
-        _compact(opt_off, opt_data, row0, row1, OPTS_MAX)
-        _layouts(opt_data, opt_off, lay_data, lay_off, val, row0, row1, tok_bytes, tok_lens)
+        _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_slots, head_off,
+                     opt_slots, opt_off)
+        _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_data,
+                   opt_data, lay_data, lay_off, tok_bytes, tok_lens)
 
 
 @njit(cache=True, nogil=True)
 def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_rows, row0,
-              rec_off, tsarr, u32, u16, u8, val, v6, head_data, head_off, opt_data, opt_off,
-              lay_data, lay_off, tok_bytes, tok_lens):
+              rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off,
+              head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens):
     """Decode classic pcap records from ``buf[pos:end]`` into rows ``row0..``.
 
     Returns ``(pos, rows, status)``: the offset of the first record not consumed, the row after
@@ -494,8 +519,8 @@ def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_ro
                 rec_off, tsarr, u32, u16, val)
         row += 1
         pos += 16 + caplen
-    _finish(buf, rec_off, row0, row, u32, u16, u8, val, v6, head_data, head_off, opt_data,
-            opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+    _finish(buf, rec_off, row0, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots,
+            opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens)
     return pos, row, status
 
 
@@ -544,8 +569,9 @@ def _pcapng_ts(hi, lo, if_pow2, if_exp, if_offset_ns, iface):
 
 @njit(cache=True, nogil=True)
 def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if_offset_ns,
-                n_if, max_rows, row0, rec_off, tsarr, u32, u16, u8, val, v6, head_data,
-                head_off, opt_data, opt_off, lay_data, lay_off, tok_bytes, tok_lens, skipped):
+                n_if, max_rows, row0, rec_off, tsarr, u32, u16, u8, val, v6, head_slots,
+                head_off, opt_slots, opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes,
+                tok_lens, skipped):
     """Decode pcapng packet blocks (enhanced, simple, obsolete packet) from ``buf[pos:end]``.
 
     Stops with ``ST_PYTHON`` at a section header or interface description block. Packets of
@@ -623,8 +649,8 @@ def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if
                         u32, u16, val)
                 row += 1
         pos += blen
-    _finish(buf, rec_off, row0, row, u32, u16, u8, val, v6, head_data, head_off, opt_data,
-            opt_off, lay_data, lay_off, tok_bytes, tok_lens)
+    _finish(buf, rec_off, row0, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots,
+            opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens)
     return pos, row, status
 
 

@@ -30,6 +30,9 @@ class Scratch:
     def __init__(self, capacity: int) -> None:
         self.rec_off = np.empty(capacity, np.int64)  # where each record's frame starts
         self.val = np.empty(capacity, np.uint32)     # validity and boolean bits, 1 << k.V_*
+        # fixed-size slots per row, packed into the exported arrays once the rows are decoded
+        self.head_slots = np.empty(capacity * k.HEAD_BYTES, np.uint8)
+        self.opt_slots = np.empty(capacity * k.OPTS_MAX, np.uint8)
 
 
 def _arena(layout: list[tuple[tuple[int, ...], type]]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -88,9 +91,11 @@ class Columns:
 
     def kernel_args(self) -> tuple[np.ndarray, ...]:
         """The column arguments every walker takes, in order."""
-        return (self.scratch.rec_off, self.ts, self.u32, self.u16, self.u8, self.scratch.val,
-                self.v6, self.head_data, self.head_off, self.opt_data, self.opt_off,
-                self.lay_data, self.lay_off, k.TOKEN_BYTES, k.TOKEN_LENS)
+        scratch = self.scratch
+        return (scratch.rec_off, self.ts, self.u32, self.u16, self.u8, scratch.val, self.v6,
+                scratch.head_slots, self.head_off, scratch.opt_slots, self.opt_off,
+                self.head_data, self.opt_data, self.lay_data, self.lay_off, k.TOKEN_BYTES,
+                k.TOKEN_LENS)
 
     def to_batch(self) -> pa.RecordBatch:
         n = self.rows

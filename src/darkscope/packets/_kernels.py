@@ -110,6 +110,21 @@ def _copy(buf, start, stop, out, out_pos):
 
 
 @njit(inline="always")
+def _copy_words(buf, start, stop, out, out_pos, out_limit):
+    """Copy ``buf[start:stop]`` in 8-byte blocks (one move each instead of a byte loop) when
+    the rounded-up length stays inside ``buf`` and below ``out_limit``; the bytes past
+    ``stop - start`` written then are garbage that the caller overwrites or never exports."""
+    n = stop - start
+    rounded = (n + 7) & ~7
+    if start + rounded <= len(buf) and out_pos + rounded <= out_limit:
+        for block in range(0, rounded, 8):
+            for i in range(8):
+                out[out_pos + block + i] = buf[start + block + i]
+    else:
+        _copy(buf, start, stop, out, out_pos)
+
+
+@njit(inline="always")
 def _option_end(data, i, stop):
     """Where the TCP option at ``i`` ends, or -1 when the list ends with it (End of Option
     List, or a length that is malformed or runs past the header)."""
@@ -130,7 +145,7 @@ def _option_end(data, i, stop):
 def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_slots, opt_off):
     """Copy the raw options into the row's slot (length in ``opt_off[row + 1]``, turned into an
     offset by :func:`_pack_rows`) and record MSS, window scale, SACK-permitted and timestamps."""
-    _copy(buf, start, stop, opt_slots, row * OPTS_MAX)
+    _copy_words(buf, start, stop, opt_slots, row * OPTS_MAX, (row + 1) * OPTS_MAX)
     opt_off[row + 1] = stop - start
     i = start
     while i < stop:
@@ -155,9 +170,11 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_slots, opt_off):
 
 
 @njit(inline="always")
-def _layout(opts, i, stop, out, w, tok_bytes, tok_lens):
+def _layout(opts, i, stop, out, w, tok_bytes, tok_lens, out_limit):
     """Write the option kinds of ``opts[i:stop]`` as tokens (``mss,nop,ws``) at ``out[w]``;
-    returns the text's length. With ``w < 0`` only the length is computed."""
+    returns the text's length. With ``w < 0`` only the length is computed. A token is written
+    as its 4 padded bytes (one move) where that stays below ``out_limit``; the padding is
+    overwritten by what follows."""
     n = 0
     while i < stop:
         kind = opts[i]
@@ -166,8 +183,12 @@ def _layout(opts, i, stop, out, w, tok_bytes, tok_lens):
                 out[w + n] = 44  # ','
             n += 1
         if w >= 0:
-            for k in range(tok_lens[kind]):
-                out[w + n + k] = tok_bytes[kind, k]
+            if w + n + 4 <= out_limit:
+                for k in range(4):
+                    out[w + n + k] = tok_bytes[kind, k]
+            else:
+                for k in range(tok_lens[kind]):
+                    out[w + n + k] = tok_bytes[kind, k]
         n += tok_lens[kind]
         i = _option_end(opts, i, stop)
         if i < 0:
@@ -247,7 +268,7 @@ def _head(buf, start, stop, row, head_slots, head_off):
     n = min(stop - start, HEAD_BYTES)
     if n < 0:
         n = 0
-    _copy(buf, start, start + n, head_slots, row * HEAD_BYTES)
+    _copy_words(buf, start, start + n, head_slots, row * HEAD_BYTES, (row + 1) * HEAD_BYTES)
     head_off[row + 1] = n
 
 
@@ -439,16 +460,18 @@ def _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_d
     chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
     totals = np.zeros((chunks, 3), np.int64)
     for c in prange(chunks):
+        head = opt = lay = 0  # locals: chunks summing into one cache line would slow each other
         for row in range(row0 + n * c // chunks, row0 + n * (c + 1) // chunks):
-            lay = 0
+            size = 0
             if (val[row] >> V_TCP) & 1:
                 start = row * OPTS_MAX
-                lay = _layout(opt_slots, start, start + opt_off[row + 1], lay_data, -1,
-                              tok_bytes, tok_lens)
-            lay_off[row + 1] = lay
-            totals[c, 0] += head_off[row + 1]
-            totals[c, 1] += opt_off[row + 1]
-            totals[c, 2] += lay
+                size = _layout(opt_slots, start, start + opt_off[row + 1], lay_data, -1,
+                               tok_bytes, tok_lens, 0)
+            lay_off[row + 1] = size
+            head += head_off[row + 1]
+            opt += opt_off[row + 1]
+            lay += size
+        totals[c, 0], totals[c, 1], totals[c, 2] = head, opt, lay
     head, opt, lay = head_off[row0], opt_off[row0], lay_off[row0]
     for c in range(chunks):
         totals[c, 0], head = head, head + totals[c, 0]
@@ -456,18 +479,23 @@ def _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_d
         totals[c, 2], lay = lay, lay + totals[c, 2]
     for c in prange(chunks):
         head, opt, lay = totals[c, 0], totals[c, 1], totals[c, 2]
+        # where the next chunk's data starts: block copies must not spill into it
+        head_end, opt_end, lay_end = head_data.size, opt_data.size, lay_data.size
+        if c + 1 < chunks:
+            head_end, opt_end, lay_end = totals[c + 1, 0], totals[c + 1, 1], totals[c + 1, 2]
         for row in range(row0 + n * c // chunks, row0 + n * (c + 1) // chunks):
             size = head_off[row + 1]
-            _copy(head_slots, row * HEAD_BYTES, row * HEAD_BYTES + size, head_data, head)
+            _copy_words(head_slots, row * HEAD_BYTES, row * HEAD_BYTES + size, head_data, head,
+                        head_end)
             head += size
             head_off[row + 1] = head
             size = opt_off[row + 1]
-            _copy(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, opt_data, opt)
+            _copy_words(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, opt_data, opt, opt_end)
             opt += size
             opt_off[row + 1] = opt
             if lay_off[row + 1]:
                 lay += _layout(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, lay_data, lay,
-                               tok_bytes, tok_lens)
+                               tok_bytes, tok_lens, lay_end)
             lay_off[row + 1] = lay
 
 
@@ -694,6 +722,7 @@ def validity_bitmaps(val, n, bits, counts):
     partial = np.zeros((chunks, N_VAL), np.int64)
     byte_bits = _BYTE_BITS
     for c in prange(chunks):
+        mine = np.zeros(N_VAL, np.int64)  # not partial[c]: chunks would share cache lines
         for b in range(nbytes * c // chunks, nbytes * (c + 1) // chunks):
             r0 = b * 8
             r1 = min(r0 + 8, n)
@@ -706,7 +735,8 @@ def validity_bitmaps(val, n, bits, counts):
                 for f in range(min(8, N_VAL - 8 * group)):
                     byte = (y >> np.uint64(8 * f)) & np.uint64(0xFF)
                     bits[8 * group + f, b] = byte
-                    partial[c, 8 * group + f] += byte_bits[byte]
+                    mine[8 * group + f] += byte_bits[byte]
+        partial[c] = mine
     for c in range(chunks):
         for f in range(N_VAL):
             counts[f] += partial[c, f]

@@ -8,6 +8,10 @@ front before the next read, so memory stays at one buffer plus one batch whateve
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import os
+import stat
 import struct
 import threading
 from collections.abc import Iterator
@@ -118,6 +122,61 @@ class _Buffer:
     def bytes_at(self, start: int, n: int) -> bytes:
         """Up to ``n`` bytes at ``pos + start``, never past what was read."""
         return self.data[self.pos + start: min(self.pos + start + n, self.end)].tobytes()
+
+    def raw_position(self) -> int:
+        """How far into the file on disk reading has got (for progress)."""
+        return self.stream.raw_position()
+
+
+# Linux >= 5.14: fill the page table of a mapping from the page cache in one call.
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
+
+
+class _MappedBuffer(_Buffer):
+    """A plain (uncompressed) capture file read through windows mapped into memory: the
+    walkers read the page cache in place instead of a copy of it (the copy was about 15 % of
+    reading a capture of SYNs). A window is ``size`` bytes from the first unconsumed byte, so
+    memory stays bounded as with the copying buffer; windows are private mappings (writable
+    arrays, as the walkers are compiled for) that are never written."""
+
+    def __init__(self, stream: CaptureStream, size: int) -> None:
+        super().__init__(stream, 0)
+        self.size = size
+        self._fileno = stream.fileno()
+
+    def refill(self) -> bool:
+        if self.eof:
+            return False
+        start = self.base + self.pos
+        mapped = self.base + self.end
+        length = os.fstat(self._fileno).st_size  # a live capture may have grown
+        if mapped >= length:
+            self.eof = True
+            return False
+        if self.end - self.pos >= self.size:  # one record longer than a window
+            if self.size >= MAX_BUFFER_BYTES:
+                raise CaptureFormatError(self.stream.path, "record larger than "
+                                         f"{MAX_BUFFER_BYTES} bytes", self.offset)
+            self.size *= 2
+        aligned = start - start % mmap.ALLOCATIONGRANULARITY
+        stop = min(start + self.size, length)
+        window = mmap.mmap(self._fileno, stop - aligned, offset=aligned,
+                           access=mmap.ACCESS_COPY)
+        with contextlib.suppress(OSError):  # older kernels: pages fault in as they are read
+            window.madvise(_MADV_POPULATE_READ)
+        self.data = np.frombuffer(window, np.uint8)
+        self.base, self.pos, self.end = aligned, start - aligned, stop - aligned
+        return True
+
+    def raw_position(self) -> int:
+        return self.base + self.end
+
+
+def _open_buffer(stream: CaptureStream, size: int) -> _Buffer:
+    """Map plain regular files (read in place); copy from anything else."""
+    if stream.compression is None and stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+        return _MappedBuffer(stream, size)
+    return _Buffer(stream, size)
 
 
 class _FileDecoder:
@@ -409,7 +468,7 @@ class CaptureReader:
 
     def _decode_file(self, path: Path, sink: _Sink) -> Iterator[None]:
         with CaptureStream(path) as stream:
-            buf = _Buffer(stream, self.buffer_bytes)
+            buf = _open_buffer(stream, self.buffer_bytes)
             reported = 0
             try:
                 decoder = self._decoder(path, buf)
@@ -418,13 +477,13 @@ class CaptureReader:
                 self.report.files += 1
                 for _ in decoder.decode(sink):
                     yield
-                    reported = self._progress(stream, reported)
+                    reported = self._progress(buf, reported)
             finally:
                 self.report.bytes += buf.base + buf.end
-                self._progress(stream, reported)
+                self._progress(buf, reported)
 
-    def _progress(self, stream: CaptureStream, reported: int) -> int:
-        position = stream.raw_position()
+    def _progress(self, buf: _Buffer, reported: int) -> int:
+        position = buf.raw_position()
         self.tracker.advance(position - reported)
         return position
 

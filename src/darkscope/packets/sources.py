@@ -86,6 +86,9 @@ class CaptureStream:
     def raw_position(self) -> int:
         return self._raw.tell()
 
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
     def close(self) -> None:
         if self._stream is not self._raw:
             self._stream.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 import darkscope.packets as packets
@@ -120,3 +121,33 @@ def test_missing_input_is_a_usage_error(tmp_path: Path) -> None:
         packets.read(tmp_path / "nope.pcap")
     with pytest.raises(UsageError, match="no file matches"):
         packets.read(str(tmp_path / "*.pcap"))
+
+
+@pytest.mark.parametrize("window", [64, 4096, 1 << 24])
+def test_mapped_and_copied_reads_agree_on_damaged_input(tmp_path: Path, window: int) -> None:
+    """Plain files are read through mapped windows, compressed ones through a copying buffer:
+    both must keep the same packets and report the same skips, whatever the window size."""
+    import gzip
+
+    frames = frames_for(LINK_ETHERNET) * 30
+    good = bytearray(write_pcap(frames, LINK_ETHERNET, snaplen=300))
+    for index in (5, 40):  # two records with absurd captured lengths: resynchronise twice
+        offset = 24 + sum(16 + len(f.data) for f in frames[:index])
+        good[offset + 8: offset + 12] = struct.pack("<I", 70000)
+    damaged = bytes(good[:-7])  # and a truncated last record
+    plain, packed = tmp_path / "d.pcap", tmp_path / "d.pcap.gz"
+    plain.write_bytes(damaged)
+    packed.write_bytes(gzip.compress(damaged))
+    results = []
+    for path in (plain, packed):
+        reader = packets.CaptureReader(path, on_error="skip", buffer_bytes=window)
+        table = pa.Table.from_batches(list(reader), schema=packets.PACKET_SCHEMA)
+        results.append((table, reader.report))
+    (mapped, mapped_report), (copied, copied_report) = results
+    assert mapped.num_rows == len(frames) - 3
+    assert mapped.equals(copied)
+    assert (mapped_report.skipped_records, mapped_report.skipped_bytes) == (
+        copied_report.skipped_records, copied_report.skipped_bytes)
+    assert len(mapped_report.problems) == 3
+    assert [(p.offset, str(p)) for p in mapped_report.problems] == [
+        (p.offset, str(p).replace("d.pcap.gz", "d.pcap")) for p in copied_report.problems]

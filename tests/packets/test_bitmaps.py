@@ -13,7 +13,8 @@ from darkscope.packets import _kernels as k
 def test_validity_bitmaps_match_packbits(n: int) -> None:
     rng = np.random.default_rng(n)
     val = rng.integers(0, 1 << k.N_VAL, n + 5, dtype=np.uint32)  # rows past n are ignored
-    val[: n // 3] = (1 << k.N_VAL) - 1  # runs of all-valid rows too
+    val[: n // 3] = (1 << k.N_VAL) - 1  # runs of all-valid rows too,
+    val[n // 3: n // 2] = 0x5A5A5 & ((1 << k.N_VAL) - 1)  # and of equal mixed flags
     bits = np.zeros((k.N_VAL, (n + 7) // 8), np.uint8)
     counts = np.zeros(k.N_VAL, np.int64)
     k.validity_bitmaps(val, n, bits, counts)

@@ -436,15 +436,26 @@ def _record(row, off, caplen, wirelen, link, ts, has_ts, rec_off, tsarr, u32, u1
 
 
 @njit(parallel=True, nogil=True)
-def _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_slots, head_off,
-                 opt_slots, opt_off):
-    """Decode rows ``row0..row1`` in parallel: every row writes only its own slots."""
+def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots, head_off,
+                 opt_slots, opt_off, pcap_link, swapped, frac_ns):
+    """Decode rows ``row0..row1`` in parallel: every row writes only its own slots.
+
+    With ``pcap_link >= 0`` the rows are classic pcap records whose serial scan kept only
+    where each frame starts: their 16-byte record headers (timestamp, lengths) are read here,
+    in parallel, and the link type is ``pcap_link``. Otherwise (pcapng) the scan wrote them.
+    """
     n = row1 - row0
     chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
     for c in prange(chunks):
         lo = row0 + n * c // chunks
         hi = row0 + n * (c + 1) // chunks
         for row in range(lo, hi):
+            if pcap_link >= 0:
+                h = rec_off[row] - 16
+                _record(row, rec_off[row], _rd32(buf, h + 8, swapped),
+                        _rd32(buf, h + 12, swapped), pcap_link,
+                        _rd32(buf, h, swapped) * 1_000_000_000
+                        + _rd32(buf, h + 4, swapped) * frac_ns, 1, rec_off, tsarr, u32, u16, val)
             decode_frame(buf, rec_off[row], u32[U32_CAPLEN, row], u16[U16_LINKTYPE, row], row,
                          u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off)
 
@@ -473,6 +484,10 @@ def _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_d
             lay += size
         totals[c, 0], totals[c, 1], totals[c, 2] = head, opt, lay
     head, opt, lay = head_off[row0], opt_off[row0], lay_off[row0]
+    if totals.sum() == 0:  # no payload heads, options or layouts (SYNs): offsets only
+        for row in prange(row0, row1):
+            head_off[row + 1], opt_off[row + 1], lay_off[row + 1] = head, opt, lay
+        return
     for c in range(chunks):
         totals[c, 0], head = head, head + totals[c, 0]
         totals[c, 1], opt = opt, opt + totals[c, 1]
@@ -500,11 +515,12 @@ def _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_d
 
 
 @njit(inline="always")
-def _finish(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_slots, head_off, opt_slots,
-            opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens):
+def _finish(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots, head_off,
+            opt_slots, opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens,
+            pcap_link, swapped, frac_ns):
     if row1 > row0:
-        _decode_rows(buf, rec_off, row0, row1, u32, u16, u8, val, v6, head_slots, head_off,
-                     opt_slots, opt_off)
+        _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots,
+                     head_off, opt_slots, opt_off, pcap_link, swapped, frac_ns)
         _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_data,
                    opt_data, lay_data, lay_off, tok_bytes, tok_lens)
 
@@ -527,7 +543,6 @@ def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_ro
         if pos + 16 > end:
             status = ST_NEED_MORE
             break
-        sec = _rd32(buf, pos, swapped)
         frac = _rd32(buf, pos + 4, swapped)
         caplen = _rd32(buf, pos + 8, swapped)
         wirelen = _rd32(buf, pos + 12, swapped)
@@ -543,12 +558,12 @@ def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_ro
         if pos + 16 + caplen > end:
             status = ST_NEED_MORE
             break
-        _record(row, pos + 16, caplen, wirelen, link, sec * 1_000_000_000 + frac * frac_ns, 1,
-                rec_off, tsarr, u32, u16, val)
+        rec_off[row] = pos + 16  # the header's fields are read by the parallel decoding
         row += 1
         pos += 16 + caplen
-    _finish(buf, rec_off, row0, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots,
-            opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens)
+    _finish(buf, rec_off, row0, row, tsarr, u32, u16, u8, val, v6, head_slots, head_off,
+            opt_slots, opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens,
+            link, swapped, frac_ns)
     return pos, row, status
 
 
@@ -677,8 +692,9 @@ def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if
                         u32, u16, val)
                 row += 1
         pos += blen
-    _finish(buf, rec_off, row0, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots,
-            opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens)
+    _finish(buf, rec_off, row0, row, tsarr, u32, u16, u8, val, v6, head_slots, head_off,
+            opt_slots, opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens,
+            -1, swapped, 0)
     return pos, row, status
 
 
@@ -726,6 +742,18 @@ def validity_bitmaps(val, n, bits, counts):
         for b in range(nbytes * c // chunks, nbytes * (c + 1) // chunks):
             r0 = b * 8
             r1 = min(r0 + 8, n)
+            first = val[r0]
+            same = r1 - r0 == 8
+            for r in range(r0 + 1, r1):
+                same &= val[r] == first
+            if same:  # eight rows with the same flags (most of a darknet): no transpose
+                for f in range(N_VAL):
+                    if (first >> f) & 1:
+                        bits[f, b] = 0xFF
+                        mine[f] += 8
+                    else:
+                        bits[f, b] = 0
+                continue
             for group in range((N_VAL + 7) // 8):
                 x = np.uint64(0)
                 for r in range(r0, r1):

@@ -525,42 +525,114 @@ def _finish(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots, 
                    opt_data, lay_data, lay_off, tok_bytes, tok_lens)
 
 
-@njit(cache=True, nogil=True)
-def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_rows, row0,
-              rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off,
-              head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens):
-    """Decode classic pcap records from ``buf[pos:end]`` into rows ``row0..``.
+ST_REACHED = -1  # internal: a scan got to the offset it was asked to stop at
+PARALLEL_SCAN_BYTES = 1 << 20
 
-    Returns ``(pos, rows, status)``: the offset of the first record not consumed, the row after
-    the last one written, and why it stopped (``ST_*``).
-    """
-    row = row0
-    status = ST_FULL
+
+@njit(inline="always")
+def _scan_pcap(buf, pos, stop_at, end, swapped, frac_limit, snaplen, max_rows, row, rec_off):
+    """Validate classic pcap record headers from ``pos`` and note where each frame starts, until
+    a record starts at or after ``stop_at`` (``ST_REACHED``) or a stop reason (``ST_*``)."""
     while True:
+        if pos >= stop_at:
+            return pos, row, ST_REACHED
         if row >= max_rows:
-            status = ST_FULL
-            break
+            return pos, row, ST_FULL
         if pos + 16 > end:
-            status = ST_NEED_MORE
-            break
+            return pos, row, ST_NEED_MORE
         frac = _rd32(buf, pos + 4, swapped)
         caplen = _rd32(buf, pos + 8, swapped)
         wirelen = _rd32(buf, pos + 12, swapped)
         if frac >= frac_limit:
-            status = ST_BAD_FRAC
-            break
+            return pos, row, ST_BAD_FRAC
         if caplen > snaplen:
-            status = ST_BAD_CAPLEN
-            break
+            return pos, row, ST_BAD_CAPLEN
         if caplen > wirelen or wirelen > MAX_WIRE_LEN:
-            status = ST_BAD_WIRELEN
-            break
+            return pos, row, ST_BAD_WIRELEN
         if pos + 16 + caplen > end:
-            status = ST_NEED_MORE
-            break
+            return pos, row, ST_NEED_MORE
         rec_off[row] = pos + 16  # the header's fields are read by the parallel decoding
         row += 1
         pos += 16 + caplen
+
+
+@njit(inline="always")
+def _guess_pcap_boundary(buf, pos, end, swapped, frac_limit, snaplen):
+    """First offset >= ``pos`` where four consecutive plausible, non-empty record headers
+    start; -1 if none. Only a guess (a frame's bytes can look like headers: zero padding looks
+    like an empty record, hence non-empty and four), checked by the caller."""
+    while pos + 16 <= end:
+        p = pos
+        found = 0
+        while found < 4 and p + 16 <= end:
+            frac = _rd32(buf, p + 4, swapped)
+            caplen = _rd32(buf, p + 8, swapped)
+            wirelen = _rd32(buf, p + 12, swapped)
+            if frac >= frac_limit or caplen == 0 or caplen > snaplen or caplen > wirelen \
+                    or wirelen > MAX_WIRE_LEN or p + 16 + caplen > end:
+                break
+            p += 16 + caplen
+            found += 1
+        if found == 4:
+            return pos
+        pos += 1
+    return -1
+
+
+@njit(parallel=True, nogil=True)
+def _scan_halves(buf, pos, end, swapped, frac_limit, snaplen, max_rows, row0, rec_off, spare):
+    """Scan both halves of ``buf[pos:end]`` at once. The second starts at the first plausible
+    record boundary after the middle (:func:`_guess_pcap_boundary`) and notes its frames in
+    ``spare``; it is right only if the first half's scan lands exactly there, which the caller
+    checks. Returns ``[[pos, rows, status, -], [pos, rows, status, start]]``."""
+    mid = pos + (end - pos) // 2
+    out = np.zeros((2, 4), np.int64)
+    for half in prange(2):
+        if half == 0:
+            p, r, st = _scan_pcap(buf, pos, mid, end, swapped, frac_limit, snaplen, max_rows,
+                                  row0, rec_off)
+            out[0, 0], out[0, 1], out[0, 2] = p, r, st
+        else:
+            start = _guess_pcap_boundary(buf, mid, end, swapped, frac_limit, snaplen)
+            out[1, 3] = start
+            if start >= 0:
+                p, r, st = _scan_pcap(buf, start, end + 1, end, swapped, frac_limit, snaplen,
+                                      max_rows - row0, 0, spare)
+                out[1, 0], out[1, 1], out[1, 2] = p, r, st
+    return out
+
+
+@njit(cache=True, nogil=True)
+def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_rows, row0,
+              rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off,
+              head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens, spare):
+    """Decode classic pcap records from ``buf[pos:end]`` into rows ``row0..``.
+
+    Returns ``(pos, rows, status)``: the offset of the first record not consumed, the row after
+    the last one written, and why it stopped (``ST_*``). Record boundaries are found by a
+    serial walk; on a large buffer its two halves are walked at once (``spare``: scratch for
+    the second half's frame offsets), falling back to the serial walk from where the first
+    half ended when the second half's guessed start turns out wrong.
+    """
+    row = row0
+    status = ST_REACHED
+    if (N_CHUNKS > 1 and end - pos >= PARALLEL_SCAN_BYTES
+            and max_rows - row0 >= PARALLEL_MIN_ROWS):
+        out = _scan_halves(buf, pos, end, swapped, frac_limit, snaplen, max_rows, row0,
+                           rec_off, spare)
+        pos, row, status = out[0, 0], out[0, 1], out[0, 2]
+        if status == ST_REACHED and out[1, 3] == pos:  # the halves meet: both are right
+            found = out[1, 1]
+            take = min(found, max_rows - row)
+            rec_off[row:row + take] = spare[:take]
+            row += take
+            if take < found:  # the batch filled up inside the second half
+                pos, status = spare[take] - 16, ST_FULL
+            else:
+                pos, status = out[1, 0], out[1, 2]
+    if status == ST_REACHED:
+        pos, row, status = _scan_pcap(buf, pos, end + 1, end, swapped, frac_limit, snaplen,
+                                      max_rows, row, rec_off)
     _finish(buf, rec_off, row0, row, tsarr, u32, u16, u8, val, v6, head_slots, head_off,
             opt_slots, opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens,
             link, swapped, frac_ns)

@@ -29,6 +29,7 @@ class Scratch:
 
     def __init__(self, capacity: int) -> None:
         self.rec_off = np.empty(capacity, np.int64)  # where each record's frame starts
+        self.rec_spare = np.empty(capacity, np.int64)  # the same, second half of a pcap scan
         self.val = np.empty(capacity, np.uint32)     # validity and boolean bits, 1 << k.V_*
         # fixed-size slots per row, packed into the exported arrays once the rows are decoded
         self.head_slots = np.empty(capacity * k.HEAD_BYTES, np.uint8)

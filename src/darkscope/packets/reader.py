@@ -267,7 +267,8 @@ class _PcapDecoder(_FileDecoder):
             return
         while True:
             status = self.walk(sink, k.walk_pcap, (self.swapped, self.frac_ns, self.frac_limit,
-                                                   self.snaplen, self.link))
+                                                   self.snaplen, self.link),
+                               (sink.cols.scratch.rec_spare,))
             if status == k.ST_FULL:
                 yield
             elif status == k.ST_NEED_MORE:

@@ -1,9 +1,10 @@
 """Stream captures into Arrow record batches: bounded memory, compiled per-record work.
 
-A file is read into one reusable buffer; the compiled walker consumes whole records and
-stops at the buffer's end, a full batch, or something it leaves to Python (pcapng section and
-interface blocks, corrupt records). Bytes of a record cut by the buffer's end are moved to its
-front before the next read, so memory stays at one buffer plus one batch whatever the input size.
+A plain file is read through a mapped window, a compressed one into one reusable buffer; the
+compiled walker consumes whole records and stops at the window's end, a full batch, or something
+it leaves to Python (pcapng section and interface blocks, corrupt records). The next window
+starts at the first record not consumed (a buffer moves such a record's bytes to its front), so
+memory stays at one window plus one batch whatever the input size.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def test_bad_input_and_options(sim_heldout, model_dir, tmp_path: Path, capsys) -
           tmp_path / "m"], 2, "--expert-oracle needs --truth"),
         (["backscatter", "train", sim_heldout.capture, "--window", "0h", "-o",
           tmp_path / "m"], 2, "--window"),
-        (["backscatter", "train", sim_heldout.capture, "--window", "7m", "-o",
+        (["backscatter", "train", sim_heldout.capture, "--window", "7m", "--context", "1h", "-o",
           tmp_path / "m"], 2, "context span must be a positive multiple of the time window"),
         (["backscatter", "train", sim_heldout.capture, "--context", "soon", "-o",
           tmp_path / "m"], 2, "--context: expected a positive duration"),

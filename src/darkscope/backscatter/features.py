@@ -19,6 +19,7 @@ from darkscope.errors import UsageError
 
 FEATURE_VERSION = 1
 NS = 1_000_000_000
+DEFAULT_CONTEXT_S = 21600
 
 BASE_NAMES = (
     "packet_count", "interval_mean", "interval_std",
@@ -40,7 +41,7 @@ class FeatureDefinition:
     window_s: int | None = 3600
     window_packets: int | None = None
     variant: str = "dst-span"
-    context_s: int | None = 21600
+    context_s: int | None = 21600  # DEFAULT_CONTEXT_S
     context_below: int = 10
     version: int = FEATURE_VERSION
 
@@ -54,6 +55,10 @@ class FeatureDefinition:
             raise UsageError("the time window must be positive")
         if self.window_packets is not None and self.window_packets <= 0:
             raise UsageError("the packet-count window must be positive")
+        if (self.context_s == DEFAULT_CONTEXT_S and self.window_s is not None
+                and self.context_s % self.window_s):  # the default: a multiple of the window
+            object.__setattr__(self, "context_s", -(-self.context_s // self.window_s)
+                               * self.window_s)
         if self.context_s is not None and (
                 self.context_s <= 0
                 or (self.window_s is not None and self.context_s % self.window_s)):
@@ -71,7 +76,10 @@ class FeatureDefinition:
 
     @classmethod
     def from_key(cls, text: str) -> FeatureDefinition:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        if "context_below" not in fields:  # saved before host context: judged without it
+            fields.update(context_s=None, context_below=0)
+        return cls(**fields)
 
     def describe(self) -> str:
         window = (f"{self.window_s} s windows" if self.window_s is not None

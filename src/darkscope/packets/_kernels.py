@@ -630,6 +630,8 @@ def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_ro
                 pos, status = spare[take] - 16, ST_FULL
             else:
                 pos, status = out[1, 0], out[1, 2]
+            if row >= max_rows:  # as the serial scan: a full batch is reported before the rest
+                status = ST_FULL
     if status == ST_REACHED:
         pos, row, status = _scan_pcap(buf, pos, end + 1, end, swapped, frac_limit, snaplen,
                                       max_rows, row, rec_off)

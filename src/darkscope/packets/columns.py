@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import sys
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,9 @@ from darkscope.packets import _kernels as k
 from darkscope.packets.schema import PACKET_SCHEMA
 
 _ROW_PAD = 80
+# numba's default (workqueue) threading layer runs one parallel region at a time per process:
+# readers in several Python threads take turns in the compiled kernels instead of aborting.
+WALKER_LOCK = threading.Lock()
 _ALIGN = 64
 
 
@@ -102,7 +106,8 @@ class Columns:
         n = self.rows
         bits = np.zeros((k.N_VAL, (n + 7) // 8), np.uint8)
         present = np.zeros(k.N_VAL, np.int64)
-        k.validity_bitmaps(self.scratch.val, n, bits, present)
+        with WALKER_LOCK:
+            k.validity_bitmaps(self.scratch.val, n, bits, present)
 
         def validity(flag: int) -> tuple[pa.Buffer | None, int]:
             if present[flag] == n:

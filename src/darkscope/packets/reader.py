@@ -14,7 +14,6 @@ import mmap
 import os
 import stat
 import struct
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import pyarrow as pa
 
 from darkscope.errors import CaptureFormatError, UsageError
 from darkscope.packets import _kernels as k
-from darkscope.packets.columns import Columns, Scratch
+from darkscope.packets.columns import WALKER_LOCK, Columns, Scratch
 from darkscope.packets.schema import PACKET_SCHEMA
 from darkscope.packets.sources import PCAP_MAGICS, PCAPNG_MAGIC, CaptureStream, expand_inputs
 from darkscope.progress import Tracker
@@ -37,9 +36,6 @@ DEFAULT_BUFFER_BYTES = 1 << 24
 MAX_BUFFER_BYTES = 1 << 28
 # Readers use 262144 as the largest sane snap length; allow captures that declare more.
 MAX_SNAPLEN = 1 << 24
-# numba's default (workqueue) threading layer runs one parallel region at a time per process:
-# readers in several Python threads take turns in the walkers instead of aborting.
-_WALKER_LOCK = threading.Lock()
 
 _STATUS_TEXT = {
     k.ST_BAD_FRAC: "record timestamp fraction is not below one second",
@@ -203,7 +199,7 @@ class _FileDecoder:
     def walk(self, sink: _Sink, walker, format_args: tuple, extra: tuple = ()) -> int:
         """One compiled walker call over the buffer into ``sink.cols``; returns its status."""
         buf, cols = self.buf, sink.cols
-        with _WALKER_LOCK:
+        with WALKER_LOCK:
             pos, rows, status = walker(buf.data, buf.pos, buf.end, *format_args, cols.capacity,
                                        cols.rows, *cols.kernel_args(), *extra)
         self.report.packets += rows - cols.rows

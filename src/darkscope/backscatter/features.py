@@ -41,7 +41,7 @@ class FeatureDefinition:
     window_s: int | None = 3600
     window_packets: int | None = None
     variant: str = "dst-span"
-    context_s: int | None = 21600  # DEFAULT_CONTEXT_S
+    context_s: int | None = DEFAULT_CONTEXT_S
     context_below: int = 10
     version: int = FEATURE_VERSION
 

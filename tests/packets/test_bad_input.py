@@ -153,6 +153,38 @@ def test_mapped_and_copied_reads_agree_on_damaged_input(tmp_path: Path, window: 
         (p.offset, str(p).replace("d.pcap.gz", "d.pcap")) for p in copied_report.problems]
 
 
+def test_capture_being_written_is_copied_and_survives_truncation(tmp_path: Path) -> None:
+    """A capture that a process still holds open for writing may be truncated under the
+    reader (copytruncate rotation): mapped, its vanished pages would kill the process with
+    SIGBUS, so it is read through a copy and the truncation is a reported, clean end."""
+    from darkscope.packets.reader import _Buffer, _MappedBuffer, _open_buffer
+    from darkscope.packets.sources import CaptureStream
+
+    frames = frames_for(LINK_ETHERNET) * 400
+    data = write_pcap(frames, LINK_ETHERNET, snaplen=300)
+    path = tmp_path / "live.pcap"
+    path.write_bytes(data)
+    with CaptureStream(path) as stream:
+        assert type(_open_buffer(stream, 1 << 16)) is _MappedBuffer  # nobody writes it
+    with open(path, "r+b") as writer:
+        with CaptureStream(path) as stream:
+            assert type(_open_buffer(stream, 1 << 16)) is _Buffer
+        reader = packets.CaptureReader(path, on_error="skip", batch_rows=100,
+                                       buffer_bytes=4096)
+        batches = iter(reader)
+        first = next(batches)
+        cut = len(data) // 2
+        writer.truncate(cut)  # copytruncate empties it; cutting mid-file is the harder case
+        rest = list(batches)
+    kept = first.num_rows + sum(b.num_rows for b in rest)
+    whole = next(i for i in range(len(frames) + 1)
+                 if 24 + sum(16 + len(f.data) for f in frames[:i + 1]) > cut)
+    assert kept == whole
+    assert [p.offset for p in reader.report.problems] == [
+        24 + sum(16 + len(f.data) for f in frames[:whole])]
+    assert "file ends inside a record" in str(reader.report.problems[0])
+
+
 @pytest.mark.parametrize("big_endian", [False, True])
 def test_two_half_scan_equals_the_serial_scan(tmp_path: Path, big_endian: bool) -> None:
     """Buffers of 1 MiB or more are scanned in two halves at once, the second from a guessed

@@ -9,11 +9,13 @@ memory stays at one window plus one batch whatever the input size.
 
 from __future__ import annotations
 
-import contextlib
+import errno
+import fcntl
 import mmap
 import os
 import stat
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,8 @@ DEFAULT_BUFFER_BYTES = 1 << 24
 MAX_BUFFER_BYTES = 1 << 28
 # Readers use 262144 as the largest sane snap length; allow captures that declare more.
 MAX_SNAPLEN = 1 << 24
+# Where leases cannot say whether a file is being written: map it once unchanged this long.
+SETTLED_S = 60.0
 
 _STATUS_TEXT = {
     k.ST_BAD_FRAC: "record timestamp fraction is not below one second",
@@ -145,22 +149,34 @@ class _MappedBuffer(_Buffer):
         if self.eof:
             return False
         start = self.base + self.pos
-        mapped = self.base + self.end
-        length = os.fstat(self._fileno).st_size  # a live capture may have grown
-        if mapped >= length:
-            self.eof = True
-            return False
         if self.end - self.pos >= self.size:  # one record longer than a window
             if self.size >= MAX_BUFFER_BYTES:
                 raise CaptureFormatError(self.stream.path, "record larger than "
                                          f"{MAX_BUFFER_BYTES} bytes", self.offset)
             self.size *= 2
         aligned = start - start % mmap.ALLOCATIONGRANULARITY
-        stop = min(start + self.size, length)
-        window = mmap.mmap(self._fileno, stop - aligned, offset=aligned,
-                           access=mmap.ACCESS_COPY)
-        with contextlib.suppress(OSError):  # older kernels: pages fault in as they are read
-            window.madvise(_MADV_POPULATE_READ)
+        for _attempt in range(3):
+            length = os.fstat(self._fileno).st_size  # a live capture may have grown
+            if self.base + self.end >= length:
+                self.eof = True
+                return False
+            stop = min(start + self.size, length)
+            try:
+                window = mmap.mmap(self._fileno, stop - aligned, offset=aligned,
+                                   access=mmap.ACCESS_COPY)
+                window.madvise(_MADV_POPULATE_READ)
+                break
+            except ValueError:  # the file shrank since fstat: map what is left
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EFAULT:  # pages past a new, shorter end
+                    continue
+                if exc.errno != errno.EINVAL:  # EINVAL: a kernel before 5.14, pages fault in
+                    raise
+                break
+        else:
+            raise CaptureFormatError(self.stream.path, "file keeps shrinking while it is read",
+                                     self.offset)
         self.data = np.frombuffer(window, np.uint8)
         self.base, self.pos, self.end = aligned, start - aligned, stop - aligned
         return True
@@ -170,10 +186,32 @@ class _MappedBuffer(_Buffer):
 
 
 def _open_buffer(stream: CaptureStream, size: int) -> _Buffer:
-    """Map plain regular files (read in place); copy from anything else."""
-    if stream.compression is None and stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-        return _MappedBuffer(stream, size)
-    return _Buffer(stream, size)
+    """Map plain regular files that nothing is writing (read in place); copy from anything
+    else. A mapped page that a truncation removes kills the process (SIGBUS) when read, so
+    a capture still being written, and so possibly rotated with copytruncate, is copied."""
+    if stream.compression is not None:
+        return _Buffer(stream, size)
+    info = os.fstat(stream.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        return _Buffer(stream, size)
+    writers = _has_writers(stream.fileno())
+    if writers is None:  # cannot tell: trust only a file that has not changed for a while
+        writers = time.time() - info.st_mtime < SETTLED_S
+    return _Buffer(stream, size) if writers else _MappedBuffer(stream, size)
+
+
+def _has_writers(fd: int) -> bool | None:
+    """Whether any process has the file open for writing now; None where the system cannot
+    tell. Linux grants a read lease only on a file nobody has open for writing; the lease is
+    given back at once (held, its break signal would have to be handled)."""
+    if not hasattr(fcntl, "F_SETLEASE"):
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:  # EACCES: not the file's owner; EINVAL: no leases on this fs
+        return True if exc.errno == errno.EAGAIN else None
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    return False
 
 
 class _FileDecoder:

@@ -104,6 +104,32 @@ def test_small_batches_and_buffers_cross_record_boundaries(tmp_path: Path) -> No
     assert reader.report.packets == len(frames)
 
 
+@pytest.mark.parametrize("bare_first", [True, False])
+def test_bare_syn_runs_beside_variable_data_in_one_batch(tmp_path: Path, bare_first: bool) -> None:
+    """Rows without payload or options (bare SYNs) write no offsets, and a batch of only such
+    rows shares a zero offsets buffer; a batch whose walker calls (one per small window) mix
+    such runs with packets that have payloads and options must still get every offset right."""
+    from scapy.all import IP, TCP, Ether, raw
+
+    syn = raw(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(dport=23, flags="S"))
+    bare = [Frame(LINK_ETHERNET, syn, 1_470_000_000_000_000_000 + i) for i in range(300)]
+    rich = frames_for(LINK_ETHERNET) * 3
+    frames = bare + rich + bare if bare_first else rich + bare + rich + bare
+    path = tmp_path / "runs.pcap"
+    path.write_bytes(write_pcap(frames, LINK_ETHERNET))
+    table = packets.read(path)
+    assert table.num_rows == len(frames)
+    assert_rows_match(table, frames)
+    import pyarrow as pa
+
+    windowed = pa.Table.from_batches(list(packets.CaptureReader(path, buffer_bytes=4096)))
+    assert windowed.num_rows == len(frames)
+    assert_rows_match(windowed, frames)
+    only_bare = tmp_path / "bare.pcap"
+    only_bare.write_bytes(write_pcap(bare, LINK_ETHERNET))
+    assert_rows_match(packets.read(only_bare), bare)
+
+
 def test_directory_and_glob_in_natural_order(tmp_path: Path) -> None:
     frames = frames_for(LINK_RAW)
     chunks = [frames[i::3] for i in range(3)]

@@ -16,16 +16,18 @@ import numpy as np
 from numba import config, njit, prange
 
 # --- column slots -------------------------------------------------------------------------
-U32_SRC, U32_DST, U32_SEQ, U32_ACK, U32_TSVAL, U32_TSECR = 0, 1, 2, 3, 4, 5
-U32_INNER_SRC, U32_INNER_DST, U32_CAPLEN, U32_WIRELEN, U32_IPLEN, U32_PAYLEN = 6, 7, 8, 9, 10, 11
+# Columns most packets fill come first, the sparse ones last: a batch's columns are carved
+# from huge pages, and a page that no packet touches is never faulted in (nor zeroed).
+U32_CAPLEN, U32_WIRELEN, U32_SRC, U32_DST, U32_IPLEN, U32_PAYLEN = 0, 1, 2, 3, 4, 5
+U32_SEQ, U32_ACK, U32_TSVAL, U32_TSECR, U32_INNER_SRC, U32_INNER_DST = 6, 7, 8, 9, 10, 11
 N_U32 = 12
 
-U16_SPORT, U16_DPORT, U16_WIN, U16_IPID, U16_MSS = 0, 1, 2, 3, 4
-U16_INNER_SPORT, U16_INNER_DPORT, U16_FRAGOFF, U16_VLAN, U16_LINKTYPE = 5, 6, 7, 8, 9
+U16_LINKTYPE, U16_IPID, U16_FRAGOFF, U16_SPORT, U16_DPORT, U16_WIN = 0, 1, 2, 3, 4, 5
+U16_MSS, U16_INNER_SPORT, U16_INNER_DPORT, U16_VLAN = 6, 7, 8, 9
 N_U16 = 10
 
-U8_IPVER, U8_PROTO, U8_FLAGS, U8_TTL, U8_TOS, U8_ICMPTYPE = 0, 1, 2, 3, 4, 5
-U8_ICMPCODE, U8_WSCALE, U8_INNER_PROTO, U8_IPFLAGS = 6, 7, 8, 9
+U8_IPVER, U8_PROTO, U8_TTL, U8_TOS, U8_IPFLAGS, U8_FLAGS = 0, 1, 2, 3, 4, 5
+U8_WSCALE, U8_ICMPTYPE, U8_ICMPCODE, U8_INNER_PROTO = 6, 7, 8, 9
 N_U8 = 10
 
 # validity flags; one per group of fields that are present together
@@ -46,6 +48,8 @@ LAYOUT_MAX = 5 * OPTS_MAX  # per option byte at most a 4-letter token and a sepa
 # Rows are decoded in this many parallel chunks when a call has enough of them.
 N_CHUNKS = max(1, config.NUMBA_NUM_THREADS)
 PARALLEL_MIN_ROWS = 4096
+# A chunk decodes this many rows, then sets their bitmap bits while their flags are in cache.
+DECODE_BLOCK = 4096
 
 # --- walker status codes ------------------------------------------------------------------
 ST_FULL = 0          # row capacity reached
@@ -142,11 +146,13 @@ def _option_end(data, i, stop):
 
 
 @njit(inline="always")
-def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_slots, opt_off):
-    """Copy the raw options into the row's slot (length in ``opt_off[row + 1]``, turned into an
-    offset by :func:`_pack_rows`) and record MSS, window scale, SACK-permitted and timestamps."""
+def _tcp_options(buf, start, stop, row, u32, u16, u8, opt_slots, opt_len):
+    """Copy the raw options into the row's slot (length in ``opt_len[row]``, packed by
+    :func:`_pack_rows`) and record MSS, window scale, SACK-permitted and timestamps; returns
+    the validity flags of what it found."""
     _copy_words(buf, start, stop, opt_slots, row * OPTS_MAX, (row + 1) * OPTS_MAX)
-    opt_off[row + 1] = stop - start
+    opt_len[row] = stop - start
+    flags = 0
     i = start
     while i < stop:
         kind = buf[i]
@@ -156,17 +162,18 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, val, opt_slots, opt_off):
         olen = end - i
         if kind == 2 and olen == 4:
             u16[U16_MSS, row] = _be16(buf, i + 2)
-            val[row] |= 1 << V_MSS
+            flags |= 1 << V_MSS
         elif kind == 3 and olen == 3:
             u8[U8_WSCALE, row] = buf[i + 2]
-            val[row] |= 1 << V_WSCALE
+            flags |= 1 << V_WSCALE
         elif kind == 4 and olen == 2:
-            val[row] |= 1 << B_SACK_OK
+            flags |= 1 << B_SACK_OK
         elif kind == 8 and olen == 10:
             u32[U32_TSVAL, row] = _be32(buf, i + 2)
             u32[U32_TSECR, row] = _be32(buf, i + 6)
-            val[row] |= 1 << V_TSOPT
+            flags |= 1 << V_TSOPT
         i = end
+    return flags
 
 
 @njit(inline="always")
@@ -197,47 +204,51 @@ def _layout(opts, i, stop, out, w, tok_bytes, tok_lens, out_limit):
 
 
 @njit(inline="always")
-def _inner_ports(buf, p, stop, proto, row, u16, val):
+def _inner_ports(buf, p, stop, proto, row, u16):
     if (proto == 6 or proto == 17 or proto == 132 or proto == 33) and p + 4 <= stop:
         u16[U16_INNER_SPORT, row] = _be16(buf, p)
         u16[U16_INNER_DPORT, row] = _be16(buf, p + 2)
-        val[row] |= 1 << V_INNER_PORTS
+        return 1 << V_INNER_PORTS
+    return 0
 
 
 @njit(inline="always")
-def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
-               head_slots, head_off, opt_slots, opt_off):
-    """Decode TCP/UDP/ICMP at ``l4``; ``wire_len`` is the transport length the IP header claims."""
+def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, v6,
+               head_slots, head_len, opt_slots, opt_len):
+    """Decode TCP/UDP/ICMP at ``l4``; ``wire_len`` is the transport length the IP header
+    claims. Returns the validity flags of the fields written."""
     hdr = 0
+    flags = 0
     if proto == 6:
         if l4 + 20 > cap_stop:
-            return
+            return 0
         u16[U16_SPORT, row] = _be16(buf, l4)
         u16[U16_DPORT, row] = _be16(buf, l4 + 2)
         u32[U32_SEQ, row] = _be32(buf, l4 + 4)
         u32[U32_ACK, row] = _be32(buf, l4 + 8)
         u8[U8_FLAGS, row] = buf[l4 + 13]
         u16[U16_WIN, row] = _be16(buf, l4 + 14)
-        val[row] |= (1 << V_PORTS) | (1 << V_TCP)
+        flags = (1 << V_PORTS) | (1 << V_TCP)
         hdr = (np.int64(buf[l4 + 12]) >> 4) * 4
         if hdr < 20:
             hdr = 20
-        _tcp_options(buf, l4 + 20, min(l4 + hdr, cap_stop), row, u32, u16, u8, val,
-                     opt_slots, opt_off)
+        if hdr > 20:
+            flags |= _tcp_options(buf, l4 + 20, min(l4 + hdr, cap_stop), row, u32, u16, u8,
+                                  opt_slots, opt_len)
     elif proto == 17:
         if l4 + 8 > cap_stop:
-            return
+            return 0
         u16[U16_SPORT, row] = _be16(buf, l4)
         u16[U16_DPORT, row] = _be16(buf, l4 + 2)
-        val[row] |= 1 << V_PORTS
+        flags = 1 << V_PORTS
         hdr = 8
     elif proto == 1 or proto == 58:
         if l4 + 8 > cap_stop:
-            return
+            return 0
         itype = buf[l4]
         u8[U8_ICMPTYPE, row] = itype
         u8[U8_ICMPCODE, row] = buf[l4 + 1]
-        val[row] |= 1 << V_ICMP
+        flags = 1 << V_ICMP
         hdr = 8
         q = l4 + 8
         if proto == 1 and (itype == 3 or itype == 4 or itype == 5 or itype == 11 or itype == 12):
@@ -246,74 +257,72 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, val, v6,
                 u32[U32_INNER_SRC, row] = _be32(buf, q + 12)
                 u32[U32_INNER_DST, row] = _be32(buf, q + 16)
                 u8[U8_INNER_PROTO, row] = buf[q + 9]
-                val[row] |= (1 << V_INNER4) | (1 << V_INNER_PROTO)
+                flags |= (1 << V_INNER4) | (1 << V_INNER_PROTO)
                 if ihl >= 20 and (_be16(buf, q + 6) & 0x1FFF) == 0:
-                    _inner_ports(buf, q + ihl, cap_stop, buf[q + 9], row, u16, val)
+                    flags |= _inner_ports(buf, q + ihl, cap_stop, buf[q + 9], row, u16)
         elif proto == 58 and itype >= 1 and itype <= 4:
             if q + 40 <= cap_stop and (buf[q] >> 4) == 6:
                 _copy(buf, q + 8, q + 24, v6[V6_INNER_SRC, row], 0)
                 _copy(buf, q + 24, q + 40, v6[V6_INNER_DST, row], 0)
                 u8[U8_INNER_PROTO, row] = buf[q + 6]
-                val[row] |= (1 << V_INNER6) | (1 << V_INNER_PROTO)
-                _inner_ports(buf, q + 40, cap_stop, buf[q + 6], row, u16, val)
+                flags |= (1 << V_INNER6) | (1 << V_INNER_PROTO)
+                flags |= _inner_ports(buf, q + 40, cap_stop, buf[q + 6], row, u16)
     payload = l4 + hdr
     paylen = wire_len - hdr
     u32[U32_PAYLEN, row] = paylen if paylen > 0 else 0
-    val[row] |= 1 << V_PAYLEN
-    _head(buf, payload, cap_stop, row, head_slots, head_off)
+    _head(buf, payload, cap_stop, row, head_slots, head_len)
+    return flags | (1 << V_PAYLEN)
 
 
 @njit(inline="always")
-def _head(buf, start, stop, row, head_slots, head_off):
+def _head(buf, start, stop, row, head_slots, head_len):
     n = min(stop - start, HEAD_BYTES)
-    if n < 0:
-        n = 0
-    _copy_words(buf, start, start + n, head_slots, row * HEAD_BYTES, (row + 1) * HEAD_BYTES)
-    head_off[row + 1] = n
+    if n > 0:
+        _copy_words(buf, start, start + n, head_slots, row * HEAD_BYTES, (row + 1) * HEAD_BYTES)
+        head_len[row] = n
 
 
 @njit(inline="always")
-def _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off):
+def _ipv4(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots, opt_len):
     if q + 20 > stop or (buf[q] >> 4) != 4:
-        return
+        return 0
     ihl = (np.int64(buf[q]) & 15) * 4
     if ihl < 20 or q + ihl > stop:
-        return
+        return 0
     total = _be16(buf, q + 2)
     ff = _be16(buf, q + 6)
-    flags = ff >> 13
+    ip_flags = ff >> 13
     frag_off = ff & 0x1FFF
     proto = buf[q + 9]
     u8[U8_IPVER, row] = 4
     u8[U8_TOS, row] = buf[q + 1]
     u32[U32_IPLEN, row] = total
     u16[U16_IPID, row] = _be16(buf, q + 4)
-    u8[U8_IPFLAGS, row] = flags
+    u8[U8_IPFLAGS, row] = ip_flags
     u16[U16_FRAGOFF, row] = frag_off
-    if (flags & 1) or frag_off:
-        val[row] |= 1 << B_FRAGMENT
     u8[U8_TTL, row] = buf[q + 8]
     u8[U8_PROTO, row] = proto
     u32[U32_SRC, row] = _be32(buf, q + 12)
     u32[U32_DST, row] = _be32(buf, q + 16)
-    val[row] |= (1 << V_IP) | (1 << V_V4) | (1 << V_IPID) | (1 << V_FRAGINFO)
+    flags = (1 << V_IP) | (1 << V_V4) | (1 << V_IPID) | (1 << V_FRAGINFO)
+    if (ip_flags & 1) or frag_off:
+        flags |= 1 << B_FRAGMENT
     if total < ihl:
-        return  # inconsistent header (e.g. TSO placeholders): no transport fields
+        return flags  # inconsistent header (e.g. TSO placeholders): no transport fields
     l4 = q + ihl
     cap_stop = min(stop, q + total)  # excludes Ethernet padding
     if frag_off:
         u32[U32_PAYLEN, row] = total - ihl
-        val[row] |= 1 << V_PAYLEN
-        _head(buf, l4, cap_stop, row, head_slots, head_off)
-        return
-    _transport(buf, l4, cap_stop, total - ihl, proto, row, u32, u16, u8, val, v6,
-               head_slots, head_off, opt_slots, opt_off)
+        _head(buf, l4, cap_stop, row, head_slots, head_len)
+        return flags | (1 << V_PAYLEN)
+    return flags | _transport(buf, l4, cap_stop, total - ihl, proto, row, u32, u16, u8, v6,
+                              head_slots, head_len, opt_slots, opt_len)
 
 
 @njit(inline="always")
-def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off):
+def _ipv6(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots, opt_len):
     if q + 40 > stop or (buf[q] >> 4) != 6:
-        return
+        return 0
     plen = _be16(buf, q + 4)
     nh = np.int64(buf[q + 6])
     u8[U8_IPVER, row] = 6
@@ -322,7 +331,7 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_sl
     u32[U32_IPLEN, row] = plen + 40
     _copy(buf, q + 8, q + 24, v6[V6_SRC, row], 0)
     _copy(buf, q + 24, q + 40, v6[V6_DST, row], 0)
-    val[row] |= (1 << V_IP) | (1 << V_V6)
+    flags = (1 << V_IP) | (1 << V_V6) | (1 << V_FRAGINFO)
     end_wire = q + 40 + plen
     cap_stop = min(stop, end_wire)
     p = q + 40
@@ -352,52 +361,51 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_sl
     u8[U8_IPFLAGS, row] = frag_flags
     u16[U16_FRAGOFF, row] = frag_off
     if frag_flags or frag_off:
-        val[row] |= 1 << B_FRAGMENT
-    val[row] |= 1 << V_FRAGINFO
+        flags |= 1 << B_FRAGMENT
     if later_fragment:
         u32[U32_PAYLEN, row] = max(end_wire - p, 0)
-        val[row] |= 1 << V_PAYLEN
-        _head(buf, p, cap_stop, row, head_slots, head_off)
-        return
-    _transport(buf, p, cap_stop, end_wire - p, nh, row, u32, u16, u8, val, v6,
-               head_slots, head_off, opt_slots, opt_off)
+        _head(buf, p, cap_stop, row, head_slots, head_len)
+        return flags | (1 << V_PAYLEN)
+    return flags | _transport(buf, p, cap_stop, end_wire - p, nh, row, u32, u16, u8, v6,
+                              head_slots, head_len, opt_slots, opt_len)
 
 
 @njit(inline="always")
-def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_slots, head_off,
-                 opt_slots, opt_off):
-    """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns."""
-    val[row] &= 1 << V_TS  # set by the record scan
-    head_off[row + 1] = 0
-    opt_off[row + 1] = 0
+def decode_frame(buf, p, caplen, link, row, u32, u16, u8, v6, head_slots, head_len, opt_slots,
+                 opt_len):
+    """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns; returns
+    the row's validity flags (kept in a register, stored once by the caller)."""
+    head_len[row] = 0
+    opt_len[row] = 0
+    flags = 0
     stop = p + caplen
     q = p
     ethertype = -1
     if link == LINK_ETHERNET:
         if caplen < 14:
-            return
+            return 0
         ethertype = _be16(buf, p + 12)
         q = p + 14
         while (ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100) \
                 and q + 4 <= stop:
-            if not (val[row] >> V_VLAN) & 1:
+            if not (flags >> V_VLAN) & 1:
                 u16[U16_VLAN, row] = _be16(buf, q) & 0xFFF
-                val[row] |= 1 << V_VLAN
+                flags |= 1 << V_VLAN
             ethertype = _be16(buf, q + 2)
             q += 4
     elif link == LINK_SLL:
         if caplen < 16:
-            return
+            return 0
         ethertype = _be16(buf, p + 14)
         q = p + 16
     elif link == LINK_SLL2:
         if caplen < 20:
-            return
+            return 0
         ethertype = _be16(buf, p)
         q = p + 20
     elif link == LINK_NULL or link == LINK_LOOP:
         if caplen < 4:
-            return
+            return 0
         family = _be32(buf, p)
         if link == LINK_NULL and family > 0xFFFF:
             family = _rd32(buf, p, False)  # host byte order of the capturing machine
@@ -412,21 +420,24 @@ def decode_frame(buf, p, caplen, link, row, u32, u16, u8, val, v6, head_slots, h
         ethertype = 0x86DD
     elif link == LINK_RAW or link == LINK_RAW_BSD12 or link == LINK_RAW_BSD14:
         if caplen < 1:
-            return
+            return 0
         version = buf[p] >> 4
         if version == 4:
             ethertype = 0x0800
         elif version == 6:
             ethertype = 0x86DD
     if ethertype == 0x0800:
-        _ipv4(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off)
+        flags |= _ipv4(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots,
+                       opt_len)
     elif ethertype == 0x86DD:
-        _ipv6(buf, q, stop, row, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off)
+        flags |= _ipv6(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots,
+                       opt_len)
+    return flags
 
 
 @njit(inline="always")
 def _record(row, off, caplen, wirelen, link, ts, has_ts, rec_off, tsarr, u32, u16, val):
-    """What the serial scan knows of a record; the frame itself is decoded later."""
+    """What a serial pcapng scan knows of a record; the frame itself is decoded later."""
     rec_off[row] = off
     tsarr[row] = ts
     val[row] = has_ts << V_TS
@@ -435,38 +446,75 @@ def _record(row, off, caplen, wirelen, link, ts, has_ts, rec_off, tsarr, u32, u1
     u16[U16_LINKTYPE, row] = link
 
 
+@njit(inline="always")
+def _chunk_start(row0, row1, c, chunks):
+    """Where chunk ``c`` of rows ``row0..row1`` starts: inner boundaries are multiples of 8,
+    so that every bitmap byte between them belongs to one chunk."""
+    if c == 0:
+        return row0
+    if c == chunks:
+        return row1
+    return min(row1, (row0 + (row1 - row0) * c // chunks + 7) & ~7)
+
+
 @njit(parallel=True, nogil=True)
-def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots, head_off,
-                 opt_slots, opt_off, pcap_link, swapped, frac_ns):
-    """Decode rows ``row0..row1`` in parallel: every row writes only its own slots.
+def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots, head_len,
+                 opt_slots, opt_len, bits, present, pcap_link, swapped, frac_ns):
+    """Decode rows ``row0..row1`` in parallel (every row writes only its own slots), and set
+    their validity bitmap bits block by block, while the block's flags are still in cache.
 
     With ``pcap_link >= 0`` the rows are classic pcap records whose serial scan kept only
     where each frame starts: their 16-byte record headers (timestamp, lengths) are read here,
-    in parallel, and the link type is ``pcap_link``. Otherwise (pcapng) the scan wrote them.
+    in parallel, and the link type is ``pcap_link``. Otherwise (pcapng) the scan wrote them
+    and the timestamp's validity flag.
     """
     n = row1 - row0
     chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
+    counts = np.zeros((chunks, N_VAL), np.int64)
     for c in prange(chunks):
-        lo = row0 + n * c // chunks
-        hi = row0 + n * (c + 1) // chunks
-        for row in range(lo, hi):
-            if pcap_link >= 0:
-                h = rec_off[row] - 16
-                _record(row, rec_off[row], _rd32(buf, h + 8, swapped),
-                        _rd32(buf, h + 12, swapped), pcap_link,
-                        _rd32(buf, h, swapped) * 1_000_000_000
-                        + _rd32(buf, h + 4, swapped) * frac_ns, 1, rec_off, tsarr, u32, u16, val)
-            decode_frame(buf, rec_off[row], u32[U32_CAPLEN, row], u16[U16_LINKTYPE, row], row,
-                         u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off)
+        mine = np.zeros(N_VAL, np.int64)  # not counts[c]: chunks would share cache lines
+        start = _chunk_start(row0, row1, c, chunks)
+        hi = _chunk_start(row0, row1, c + 1, chunks)
+        while start < hi:
+            stop = min(hi, (start + DECODE_BLOCK) & ~7)
+            for row in range(start, stop):
+                off = rec_off[row]
+                if pcap_link >= 0:
+                    h = off - 16
+                    tsarr[row] = (_rd32(buf, h, swapped) * 1_000_000_000
+                                  + _rd32(buf, h + 4, swapped) * frac_ns)
+                    caplen = _rd32(buf, h + 8, swapped)
+                    u32[U32_CAPLEN, row] = caplen
+                    u32[U32_WIRELEN, row] = _rd32(buf, h + 12, swapped)
+                    u16[U16_LINKTYPE, row] = pcap_link
+                    link = pcap_link
+                    flags = 1 << V_TS
+                else:
+                    caplen = u32[U32_CAPLEN, row]
+                    link = u16[U16_LINKTYPE, row]
+                    flags = val[row] & (1 << V_TS)
+                val[row] = flags | decode_frame(buf, off, caplen, link, row, u32, u16, u8, v6,
+                                                head_slots, head_len, opt_slots, opt_len)
+            bitmap_rows(val, start, stop, bits, mine)
+            start = stop
+        counts[c] = mine
+    for c in range(chunks):
+        for f in range(N_VAL):
+            present[f] += counts[c, f]
 
 
 @njit(parallel=True, nogil=True)
-def _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_data, opt_data,
-               lay_data, lay_off, tok_bytes, tok_lens):
-    """Turn the per-row lengths that decoding left in ``*_off[row + 1]`` into Arrow offsets and
-    pack the rows' slots into the data arrays, writing the option layouts on the way. In
-    parallel: every chunk first sums its lengths, then packs from where the chunks before it
-    end (the slots are scratch, so packing never overwrites what another chunk still reads)."""
+def _pack_rows(row0, row1, head_slots, head_len, opt_slots, opt_len, lay_len, head_off,
+               opt_off, lay_off, head_data, opt_data, lay_data, var_rows, tok_bytes, tok_lens):
+    """Pack the variable-length slots of rows ``row0..row1`` (payload heads, options, and the
+    option layouts written on the way) into the Arrow data arrays and write their offsets.
+
+    In parallel: every chunk first sums its lengths, then packs from where the chunks before
+    it end (the slots are scratch, so packing never overwrites what another chunk still reads).
+    Rows without any variable data (a capture of bare SYNs) write nothing: ``var_rows[0]``
+    is how many rows of the batch have offsets written, and the batch shares one zero offsets
+    buffer when none has.
+    """
     n = row1 - row0
     chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
     totals = np.zeros((chunks, 3), np.int64)
@@ -474,20 +522,23 @@ def _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_d
         head = opt = lay = 0  # locals: chunks summing into one cache line would slow each other
         for row in range(row0 + n * c // chunks, row0 + n * (c + 1) // chunks):
             size = 0
-            if (val[row] >> V_TCP) & 1:
+            olen = opt_len[row]
+            if olen:
                 start = row * OPTS_MAX
-                size = _layout(opt_slots, start, start + opt_off[row + 1], lay_data, -1,
-                               tok_bytes, tok_lens, 0)
-            lay_off[row + 1] = size
-            head += head_off[row + 1]
-            opt += opt_off[row + 1]
+                size = _layout(opt_slots, start, start + olen, lay_data, -1, tok_bytes,
+                               tok_lens, 0)
+            lay_len[row] = size
+            head += head_len[row]
+            opt += olen
             lay += size
         totals[c, 0], totals[c, 1], totals[c, 2] = head, opt, lay
-    head, opt, lay = head_off[row0], opt_off[row0], lay_off[row0]
-    if totals.sum() == 0:  # no payload heads, options or layouts (SYNs): offsets only
-        for row in prange(row0, row1):
-            head_off[row + 1], opt_off[row + 1], lay_off[row + 1] = head, opt, lay
+    if totals.sum() == 0:
         return
+    done = var_rows[0]
+    for row in range(done, row0):  # earlier rows of the batch had no variable data
+        head_off[row + 1], opt_off[row + 1], lay_off[row + 1] = (
+            head_off[done], opt_off[done], lay_off[done])
+    head, opt, lay = head_off[row0], opt_off[row0], lay_off[row0]
     for c in range(chunks):
         totals[c, 0], head = head, head + totals[c, 0]
         totals[c, 1], opt = opt, opt + totals[c, 1]
@@ -499,30 +550,34 @@ def _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_d
         if c + 1 < chunks:
             head_end, opt_end, lay_end = totals[c + 1, 0], totals[c + 1, 1], totals[c + 1, 2]
         for row in range(row0 + n * c // chunks, row0 + n * (c + 1) // chunks):
-            size = head_off[row + 1]
-            _copy_words(head_slots, row * HEAD_BYTES, row * HEAD_BYTES + size, head_data, head,
-                        head_end)
-            head += size
+            size = head_len[row]
+            if size:
+                _copy_words(head_slots, row * HEAD_BYTES, row * HEAD_BYTES + size, head_data,
+                            head, head_end)
+                head += size
             head_off[row + 1] = head
-            size = opt_off[row + 1]
-            _copy_words(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, opt_data, opt, opt_end)
-            opt += size
-            opt_off[row + 1] = opt
-            if lay_off[row + 1]:
+            size = opt_len[row]
+            if size:
+                _copy_words(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, opt_data, opt,
+                            opt_end)
+                opt += size
                 lay += _layout(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, lay_data, lay,
                                tok_bytes, tok_lens, lay_end)
+            opt_off[row + 1] = opt
             lay_off[row + 1] = lay
+    var_rows[0] = row1
 
 
 @njit(inline="always")
-def _finish(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots, head_off,
-            opt_slots, opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens,
-            pcap_link, swapped, frac_ns):
+def _finish(buf, row0, row1, rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_len,
+            opt_slots, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
+            opt_data, lay_data, var_rows, tok_bytes, tok_lens, pcap_link, swapped, frac_ns):
     if row1 > row0:
         _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots,
-                     head_off, opt_slots, opt_off, pcap_link, swapped, frac_ns)
-        _pack_rows(row0, row1, val, head_slots, head_off, opt_slots, opt_off, head_data,
-                   opt_data, lay_data, lay_off, tok_bytes, tok_lens)
+                     head_len, opt_slots, opt_len, bits, present, pcap_link, swapped, frac_ns)
+        _pack_rows(row0, row1, head_slots, head_len, opt_slots, opt_len, lay_len, head_off,
+                   opt_off, lay_off, head_data, opt_data, lay_data, var_rows, tok_bytes,
+                   tok_lens)
 
 
 ST_REACHED = -1  # internal: a scan got to the offset it was asked to stop at
@@ -604,8 +659,9 @@ def _scan_halves(buf, pos, end, swapped, frac_limit, snaplen, max_rows, row0, re
 
 @njit(cache=True, nogil=True)
 def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_rows, row0,
-              rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_off, opt_slots, opt_off,
-              head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens, spare):
+              rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_len, opt_slots, opt_len,
+              lay_len, bits, present, head_off, opt_off, lay_off, head_data, opt_data,
+              lay_data, var_rows, tok_bytes, tok_lens, spare):
     """Decode classic pcap records from ``buf[pos:end]`` into rows ``row0..``.
 
     Returns ``(pos, rows, status)``: the offset of the first record not consumed, the row after
@@ -635,9 +691,9 @@ def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_ro
     if status == ST_REACHED:
         pos, row, status = _scan_pcap(buf, pos, end + 1, end, swapped, frac_limit, snaplen,
                                       max_rows, row, rec_off)
-    _finish(buf, rec_off, row0, row, tsarr, u32, u16, u8, val, v6, head_slots, head_off,
-            opt_slots, opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens,
-            link, swapped, frac_ns)
+    _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_len,
+            opt_slots, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
+            opt_data, lay_data, var_rows, tok_bytes, tok_lens, link, swapped, frac_ns)
     return pos, row, status
 
 
@@ -687,8 +743,8 @@ def _pcapng_ts(hi, lo, if_pow2, if_exp, if_offset_ns, iface):
 @njit(cache=True, nogil=True)
 def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if_offset_ns,
                 n_if, max_rows, row0, rec_off, tsarr, u32, u16, u8, val, v6, head_slots,
-                head_off, opt_slots, opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes,
-                tok_lens, skipped):
+                head_len, opt_slots, opt_len, lay_len, bits, present, head_off, opt_off,
+                lay_off, head_data, opt_data, lay_data, var_rows, tok_bytes, tok_lens, skipped):
     """Decode pcapng packet blocks (enhanced, simple, obsolete packet) from ``buf[pos:end]``.
 
     Stops with ``ST_PYTHON`` at a section header or interface description block. Packets of
@@ -766,9 +822,9 @@ def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if
                         u32, u16, val)
                 row += 1
         pos += blen
-    _finish(buf, rec_off, row0, row, tsarr, u32, u16, u8, val, v6, head_slots, head_off,
-            opt_slots, opt_off, head_data, opt_data, lay_data, lay_off, tok_bytes, tok_lens,
-            -1, swapped, 0)
+    _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_len,
+            opt_slots, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
+            opt_data, lay_data, var_rows, tok_bytes, tok_lens, -1, swapped, 0)
     return pos, row, status
 
 
@@ -802,43 +858,42 @@ def _transpose8(x):
     return x ^ t ^ (t << np.uint64(28))
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def validity_bitmaps(val, n, bits, counts):
-    """Arrow validity bitmaps (LSB first) of the first ``n`` rows of every flag in ``val``;
-    ``counts[k]`` gets the number of valid rows. Eight rows at a time: their flag bytes form
-    an 8x8 bit matrix whose transpose holds eight flags' bitmap bytes (no per-bit branches)."""
-    nbytes = (n + 7) // 8
-    chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
-    partial = np.zeros((chunks, N_VAL), np.int64)
+@njit(cache=True, nogil=True)
+def bitmap_rows(val, lo, hi, bits, counts):
+    """Set the Arrow bitmap bits (LSB first) of rows ``lo..hi`` for every flag in ``val`` and
+    add the set bits to ``counts``. Eight rows at a time: their flag bytes form an 8x8 bit
+    matrix whose transpose holds eight flags' bitmap bytes (no per-bit branches). A byte that
+    rows outside ``lo..hi`` share is OR-ed in, so ``bits`` starts zeroed and a batch's rows
+    may arrive over several calls."""
     byte_bits = _BYTE_BITS
-    for c in prange(chunks):
-        mine = np.zeros(N_VAL, np.int64)  # not partial[c]: chunks would share cache lines
-        for b in range(nbytes * c // chunks, nbytes * (c + 1) // chunks):
-            r0 = b * 8
-            r1 = min(r0 + 8, n)
-            first = val[r0]
-            same = r1 - r0 == 8
-            for r in range(r0 + 1, r1):
-                same &= val[r] == first
-            if same:  # eight rows with the same flags (most of a darknet): no transpose
-                for f in range(N_VAL):
-                    if (first >> f) & 1:
-                        bits[f, b] = 0xFF
-                        mine[f] += 8
-                    else:
-                        bits[f, b] = 0
-                continue
+    b = lo >> 3
+    while b * 8 < hi:
+        r0 = max(b * 8, lo)
+        r1 = min(b * 8 + 8, hi)
+        full = r0 == b * 8 and r1 == b * 8 + 8
+        first = val[r0]
+        same = full
+        for r in range(r0 + 1, r1):
+            same &= val[r] == first
+        if same:  # eight rows with the same flags (most of a darknet): no transpose
+            for f in range(N_VAL):
+                if (first >> f) & 1:
+                    bits[f, b] = 0xFF
+                    counts[f] += 8
+                else:
+                    bits[f, b] = 0
+        else:
             for group in range((N_VAL + 7) // 8):
                 x = np.uint64(0)
                 for r in range(r0, r1):
                     flags = (np.uint64(val[r]) >> np.uint64(8 * group)) & np.uint64(0xFF)
-                    x |= flags << np.uint64(8 * (r - r0))
+                    x |= flags << np.uint64(8 * (r - b * 8))
                 y = _transpose8(x)
                 for f in range(min(8, N_VAL - 8 * group)):
                     byte = (y >> np.uint64(8 * f)) & np.uint64(0xFF)
-                    bits[8 * group + f, b] = byte
-                    mine[8 * group + f] += byte_bits[byte]
-        partial[c] = mine
-    for c in range(chunks):
-        for f in range(N_VAL):
-            counts[f] += partial[c, f]
+                    if full:
+                        bits[8 * group + f, b] = byte
+                    else:
+                        bits[8 * group + f, b] |= byte
+                    counts[8 * group + f] += byte_bits[byte]
+        b += 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import mmap
 import sys
-import threading
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +21,6 @@ from darkscope.packets import _kernels as k
 from darkscope.packets.schema import PACKET_SCHEMA
 
 _ROW_PAD = 80
-# numba's default (workqueue) threading layer runs one parallel region at a time per process:
-# readers in several Python threads take turns in the compiled kernels instead of aborting.
-WALKER_LOCK = threading.Lock()
 _ALIGN = 64
 
 
@@ -35,9 +31,15 @@ class Scratch:
         self.rec_off = np.empty(capacity, np.int64)  # where each record's frame starts
         self.rec_spare = np.empty(capacity, np.int64)  # the same, second half of a pcap scan
         self.val = np.empty(capacity, np.uint32)     # validity and boolean bits, 1 << k.V_*
-        # fixed-size slots per row, packed into the exported arrays once the rows are decoded
+        # fixed-size slots per row and their used lengths, packed into the exported arrays
+        # once the rows are decoded
         self.head_slots = np.empty(capacity * k.HEAD_BYTES, np.uint8)
         self.opt_slots = np.empty(capacity * k.OPTS_MAX, np.uint8)
+        self.head_len = np.empty(capacity, np.uint8)
+        self.opt_len = np.empty(capacity, np.uint8)
+        self.lay_len = np.empty(capacity, np.uint8)
+        # offsets of a batch without any variable-length data (never written: zero pages)
+        self.zero_offsets = np.zeros(capacity + 1, np.int32)
 
 
 def _arena(layout: list[tuple[tuple[int, ...], type]]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -70,19 +72,29 @@ class Columns:
             ((k.N_U32, stride), np.uint32),
             ((k.N_U16, stride), np.uint16),
             ((k.N_U8, stride), np.uint8),
+            ((k.N_VAL, (capacity + 7) // 8), np.uint8),  # validity and boolean bitmaps
+            ((capacity + 1,), np.int32),
+            ((capacity + 1,), np.int32),
+            ((capacity + 1,), np.int32),
             ((4, capacity, 16), np.uint8),               # IPv6 addresses
             ((capacity * k.HEAD_BYTES,), np.uint8),
-            ((capacity + 1,), np.int32),
             ((capacity * k.OPTS_MAX,), np.uint8),
-            ((capacity + 1,), np.int32),
             ((capacity * k.LAYOUT_MAX,), np.uint8),
-            ((capacity + 1,), np.int32),
         ])
-        (self.ts, self.u32, self.u16, self.u8, self.v6, self.head_data, self.head_off,
-         self.opt_data, self.opt_off, self.lay_data, self.lay_off) = arrays
+        (self.ts, self.u32, self.u16, self.u8, self.bits, self.head_off, self.opt_off,
+         self.lay_off, self.v6, self.head_data, self.opt_data, self.lay_data) = arrays
         self._views = len(arrays)
         for offsets in (self.head_off, self.opt_off, self.lay_off):
             offsets[0] = 0
+        self.present = np.zeros(k.N_VAL, np.int64)  # valid rows per flag
+        self.var_rows = np.zeros(1, np.int64)  # rows whose variable-length offsets are written
+
+    def reset(self) -> None:
+        """Empty the batch for reuse once its Arrow arrays are gone."""
+        self.rows = 0
+        self.bits[:] = 0
+        self.present[:] = 0
+        self.var_rows[0] = 0
 
     def released(self) -> bool:
         """True when no Arrow array built by :meth:`to_batch` is alive any more.
@@ -98,21 +110,29 @@ class Columns:
         """The column arguments every walker takes, in order."""
         scratch = self.scratch
         return (scratch.rec_off, self.ts, self.u32, self.u16, self.u8, scratch.val, self.v6,
-                scratch.head_slots, self.head_off, scratch.opt_slots, self.opt_off,
-                self.head_data, self.opt_data, self.lay_data, self.lay_off, k.TOKEN_BYTES,
-                k.TOKEN_LENS)
+                scratch.head_slots, scratch.head_len, scratch.opt_slots, scratch.opt_len,
+                scratch.lay_len, self.bits, self.present, self.head_off, self.opt_off,
+                self.lay_off, self.head_data, self.opt_data, self.lay_data, self.var_rows,
+                k.TOKEN_BYTES, k.TOKEN_LENS)
 
     def to_batch(self) -> pa.RecordBatch:
         n = self.rows
-        bits = np.zeros((k.N_VAL, (n + 7) // 8), np.uint8)
-        present = np.zeros(k.N_VAL, np.int64)
-        with WALKER_LOCK:
-            k.validity_bitmaps(self.scratch.val, n, bits, present)
+        present = self.present
+        nbytes = (n + 7) // 8
+        var_rows = int(self.var_rows[0])
+        offsets = {}
+        for name in ("head_off", "opt_off", "lay_off"):
+            if var_rows == 0:
+                offsets[name] = self.scratch.zero_offsets[: n + 1]
+            else:
+                written = getattr(self, name)
+                written[var_rows + 1: n + 1] = written[var_rows]  # rows left without data
+                offsets[name] = written[: n + 1]
 
         def validity(flag: int) -> tuple[pa.Buffer | None, int]:
             if present[flag] == n:
                 return None, 0
-            return pa.py_buffer(bits[flag]), n - int(present[flag])
+            return pa.py_buffer(self.bits[flag, :nbytes]), n - int(present[flag])
 
         def prim(typ: pa.DataType, data: np.ndarray, flag: int | None) -> pa.Array:
             bitmap, nulls = validity(flag) if flag is not None else (None, 0)
@@ -120,15 +140,15 @@ class Columns:
 
         def boolean(value: int, flag: int) -> pa.Array:
             bitmap, nulls = validity(flag)
-            return pa.Array.from_buffers(pa.bool_(), n, [bitmap, pa.py_buffer(bits[value])],
+            return pa.Array.from_buffers(pa.bool_(), n,
+                                         [bitmap, pa.py_buffer(self.bits[value, :nbytes])],
                                          null_count=nulls)
 
-        def variable(typ: pa.DataType, offsets: np.ndarray, data: np.ndarray,
-                     flag: int) -> pa.Array:
+        def variable(typ: pa.DataType, name: str, data: np.ndarray, flag: int) -> pa.Array:
             bitmap, nulls = validity(flag)
-            used = int(offsets[n])
+            used = int(offsets[name][n])
             return pa.Array.from_buffers(
-                typ, n, [bitmap, pa.py_buffer(offsets[: n + 1]), pa.py_buffer(data[:used])],
+                typ, n, [bitmap, pa.py_buffer(offsets[name]), pa.py_buffer(data[:used])],
                 null_count=nulls)
 
         def ipv6(slot: int, flag: int) -> pa.Array:
@@ -161,8 +181,8 @@ class Columns:
             "seq": prim(pa.uint32(), u32[k.U32_SEQ], k.V_TCP),
             "ack": prim(pa.uint32(), u32[k.U32_ACK], k.V_TCP),
             "win": prim(pa.uint16(), u16[k.U16_WIN], k.V_TCP),
-            "tcp_opts": variable(pa.binary(), self.opt_off, self.opt_data, k.V_TCP),
-            "tcp_layout": variable(pa.string(), self.lay_off, self.lay_data, k.V_TCP),
+            "tcp_opts": variable(pa.binary(), "opt_off", self.opt_data, k.V_TCP),
+            "tcp_layout": variable(pa.string(), "lay_off", self.lay_data, k.V_TCP),
             "tcp_mss": prim(pa.uint16(), u16[k.U16_MSS], k.V_MSS),
             "tcp_wscale": prim(pa.uint8(), u8[k.U8_WSCALE], k.V_WSCALE),
             "tcp_sack_ok": boolean(k.B_SACK_OK, k.V_TCP),
@@ -177,7 +197,7 @@ class Columns:
             "inner_proto": prim(pa.uint8(), u8[k.U8_INNER_PROTO], k.V_INNER_PROTO),
             "inner_sport": prim(pa.uint16(), u16[k.U16_INNER_SPORT], k.V_INNER_PORTS),
             "inner_dport": prim(pa.uint16(), u16[k.U16_INNER_DPORT], k.V_INNER_PORTS),
-            "payload_head": variable(pa.binary(), self.head_off, self.head_data, k.V_PAYLEN),
+            "payload_head": variable(pa.binary(), "head_off", self.head_data, k.V_PAYLEN),
         }
         return pa.RecordBatch.from_arrays([arrays[f.name] for f in PACKET_SCHEMA],
                                           schema=PACKET_SCHEMA)

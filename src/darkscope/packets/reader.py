@@ -15,6 +15,7 @@ import mmap
 import os
 import stat
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from darkscope.errors import CaptureFormatError, UsageError
 from darkscope.packets import _kernels as k
-from darkscope.packets.columns import WALKER_LOCK, Columns, Scratch
+from darkscope.packets.columns import Columns, Scratch
 from darkscope.packets.schema import PACKET_SCHEMA
 from darkscope.packets.sources import PCAP_MAGICS, PCAPNG_MAGIC, CaptureStream, expand_inputs
 from darkscope.progress import Tracker
@@ -36,6 +37,9 @@ OnError = Literal["raise", "skip"]
 DEFAULT_BATCH_ROWS = 1 << 19
 DEFAULT_BUFFER_BYTES = 1 << 24
 MAX_BUFFER_BYTES = 1 << 28
+# numba's default (workqueue) threading layer runs one parallel region at a time per process:
+# readers in several Python threads take turns in the compiled kernels instead of aborting.
+WALKER_LOCK = threading.Lock()
 # Readers use 262144 as the largest sane snap length; allow captures that declare more.
 MAX_SNAPLEN = 1 << 24
 # Where leases cannot say whether a file is being written: map it once unchanged this long.
@@ -497,7 +501,7 @@ class CaptureReader:
         for i, cols in enumerate(spare):
             if cols.released():
                 del spare[i]
-                cols.rows = 0
+                cols.reset()
                 return cols
         del spare[:-2]  # keep the last few candidates only
         return Columns(self.batch_rows, scratch)

@@ -7,12 +7,20 @@ Pages that no packet touches (IPv6 addresses in an IPv4 capture, TCP options of 
 SYNs) are never faulted in. Null slots hold garbage that Arrow's validity bitmaps hide; nothing
 reads them. Per-row scratch (frame offsets, validity flags) is shared by all batches of a
 reader, since only the batch being filled uses it.
+
+Fresh memory is zeroed by the kernel page by page, about a quarter of the CPU time of a read.
+So, as Arrow's own allocators do, memory is kept for reuse: a mapping whose last Arrow array is
+gone goes back to a small pool (``MADV_FREE``: the kernel may still take its pages back under
+memory pressure) and the next batch is carved from it, and readers take their scratch from a
+pool too. A process that reads capture after capture stops paying for fresh pages.
 """
 
 from __future__ import annotations
 
 import mmap
 import sys
+import threading
+import weakref
 
 import numpy as np
 import pyarrow as pa
@@ -22,35 +30,84 @@ from darkscope.packets.schema import PACKET_SCHEMA
 
 _ROW_PAD = 80
 _ALIGN = 64
+# Mappings (about 200 MiB of address space each, at most ~40 MiB of it touched by a batch)
+# and scratch sets kept for reuse.
+POOLED_MAPPINGS = 16
+POOLED_SCRATCH = 2
+_pool_lock = threading.Lock()
+_free_mappings: dict[int, list[mmap.mmap]] = {}
+_free_scratch: list[Scratch] = []
 
 
 class Scratch:
     """Per-row arrays the walkers need while a batch is filled, never exported to Arrow."""
 
     def __init__(self, capacity: int) -> None:
-        self.rec_off = np.empty(capacity, np.int64)  # where each record's frame starts
-        self.rec_spare = np.empty(capacity, np.int64)  # the same, second half of a pcap scan
-        self.val = np.empty(capacity, np.uint32)     # validity and boolean bits, 1 << k.V_*
-        # fixed-size slots per row and their used lengths, packed into the exported arrays
-        # once the rows are decoded
-        self.head_slots = np.empty(capacity * k.HEAD_BYTES, np.uint8)
-        self.opt_slots = np.empty(capacity * k.OPTS_MAX, np.uint8)
-        self.head_len = np.empty(capacity, np.uint8)
-        self.opt_len = np.empty(capacity, np.uint8)
-        self.lay_len = np.empty(capacity, np.uint8)
+        self.capacity = capacity
+        _, arrays = _arena([
+            ((capacity,), np.int64),               # rec_off: where each record's frame starts
+            ((capacity,), np.int64),               # rec_spare: the same, second half of a scan
+            ((capacity,), np.uint32),              # val: validity and boolean bits, 1 << k.V_*
+            # fixed-size slots per row and their used lengths, packed into the exported
+            # arrays once the rows are decoded
+            ((capacity * k.HEAD_BYTES,), np.uint8),
+            ((capacity * k.OPTS_MAX,), np.uint8),
+            ((capacity,), np.uint8),
+            ((capacity,), np.uint8),
+            ((capacity,), np.uint8),
+        ])
+        (self.rec_off, self.rec_spare, self.val, self.head_slots, self.opt_slots,
+         self.head_len, self.opt_len, self.lay_len) = arrays
         # offsets of a batch without any variable-length data (never written: zero pages)
         self.zero_offsets = np.zeros(capacity + 1, np.int32)
+
+    @classmethod
+    def take(cls, capacity: int) -> Scratch:
+        """A pooled scratch set of this capacity, or a new one; :meth:`give_back` when done."""
+        with _pool_lock:
+            for i, scratch in enumerate(_free_scratch):
+                if scratch.capacity == capacity:
+                    return _free_scratch.pop(i)
+        return cls(capacity)
+
+    def give_back(self) -> None:
+        with _pool_lock:
+            if len(_free_scratch) < POOLED_SCRATCH:
+                _free_scratch.append(self)
+
+
+def _mapping(size: int) -> mmap.mmap:
+    with _pool_lock:
+        free = _free_mappings.get(size)
+        if free:
+            return free.pop()
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        memory.madvise(mmap.MADV_HUGEPAGE)
+    return memory
+
+
+def _pool_mapping(memory: mmap.mmap, size: int) -> None:
+    """Keep a mapping whose arrays are all gone for the next batch (or let it be unmapped)."""
+    with _pool_lock:
+        free = _free_mappings.setdefault(size, [])
+        if len(free) >= POOLED_MAPPINGS:
+            return
+        if hasattr(mmap, "MADV_FREE"):
+            memory.madvise(mmap.MADV_FREE)
+        free.append(memory)
 
 
 def _arena(layout: list[tuple[tuple[int, ...], type]]) -> tuple[np.ndarray, list[np.ndarray]]:
     """One huge-page-backed anonymous mapping carved into arrays of the given shapes; returns
-    the mapping's array (every carved array's ``base``) and the arrays."""
+    the mapping's array (every carved array's ``base``) and the arrays. When that array dies,
+    the mapping goes back to the pool."""
     sizes = [int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in layout]
     starts = np.concatenate([[0], np.cumsum([-(-size // _ALIGN) * _ALIGN for size in sizes])])
-    memory = mmap.mmap(-1, max(int(starts[-1]), 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        memory.madvise(mmap.MADV_HUGEPAGE)
+    size = max(int(starts[-1]), 1)
+    memory = _mapping(size)
     whole = np.frombuffer(memory, np.uint8)
+    weakref.finalize(whole, _pool_mapping, memory, size).atexit = False
     arrays = [whole[start:start + size].view(dtype).reshape(shape)
               for (shape, dtype), start, size in zip(layout, starts[:-1], sizes, strict=True)]
     return whole, arrays
@@ -88,6 +145,7 @@ class Columns:
             offsets[0] = 0
         self.present = np.zeros(k.N_VAL, np.int64)  # valid rows per flag
         self.var_rows = np.zeros(1, np.int64)  # rows whose variable-length offsets are written
+        self.reset()  # a pooled mapping holds an earlier batch's bits
 
     def reset(self) -> None:
         """Empty the batch for reuse once its Arrow arrays are gone."""

@@ -484,16 +484,19 @@ class CaptureReader:
         return sum(p.stat().st_size for p in self.paths)
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
-        scratch = Scratch(self.batch_rows)
-        sink = _Sink(Columns(self.batch_rows, scratch))
-        spare: list[Columns] = []
-        for path in self.paths:
-            for _ in self._decode_file(path, sink):
+        scratch = Scratch.take(self.batch_rows)
+        try:
+            sink = _Sink(Columns(self.batch_rows, scratch))
+            spare: list[Columns] = []
+            for path in self.paths:
+                for _ in self._decode_file(path, sink):
+                    yield sink.cols.to_batch()
+                    spare.append(sink.cols)
+                    sink.cols = self._recycled(spare, scratch)
+            if sink.cols.rows:
                 yield sink.cols.to_batch()
-                spare.append(sink.cols)
-                sink.cols = self._recycled(spare, scratch)
-        if sink.cols.rows:
-            yield sink.cols.to_batch()
+        finally:
+            scratch.give_back()
 
     def _recycled(self, spare: list[Columns], scratch: Scratch) -> Columns:
         """Columns of a batch the consumer has dropped (streaming: no new page faults), else

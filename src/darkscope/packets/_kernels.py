@@ -81,30 +81,36 @@ for _kind in range(256):
     TOKEN_LENS[_kind] = len(_text)
 
 
+# Byte reads index with unsigned offsets: numba then skips its negative-index wraparound
+# test, one compare and branch per byte read (about 40 per packet).
 @njit(inline="always")
 def _be16(buf, p):
-    return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+    i = np.uint64(p)
+    return (np.int64(buf[i]) << 8) | np.int64(buf[i + np.uint64(1)])
 
 
 @njit(inline="always")
 def _be32(buf, p):
-    return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
-            | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3]))
+    i = np.uint64(p)
+    return ((np.int64(buf[i]) << 24) | (np.int64(buf[i + np.uint64(1)]) << 16)
+            | (np.int64(buf[i + np.uint64(2)]) << 8) | np.int64(buf[i + np.uint64(3)]))
 
 
 @njit(inline="always")
 def _rd16(buf, p, swapped):
     if swapped:
         return _be16(buf, p)
-    return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
+    i = np.uint64(p)
+    return np.int64(buf[i]) | (np.int64(buf[i + np.uint64(1)]) << 8)
 
 
 @njit(inline="always")
 def _rd32(buf, p, swapped):
     if swapped:
         return _be32(buf, p)
-    return (np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
-            | (np.int64(buf[p + 2]) << 16) | (np.int64(buf[p + 3]) << 24))
+    i = np.uint64(p)
+    return (np.int64(buf[i]) | (np.int64(buf[i + np.uint64(1)]) << 8)
+            | (np.int64(buf[i + np.uint64(2)]) << 16) | (np.int64(buf[i + np.uint64(3)]) << 24))
 
 
 @njit(inline="always")
@@ -146,16 +152,18 @@ def _option_end(data, i, stop):
 
 
 @njit(inline="always")
-def _tcp_options(buf, start, stop, row, u32, u16, u8, opt_slots, opt_len):
-    """Copy the raw options into the row's slot (length in ``opt_len[row]``, packed by
-    :func:`_pack_rows`) and record MSS, window scale, SACK-permitted and timestamps; returns
+def _tcp_options(buf, start, stop, row, u32, u16, u8, opt_pos, opt_len, lay_len):
+    """Note where the raw options are (copied out by :func:`_pack_rows`) and how long their
+    layout text will be, and record MSS, window scale, SACK-permitted and timestamps; returns
     the validity flags of what it found."""
-    _copy_words(buf, start, stop, opt_slots, row * OPTS_MAX, (row + 1) * OPTS_MAX)
+    opt_pos[row] = start
     opt_len[row] = stop - start
     flags = 0
+    layout = 0
     i = start
     while i < stop:
         kind = buf[i]
+        layout += TOKEN_LENS[kind] + (1 if layout else 0)  # as :func:`_layout` writes it
         end = _option_end(buf, i, stop)
         if end < 0:
             break
@@ -173,6 +181,7 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, opt_slots, opt_len):
             u32[U32_TSECR, row] = _be32(buf, i + 6)
             flags |= 1 << V_TSOPT
         i = end
+    lay_len[row] = layout
     return flags
 
 
@@ -214,7 +223,7 @@ def _inner_ports(buf, p, stop, proto, row, u16):
 
 @njit(inline="always")
 def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, v6,
-               head_slots, head_len, opt_slots, opt_len):
+               head_pos, head_len, opt_pos, opt_len, lay_len):
     """Decode TCP/UDP/ICMP at ``l4``; ``wire_len`` is the transport length the IP header
     claims. Returns the validity flags of the fields written."""
     hdr = 0
@@ -234,7 +243,7 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, v6,
             hdr = 20
         if hdr > 20:
             flags |= _tcp_options(buf, l4 + 20, min(l4 + hdr, cap_stop), row, u32, u16, u8,
-                                  opt_slots, opt_len)
+                                  opt_pos, opt_len, lay_len)
     elif proto == 17:
         if l4 + 8 > cap_stop:
             return 0
@@ -270,20 +279,21 @@ def _transport(buf, l4, cap_stop, wire_len, proto, row, u32, u16, u8, v6,
     payload = l4 + hdr
     paylen = wire_len - hdr
     u32[U32_PAYLEN, row] = paylen if paylen > 0 else 0
-    _head(buf, payload, cap_stop, row, head_slots, head_len)
+    _head(payload, cap_stop, row, head_pos, head_len)
     return flags | (1 << V_PAYLEN)
 
 
 @njit(inline="always")
-def _head(buf, start, stop, row, head_slots, head_len):
+def _head(start, stop, row, head_pos, head_len):
+    """Note where the payload's first bytes are (copied out by :func:`_pack_rows`)."""
     n = min(stop - start, HEAD_BYTES)
     if n > 0:
-        _copy_words(buf, start, start + n, head_slots, row * HEAD_BYTES, (row + 1) * HEAD_BYTES)
+        head_pos[row] = start
         head_len[row] = n
 
 
 @njit(inline="always")
-def _ipv4(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots, opt_len):
+def _ipv4(buf, q, stop, row, u32, u16, u8, v6, head_pos, head_len, opt_pos, opt_len, lay_len):
     if q + 20 > stop or (buf[q] >> 4) != 4:
         return 0
     ihl = (np.int64(buf[q]) & 15) * 4
@@ -313,14 +323,14 @@ def _ipv4(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots, 
     cap_stop = min(stop, q + total)  # excludes Ethernet padding
     if frag_off:
         u32[U32_PAYLEN, row] = total - ihl
-        _head(buf, l4, cap_stop, row, head_slots, head_len)
+        _head(l4, cap_stop, row, head_pos, head_len)
         return flags | (1 << V_PAYLEN)
     return flags | _transport(buf, l4, cap_stop, total - ihl, proto, row, u32, u16, u8, v6,
-                              head_slots, head_len, opt_slots, opt_len)
+                              head_pos, head_len, opt_pos, opt_len, lay_len)
 
 
 @njit(inline="always")
-def _ipv6(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots, opt_len):
+def _ipv6(buf, q, stop, row, u32, u16, u8, v6, head_pos, head_len, opt_pos, opt_len, lay_len):
     if q + 40 > stop or (buf[q] >> 4) != 6:
         return 0
     plen = _be16(buf, q + 4)
@@ -364,19 +374,20 @@ def _ipv6(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots, 
         flags |= 1 << B_FRAGMENT
     if later_fragment:
         u32[U32_PAYLEN, row] = max(end_wire - p, 0)
-        _head(buf, p, cap_stop, row, head_slots, head_len)
+        _head(p, cap_stop, row, head_pos, head_len)
         return flags | (1 << V_PAYLEN)
     return flags | _transport(buf, p, cap_stop, end_wire - p, nh, row, u32, u16, u8, v6,
-                              head_slots, head_len, opt_slots, opt_len)
+                              head_pos, head_len, opt_pos, opt_len, lay_len)
 
 
 @njit(inline="always")
-def decode_frame(buf, p, caplen, link, row, u32, u16, u8, v6, head_slots, head_len, opt_slots,
-                 opt_len):
+def decode_frame(buf, p, caplen, link, row, u32, u16, u8, v6, head_pos, head_len, opt_pos,
+                 opt_len, lay_len):
     """Decode one frame of ``caplen`` bytes at ``p`` into row ``row`` of the columns; returns
     the row's validity flags (kept in a register, stored once by the caller)."""
     head_len[row] = 0
     opt_len[row] = 0
+    lay_len[row] = 0
     flags = 0
     stop = p + caplen
     q = p
@@ -427,11 +438,11 @@ def decode_frame(buf, p, caplen, link, row, u32, u16, u8, v6, head_slots, head_l
         elif version == 6:
             ethertype = 0x86DD
     if ethertype == 0x0800:
-        flags |= _ipv4(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots,
-                       opt_len)
+        flags |= _ipv4(buf, q, stop, row, u32, u16, u8, v6, head_pos, head_len, opt_pos,
+                       opt_len, lay_len)
     elif ethertype == 0x86DD:
-        flags |= _ipv6(buf, q, stop, row, u32, u16, u8, v6, head_slots, head_len, opt_slots,
-                       opt_len)
+        flags |= _ipv6(buf, q, stop, row, u32, u16, u8, v6, head_pos, head_len, opt_pos,
+                       opt_len, lay_len)
     return flags
 
 
@@ -458,8 +469,8 @@ def _chunk_start(row0, row1, c, chunks):
 
 
 @njit(parallel=True, nogil=True)
-def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots, head_len,
-                 opt_slots, opt_len, bits, present, pcap_link, swapped, frac_ns):
+def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
+                 opt_pos, opt_len, lay_len, bits, present, pcap_link, swapped, frac_ns):
     """Decode rows ``row0..row1`` in parallel (every row writes only its own slots), and set
     their validity bitmap bits block by block, while the block's flags are still in cache.
 
@@ -494,7 +505,7 @@ def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_sl
                     link = u16[U16_LINKTYPE, row]
                     flags = val[row] & (1 << V_TS)
                 val[row] = flags | decode_frame(buf, off, caplen, link, row, u32, u16, u8, v6,
-                                                head_slots, head_len, opt_slots, opt_len)
+                                                head_pos, head_len, opt_pos, opt_len, lay_len)
             bitmap_rows(val, start, stop, bits, mine)
             start = stop
         counts[c] = mine
@@ -504,16 +515,15 @@ def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_sl
 
 
 @njit(parallel=True, nogil=True)
-def _pack_rows(row0, row1, head_slots, head_len, opt_slots, opt_len, lay_len, head_off,
+def _pack_rows(buf, row0, row1, head_pos, head_len, opt_pos, opt_len, lay_len, head_off,
                opt_off, lay_off, head_data, opt_data, lay_data, var_rows, tok_bytes, tok_lens):
-    """Pack the variable-length slots of rows ``row0..row1`` (payload heads, options, and the
-    option layouts written on the way) into the Arrow data arrays and write their offsets.
+    """Copy the payload heads and options of rows ``row0..row1`` out of the buffer into the
+    Arrow data arrays, write the option layouts, and write their offsets.
 
     In parallel: every chunk first sums its lengths, then packs from where the chunks before
-    it end (the slots are scratch, so packing never overwrites what another chunk still reads).
-    Rows without any variable data (a capture of bare SYNs) write nothing: ``var_rows[0]``
-    is how many rows of the batch have offsets written, and the batch shares one zero offsets
-    buffer when none has.
+    it end. Rows without any variable data (a capture of bare SYNs) write nothing:
+    ``var_rows[0]`` is how many rows of the batch have offsets written, and the batch shares
+    one zero offsets buffer when none has.
     """
     n = row1 - row0
     chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
@@ -521,16 +531,9 @@ def _pack_rows(row0, row1, head_slots, head_len, opt_slots, opt_len, lay_len, he
     for c in prange(chunks):
         head = opt = lay = 0  # locals: chunks summing into one cache line would slow each other
         for row in range(row0 + n * c // chunks, row0 + n * (c + 1) // chunks):
-            size = 0
-            olen = opt_len[row]
-            if olen:
-                start = row * OPTS_MAX
-                size = _layout(opt_slots, start, start + olen, lay_data, -1, tok_bytes,
-                               tok_lens, 0)
-            lay_len[row] = size
             head += head_len[row]
-            opt += olen
-            lay += size
+            opt += opt_len[row]
+            lay += lay_len[row]
         totals[c, 0], totals[c, 1], totals[c, 2] = head, opt, lay
     if totals.sum() == 0:
         return
@@ -552,30 +555,31 @@ def _pack_rows(row0, row1, head_slots, head_len, opt_slots, opt_len, lay_len, he
         for row in range(row0 + n * c // chunks, row0 + n * (c + 1) // chunks):
             size = head_len[row]
             if size:
-                _copy_words(head_slots, row * HEAD_BYTES, row * HEAD_BYTES + size, head_data,
-                            head, head_end)
+                start = head_pos[row]
+                _copy_words(buf, start, start + size, head_data, head, head_end)
                 head += size
             head_off[row + 1] = head
             size = opt_len[row]
             if size:
-                _copy_words(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, opt_data, opt,
-                            opt_end)
+                start = opt_pos[row]
+                _copy_words(buf, start, start + size, opt_data, opt, opt_end)
                 opt += size
-                lay += _layout(opt_slots, row * OPTS_MAX, row * OPTS_MAX + size, lay_data, lay,
-                               tok_bytes, tok_lens, lay_end)
+                lay += _layout(buf, start, start + size, lay_data, lay, tok_bytes, tok_lens,
+                               lay_end)
             opt_off[row + 1] = opt
             lay_off[row + 1] = lay
     var_rows[0] = row1
 
 
 @njit(inline="always")
-def _finish(buf, row0, row1, rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_len,
-            opt_slots, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
+def _finish(buf, row0, row1, rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
+            opt_pos, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
             opt_data, lay_data, var_rows, tok_bytes, tok_lens, pcap_link, swapped, frac_ns):
     if row1 > row0:
-        _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_slots,
-                     head_len, opt_slots, opt_len, bits, present, pcap_link, swapped, frac_ns)
-        _pack_rows(row0, row1, head_slots, head_len, opt_slots, opt_len, lay_len, head_off,
+        _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_pos,
+                     head_len, opt_pos, opt_len, lay_len, bits, present, pcap_link, swapped,
+                     frac_ns)
+        _pack_rows(buf, row0, row1, head_pos, head_len, opt_pos, opt_len, lay_len, head_off,
                    opt_off, lay_off, head_data, opt_data, lay_data, var_rows, tok_bytes,
                    tok_lens)
 
@@ -659,7 +663,7 @@ def _scan_halves(buf, pos, end, swapped, frac_limit, snaplen, max_rows, row0, re
 
 @njit(cache=True, nogil=True)
 def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_rows, row0,
-              rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_len, opt_slots, opt_len,
+              rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len, opt_pos, opt_len,
               lay_len, bits, present, head_off, opt_off, lay_off, head_data, opt_data,
               lay_data, var_rows, tok_bytes, tok_lens, spare):
     """Decode classic pcap records from ``buf[pos:end]`` into rows ``row0..``.
@@ -691,8 +695,8 @@ def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_ro
     if status == ST_REACHED:
         pos, row, status = _scan_pcap(buf, pos, end + 1, end, swapped, frac_limit, snaplen,
                                       max_rows, row, rec_off)
-    _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_len,
-            opt_slots, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
+    _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
+            opt_pos, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
             opt_data, lay_data, var_rows, tok_bytes, tok_lens, link, swapped, frac_ns)
     return pos, row, status
 
@@ -742,8 +746,8 @@ def _pcapng_ts(hi, lo, if_pow2, if_exp, if_offset_ns, iface):
 
 @njit(cache=True, nogil=True)
 def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if_offset_ns,
-                n_if, max_rows, row0, rec_off, tsarr, u32, u16, u8, val, v6, head_slots,
-                head_len, opt_slots, opt_len, lay_len, bits, present, head_off, opt_off,
+                n_if, max_rows, row0, rec_off, tsarr, u32, u16, u8, val, v6, head_pos,
+                head_len, opt_pos, opt_len, lay_len, bits, present, head_off, opt_off,
                 lay_off, head_data, opt_data, lay_data, var_rows, tok_bytes, tok_lens, skipped):
     """Decode pcapng packet blocks (enhanced, simple, obsolete packet) from ``buf[pos:end]``.
 
@@ -822,8 +826,8 @@ def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if
                         u32, u16, val)
                 row += 1
         pos += blen
-    _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_slots, head_len,
-            opt_slots, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
+    _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
+            opt_pos, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
             opt_data, lay_data, var_rows, tok_bytes, tok_lens, -1, swapped, 0)
     return pos, row, status
 

@@ -48,15 +48,16 @@ class Scratch:
             ((capacity,), np.int64),               # rec_off: where each record's frame starts
             ((capacity,), np.int64),               # rec_spare: the same, second half of a scan
             ((capacity,), np.uint32),              # val: validity and boolean bits, 1 << k.V_*
-            # fixed-size slots per row and their used lengths, packed into the exported
-            # arrays once the rows are decoded
-            ((capacity * k.HEAD_BYTES,), np.uint8),
-            ((capacity * k.OPTS_MAX,), np.uint8),
+            # where each row's payload head and options are in the buffer, and their lengths
+            # and that of the option layout text: packed into the exported arrays once the
+            # rows are decoded
+            ((capacity,), np.int64),
+            ((capacity,), np.int64),
             ((capacity,), np.uint8),
             ((capacity,), np.uint8),
             ((capacity,), np.uint8),
         ])
-        (self.rec_off, self.rec_spare, self.val, self.head_slots, self.opt_slots,
+        (self.rec_off, self.rec_spare, self.val, self.head_pos, self.opt_pos,
          self.head_len, self.opt_len, self.lay_len) = arrays
         # offsets of a batch without any variable-length data (never written: zero pages)
         self.zero_offsets = np.zeros(capacity + 1, np.int32)
@@ -168,7 +169,7 @@ class Columns:
         """The column arguments every walker takes, in order."""
         scratch = self.scratch
         return (scratch.rec_off, self.ts, self.u32, self.u16, self.u8, scratch.val, self.v6,
-                scratch.head_slots, scratch.head_len, scratch.opt_slots, scratch.opt_len,
+                scratch.head_pos, scratch.head_len, scratch.opt_pos, scratch.opt_len,
                 scratch.lay_len, self.bits, self.present, self.head_off, self.opt_off,
                 self.lay_off, self.head_data, self.opt_data, self.lay_data, self.var_rows,
                 k.TOKEN_BYTES, k.TOKEN_LENS)

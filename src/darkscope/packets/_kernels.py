@@ -15,6 +15,15 @@ from __future__ import annotations
 import numpy as np
 from numba import config, njit, prange
 
+from darkscope.packets._bytes import (
+    load_be16,
+    load_be32,
+    load_le16,
+    load_le32,
+    load_word,
+    store_word,
+)
+
 # --- column slots -------------------------------------------------------------------------
 # Columns most packets fill come first, the sparse ones last: a batch's columns are carved
 # from huge pages, and a page that no packet touches is never faulted in (nor zeroed).
@@ -71,46 +80,36 @@ LINK_RAW_BSD12, LINK_RAW_BSD14 = 12, 14
 SUPPORTED_LINK_TYPES = frozenset({LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LOOP, LINK_SLL,
                                   LINK_IPV4, LINK_IPV6, LINK_SLL2, LINK_RAW_BSD12, LINK_RAW_BSD14})
 
-# option kind -> token written into tcp_layout
+# option kind -> token written into tcp_layout: its text, length, and the text with the comma
+# that follows it as one 8-byte word (written with a single store)
 _TOKENS = {0: "eol", 1: "nop", 2: "mss", 3: "ws", 4: "sok", 5: "sack", 8: "ts"}
-TOKEN_BYTES = np.zeros((256, 4), dtype=np.uint8)
+TOKEN_TEXT = np.zeros((256, 8), dtype=np.uint8)
 TOKEN_LENS = np.zeros(256, dtype=np.int64)
 for _kind in range(256):
     _text = _TOKENS.get(_kind, str(_kind)).encode()
-    TOKEN_BYTES[_kind, : len(_text)] = np.frombuffer(_text, dtype=np.uint8)
+    TOKEN_TEXT[_kind, : len(_text) + 1] = np.frombuffer(_text + b",", dtype=np.uint8)
     TOKEN_LENS[_kind] = len(_text)
+TOKEN_WORDS = TOKEN_TEXT.view(np.uint64).reshape(256).copy()
 
 
-# Byte reads index with unsigned offsets: numba then skips its negative-index wraparound
-# test, one compare and branch per byte read (about 40 per packet).
 @njit(inline="always")
 def _be16(buf, p):
-    i = np.uint64(p)
-    return (np.int64(buf[i]) << 8) | np.int64(buf[i + np.uint64(1)])
+    return load_be16(buf, p)
 
 
 @njit(inline="always")
 def _be32(buf, p):
-    i = np.uint64(p)
-    return ((np.int64(buf[i]) << 24) | (np.int64(buf[i + np.uint64(1)]) << 16)
-            | (np.int64(buf[i + np.uint64(2)]) << 8) | np.int64(buf[i + np.uint64(3)]))
+    return load_be32(buf, p)
 
 
 @njit(inline="always")
 def _rd16(buf, p, swapped):
-    if swapped:
-        return _be16(buf, p)
-    i = np.uint64(p)
-    return np.int64(buf[i]) | (np.int64(buf[i + np.uint64(1)]) << 8)
+    return load_be16(buf, p) if swapped else load_le16(buf, p)
 
 
 @njit(inline="always")
 def _rd32(buf, p, swapped):
-    if swapped:
-        return _be32(buf, p)
-    i = np.uint64(p)
-    return (np.int64(buf[i]) | (np.int64(buf[i + np.uint64(1)]) << 8)
-            | (np.int64(buf[i + np.uint64(2)]) << 16) | (np.int64(buf[i + np.uint64(3)]) << 24))
+    return load_be32(buf, p) if swapped else load_le32(buf, p)
 
 
 @njit(inline="always")
@@ -121,15 +120,14 @@ def _copy(buf, start, stop, out, out_pos):
 
 @njit(inline="always")
 def _copy_words(buf, start, stop, out, out_pos, out_limit):
-    """Copy ``buf[start:stop]`` in 8-byte blocks (one move each instead of a byte loop) when
-    the rounded-up length stays inside ``buf`` and below ``out_limit``; the bytes past
-    ``stop - start`` written then are garbage that the caller overwrites or never exports."""
+    """Copy ``buf[start:stop]`` in 8-byte words (one unaligned move each) when the rounded-up
+    length stays inside ``buf`` and below ``out_limit``; the bytes past ``stop - start``
+    written then are garbage that the caller overwrites or never exports."""
     n = stop - start
     rounded = (n + 7) & ~7
     if start + rounded <= len(buf) and out_pos + rounded <= out_limit:
         for block in range(0, rounded, 8):
-            for i in range(8):
-                out[out_pos + block + i] = buf[start + block + i]
+            store_word(out, out_pos + block, load_word(buf, start + block))
     else:
         _copy(buf, start, stop, out, out_pos)
 
@@ -186,30 +184,24 @@ def _tcp_options(buf, start, stop, row, u32, u16, u8, opt_pos, opt_len, lay_len)
 
 
 @njit(inline="always")
-def _layout(opts, i, stop, out, w, tok_bytes, tok_lens, out_limit):
+def _layout(opts, i, stop, out, w, out_limit):
     """Write the option kinds of ``opts[i:stop]`` as tokens (``mss,nop,ws``) at ``out[w]``;
-    returns the text's length. With ``w < 0`` only the length is computed. A token is written
-    as its 4 padded bytes (one move) where that stays below ``out_limit``; the padding is
-    overwritten by what follows."""
+    returns the text's length (:func:`_tcp_options` counts the same). Each token goes out with
+    its comma as one 8-byte word where that stays below ``out_limit``; the bytes past a token
+    are overwritten by what follows, the last comma lies past the returned length."""
     n = 0
     while i < stop:
         kind = opts[i]
-        if n:
-            if w >= 0:
-                out[w + n] = 44  # ','
-            n += 1
-        if w >= 0:
-            if w + n + 4 <= out_limit:
-                for k in range(4):
-                    out[w + n + k] = tok_bytes[kind, k]
-            else:
-                for k in range(tok_lens[kind]):
-                    out[w + n + k] = tok_bytes[kind, k]
-        n += tok_lens[kind]
+        if w + n + 8 <= out_limit:
+            store_word(out, w + n, TOKEN_WORDS[kind])
+        else:
+            for k in range(min(TOKEN_LENS[kind] + 1, out_limit - w - n)):
+                out[w + n + k] = TOKEN_TEXT[kind, k]
+        n += TOKEN_LENS[kind] + 1
         i = _option_end(opts, i, stop)
         if i < 0:
             break
-    return n
+    return n - 1 if n else 0
 
 
 @njit(inline="always")
@@ -516,7 +508,7 @@ def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_po
 
 @njit(parallel=True, nogil=True)
 def _pack_rows(buf, row0, row1, head_pos, head_len, opt_pos, opt_len, lay_len, head_off,
-               opt_off, lay_off, head_data, opt_data, lay_data, var_rows, tok_bytes, tok_lens):
+               opt_off, lay_off, head_data, opt_data, lay_data, var_rows):
     """Copy the payload heads and options of rows ``row0..row1`` out of the buffer into the
     Arrow data arrays, write the option layouts, and write their offsets.
 
@@ -564,8 +556,7 @@ def _pack_rows(buf, row0, row1, head_pos, head_len, opt_pos, opt_len, lay_len, h
                 start = opt_pos[row]
                 _copy_words(buf, start, start + size, opt_data, opt, opt_end)
                 opt += size
-                lay += _layout(buf, start, start + size, lay_data, lay, tok_bytes, tok_lens,
-                               lay_end)
+                lay += _layout(buf, start, start + size, lay_data, lay, lay_end)
             opt_off[row + 1] = opt
             lay_off[row + 1] = lay
     var_rows[0] = row1
@@ -574,14 +565,13 @@ def _pack_rows(buf, row0, row1, head_pos, head_len, opt_pos, opt_len, lay_len, h
 @njit(inline="always")
 def _finish(buf, row0, row1, rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
             opt_pos, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
-            opt_data, lay_data, var_rows, tok_bytes, tok_lens, pcap_link, swapped, frac_ns):
+            opt_data, lay_data, var_rows, pcap_link, swapped, frac_ns):
     if row1 > row0:
         _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_pos,
                      head_len, opt_pos, opt_len, lay_len, bits, present, pcap_link, swapped,
                      frac_ns)
         _pack_rows(buf, row0, row1, head_pos, head_len, opt_pos, opt_len, lay_len, head_off,
-                   opt_off, lay_off, head_data, opt_data, lay_data, var_rows, tok_bytes,
-                   tok_lens)
+                   opt_off, lay_off, head_data, opt_data, lay_data, var_rows)
 
 
 ST_REACHED = -1  # internal: a scan got to the offset it was asked to stop at
@@ -665,7 +655,7 @@ def _scan_halves(buf, pos, end, swapped, frac_limit, snaplen, max_rows, row0, re
 def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_rows, row0,
               rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len, opt_pos, opt_len,
               lay_len, bits, present, head_off, opt_off, lay_off, head_data, opt_data,
-              lay_data, var_rows, tok_bytes, tok_lens, spare):
+              lay_data, var_rows, spare):
     """Decode classic pcap records from ``buf[pos:end]`` into rows ``row0..``.
 
     Returns ``(pos, rows, status)``: the offset of the first record not consumed, the row after
@@ -697,7 +687,7 @@ def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_ro
                                       max_rows, row, rec_off)
     _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
             opt_pos, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
-            opt_data, lay_data, var_rows, tok_bytes, tok_lens, link, swapped, frac_ns)
+            opt_data, lay_data, var_rows, link, swapped, frac_ns)
     return pos, row, status
 
 
@@ -748,7 +738,7 @@ def _pcapng_ts(hi, lo, if_pow2, if_exp, if_offset_ns, iface):
 def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if_offset_ns,
                 n_if, max_rows, row0, rec_off, tsarr, u32, u16, u8, val, v6, head_pos,
                 head_len, opt_pos, opt_len, lay_len, bits, present, head_off, opt_off,
-                lay_off, head_data, opt_data, lay_data, var_rows, tok_bytes, tok_lens, skipped):
+                lay_off, head_data, opt_data, lay_data, var_rows, skipped):
     """Decode pcapng packet blocks (enhanced, simple, obsolete packet) from ``buf[pos:end]``.
 
     Stops with ``ST_PYTHON`` at a section header or interface description block. Packets of
@@ -828,7 +818,7 @@ def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if
         pos += blen
     _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
             opt_pos, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
-            opt_data, lay_data, var_rows, tok_bytes, tok_lens, -1, swapped, 0)
+            opt_data, lay_data, var_rows, -1, swapped, 0)
     return pos, row, status
 
 

@@ -171,8 +171,7 @@ class Columns:
         return (scratch.rec_off, self.ts, self.u32, self.u16, self.u8, scratch.val, self.v6,
                 scratch.head_pos, scratch.head_len, scratch.opt_pos, scratch.opt_len,
                 scratch.lay_len, self.bits, self.present, self.head_off, self.opt_off,
-                self.lay_off, self.head_data, self.opt_data, self.lay_data, self.var_rows,
-                k.TOKEN_BYTES, k.TOKEN_LENS)
+                self.lay_off, self.head_data, self.opt_data, self.lay_data, self.var_rows)
 
     def to_batch(self) -> pa.RecordBatch:
         n = self.rows

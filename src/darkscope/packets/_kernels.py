@@ -462,7 +462,7 @@ def _chunk_start(row0, row1, c, chunks):
 
 @njit(parallel=True, nogil=True)
 def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
-                 opt_pos, opt_len, lay_len, bits, present, pcap_link, swapped, frac_ns):
+                 opt_pos, opt_len, lay_len, bits, pcap_link, swapped, frac_ns):
     """Decode rows ``row0..row1`` in parallel (every row writes only its own slots), and set
     their validity bitmap bits block by block, while the block's flags are still in cache.
 
@@ -473,9 +473,7 @@ def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_po
     """
     n = row1 - row0
     chunks = 1 if n < PARALLEL_MIN_ROWS else N_CHUNKS
-    counts = np.zeros((chunks, N_VAL), np.int64)
     for c in prange(chunks):
-        mine = np.zeros(N_VAL, np.int64)  # not counts[c]: chunks would share cache lines
         start = _chunk_start(row0, row1, c, chunks)
         hi = _chunk_start(row0, row1, c + 1, chunks)
         while start < hi:
@@ -498,12 +496,8 @@ def _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_po
                     flags = val[row] & (1 << V_TS)
                 val[row] = flags | decode_frame(buf, off, caplen, link, row, u32, u16, u8, v6,
                                                 head_pos, head_len, opt_pos, opt_len, lay_len)
-            bitmap_rows(val, start, stop, bits, mine)
+            bitmap_rows(val, start, stop, bits)
             start = stop
-        counts[c] = mine
-    for c in range(chunks):
-        for f in range(N_VAL):
-            present[f] += counts[c, f]
 
 
 @njit(parallel=True, nogil=True)
@@ -564,12 +558,11 @@ def _pack_rows(buf, row0, row1, head_pos, head_len, opt_pos, opt_len, lay_len, h
 
 @njit(inline="always")
 def _finish(buf, row0, row1, rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
-            opt_pos, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
+            opt_pos, opt_len, lay_len, bits, head_off, opt_off, lay_off, head_data,
             opt_data, lay_data, var_rows, pcap_link, swapped, frac_ns):
     if row1 > row0:
         _decode_rows(buf, rec_off, row0, row1, tsarr, u32, u16, u8, val, v6, head_pos,
-                     head_len, opt_pos, opt_len, lay_len, bits, present, pcap_link, swapped,
-                     frac_ns)
+                     head_len, opt_pos, opt_len, lay_len, bits, pcap_link, swapped, frac_ns)
         _pack_rows(buf, row0, row1, head_pos, head_len, opt_pos, opt_len, lay_len, head_off,
                    opt_off, lay_off, head_data, opt_data, lay_data, var_rows)
 
@@ -654,7 +647,7 @@ def _scan_halves(buf, pos, end, swapped, frac_limit, snaplen, max_rows, row0, re
 @njit(cache=True, nogil=True)
 def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_rows, row0,
               rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len, opt_pos, opt_len,
-              lay_len, bits, present, head_off, opt_off, lay_off, head_data, opt_data,
+              lay_len, bits, head_off, opt_off, lay_off, head_data, opt_data,
               lay_data, var_rows, spare):
     """Decode classic pcap records from ``buf[pos:end]`` into rows ``row0..``.
 
@@ -686,7 +679,7 @@ def walk_pcap(buf, pos, end, swapped, frac_ns, frac_limit, snaplen, link, max_ro
         pos, row, status = _scan_pcap(buf, pos, end + 1, end, swapped, frac_limit, snaplen,
                                       max_rows, row, rec_off)
     _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
-            opt_pos, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
+            opt_pos, opt_len, lay_len, bits, head_off, opt_off, lay_off, head_data,
             opt_data, lay_data, var_rows, link, swapped, frac_ns)
     return pos, row, status
 
@@ -737,7 +730,7 @@ def _pcapng_ts(hi, lo, if_pow2, if_exp, if_offset_ns, iface):
 @njit(cache=True, nogil=True)
 def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if_offset_ns,
                 n_if, max_rows, row0, rec_off, tsarr, u32, u16, u8, val, v6, head_pos,
-                head_len, opt_pos, opt_len, lay_len, bits, present, head_off, opt_off,
+                head_len, opt_pos, opt_len, lay_len, bits, head_off, opt_off,
                 lay_off, head_data, opt_data, lay_data, var_rows, skipped):
     """Decode pcapng packet blocks (enhanced, simple, obsolete packet) from ``buf[pos:end]``.
 
@@ -817,7 +810,7 @@ def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if
                 row += 1
         pos += blen
     _finish(buf, row0, row, rec_off, tsarr, u32, u16, u8, val, v6, head_pos, head_len,
-            opt_pos, opt_len, lay_len, bits, present, head_off, opt_off, lay_off, head_data,
+            opt_pos, opt_len, lay_len, bits, head_off, opt_off, lay_off, head_data,
             opt_data, lay_data, var_rows, -1, swapped, 0)
     return pos, row, status
 
@@ -838,9 +831,6 @@ def find_pcapng_block(buf, pos, end, swapped):
     return -1
 
 
-_BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], np.int64)
-
-
 @njit(inline="always")
 def _transpose8(x):
     """Transpose the 8x8 bit matrix in ``x`` (bit 8*r + c <-> bit 8*c + r)."""
@@ -853,13 +843,12 @@ def _transpose8(x):
 
 
 @njit(cache=True, nogil=True)
-def bitmap_rows(val, lo, hi, bits, counts):
-    """Set the Arrow bitmap bits (LSB first) of rows ``lo..hi`` for every flag in ``val`` and
-    add the set bits to ``counts``. Eight rows at a time: their flag bytes form an 8x8 bit
-    matrix whose transpose holds eight flags' bitmap bytes (no per-bit branches). A byte that
-    rows outside ``lo..hi`` share is OR-ed in, so ``bits`` starts zeroed and a batch's rows
-    may arrive over several calls."""
-    byte_bits = _BYTE_BITS
+def bitmap_rows(val, lo, hi, bits):
+    """Set the Arrow bitmap bits (LSB first) of rows ``lo..hi`` for every flag in ``val``.
+    Eight rows at a time: their flag bytes form an 8x8 bit matrix whose transpose holds eight
+    flags' bitmap bytes (no per-bit branches). A byte that rows outside ``lo..hi`` share is
+    OR-ed in, so ``bits`` starts zeroed and a batch's rows may arrive over several calls.
+    Valid rows are counted afterwards, by a popcount over the finished bitmaps."""
     b = lo >> 3
     while b * 8 < hi:
         r0 = max(b * 8, lo)
@@ -871,11 +860,7 @@ def bitmap_rows(val, lo, hi, bits, counts):
             same &= val[r] == first
         if same:  # eight rows with the same flags (most of a darknet): no transpose
             for f in range(N_VAL):
-                if (first >> f) & 1:
-                    bits[f, b] = 0xFF
-                    counts[f] += 8
-                else:
-                    bits[f, b] = 0
+                bits[f, b] = 0xFF if (first >> f) & 1 else 0
         else:
             for group in range((N_VAL + 7) // 8):
                 x = np.uint64(0)
@@ -889,5 +874,4 @@ def bitmap_rows(val, lo, hi, bits, counts):
                         bits[8 * group + f, b] = byte
                     else:
                         bits[8 * group + f, b] |= byte
-                    counts[8 * group + f] += byte_bits[byte]
         b += 1

@@ -130,7 +130,7 @@ class Columns:
             ((k.N_U32, stride), np.uint32),
             ((k.N_U16, stride), np.uint16),
             ((k.N_U8, stride), np.uint8),
-            ((k.N_VAL, (capacity + 7) // 8), np.uint8),  # validity and boolean bitmaps
+            ((k.N_VAL, (capacity + 63) // 64 * 8), np.uint8),  # validity, boolean bitmaps
             ((capacity + 1,), np.int32),
             ((capacity + 1,), np.int32),
             ((capacity + 1,), np.int32),
@@ -144,7 +144,6 @@ class Columns:
         self._views = len(arrays)
         for offsets in (self.head_off, self.opt_off, self.lay_off):
             offsets[0] = 0
-        self.present = np.zeros(k.N_VAL, np.int64)  # valid rows per flag
         self.var_rows = np.zeros(1, np.int64)  # rows whose variable-length offsets are written
         self.reset()  # a pooled mapping holds an earlier batch's bits
 
@@ -152,7 +151,6 @@ class Columns:
         """Empty the batch for reuse once its Arrow arrays are gone."""
         self.rows = 0
         self.bits[:] = 0
-        self.present[:] = 0
         self.var_rows[0] = 0
 
     def released(self) -> bool:
@@ -170,13 +168,14 @@ class Columns:
         scratch = self.scratch
         return (scratch.rec_off, self.ts, self.u32, self.u16, self.u8, scratch.val, self.v6,
                 scratch.head_pos, scratch.head_len, scratch.opt_pos, scratch.opt_len,
-                scratch.lay_len, self.bits, self.present, self.head_off, self.opt_off,
+                scratch.lay_len, self.bits, self.head_off, self.opt_off,
                 self.lay_off, self.head_data, self.opt_data, self.lay_data, self.var_rows)
 
     def to_batch(self) -> pa.RecordBatch:
         n = self.rows
-        present = self.present
         nbytes = (n + 7) // 8
+        # valid rows per flag: bits past the last row are zero, so whole words can be counted
+        present = np.bitwise_count(self.bits.view(np.uint64)[:, : (n + 63) // 64]).sum(axis=1)
         var_rows = int(self.var_rows[0])
         offsets = {}
         for name in ("head_off", "opt_off", "lay_off"):

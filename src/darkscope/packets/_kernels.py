@@ -539,11 +539,16 @@ def _pack_rows(buf, row0, row1, head_pos, head_len, opt_pos, opt_len, lay_len, h
         if c + 1 < chunks:
             head_end, opt_end, lay_end = totals[c + 1, 0], totals[c + 1, 1], totals[c + 1, 2]
         for row in range(row0 + n * c // chunks, row0 + n * (c + 1) // chunks):
+            # Heads are copied as two words whether the row has one or not (its length then
+            # says how much counts): no branch to mispredict on traffic that mixes both.
             size = head_len[row]
-            if size:
-                start = head_pos[row]
-                _copy_words(buf, start, start + size, head_data, head, head_end)
-                head += size
+            start = head_pos[row] if size else 0  # head_pos is stale for rows without one
+            if head + HEAD_BYTES <= head_end and start + HEAD_BYTES <= len(buf):
+                store_word(head_data, head, load_word(buf, start))
+                store_word(head_data, head + 8, load_word(buf, start + 8))
+            elif size:
+                _copy(buf, start, start + size, head_data, head)
+            head += size
             head_off[row + 1] = head
             size = opt_len[row]
             if size:

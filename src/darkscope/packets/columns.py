@@ -34,7 +34,8 @@ _ALIGN = 64
 # and scratch sets kept for reuse.
 POOLED_MAPPINGS = 16
 POOLED_SCRATCH = 2
-_pool_lock = threading.Lock()
+# Reentrant: a mapping's finalizer may run (a garbage collection) inside a locked section.
+_pool_lock = threading.RLock()
 _free_mappings: dict[int, list[mmap.mmap]] = {}
 _free_scratch: list[Scratch] = []
 

@@ -44,3 +44,21 @@ def test_out_of_order_input_is_counted(sim_heldout, tmp_path) -> None:
     chunks = WindowChunks([path], 3600, chunk_rows=5000)
     assert sum(t.num_rows for t in chunks) == table.num_rows
     assert chunks.late_rows > 0
+
+
+def test_a_long_span_is_joined_once(sim_heldout, tmp_path, monkeypatch) -> None:
+    """Batches of one span that is still open only queue: joining them at every batch would
+    copy the span again and again (quadratic in its length)."""
+    table = read_packets([sim_heldout.capture])
+    ts = table["ts"].cast(pa.int64()).to_numpy()
+    first_hour = table.filter(pa.array(ts // 3_600_000_000_000 == ts.min() // 3_600_000_000_000))
+    path = tmp_path / "hour.parquet"
+    pq.write_table(first_hour, path, row_group_size=500)
+    joins = []
+    concat = pa.concat_tables
+    monkeypatch.setattr(pa, "concat_tables", lambda tables, **kw: joins.append(1)
+                        or concat(tables, **kw))
+    chunks = list(WindowChunks([path], 3600, chunk_rows=1))
+    assert first_hour.num_rows > 10 * 500  # many batches
+    assert len(chunks) == 1 and chunks[0].num_rows == first_hour.num_rows
+    assert len(joins) == 1

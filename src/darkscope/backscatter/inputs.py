@@ -66,24 +66,33 @@ class WindowChunks:
         span_ns = self.span_s * 1_000_000_000
         pending: list[pa.Table] = []
         rows = 0
+        oldest: int | None = None  # the earliest and latest timestamps pending
+        newest: int | None = None
         closed_until: int | None = None
         for table in iter_packets(self.inputs):
+            if not table.num_rows:
+                continue
+            ts = table["ts"].cast(pa.int64()).to_numpy()
             if closed_until is not None:
-                ts = table["ts"].cast(pa.int64()).to_numpy()
                 self.late_rows += int(np.count_nonzero(ts < closed_until))
+            low, high = int(ts.min()), int(ts.max())
+            oldest = low if oldest is None else min(oldest, low)
+            newest = high if newest is None else max(newest, high)
             pending.append(table)
             rows += table.num_rows
-            if rows < self.chunk_rows:
+            cut = newest // span_ns * span_ns  # the newest span stays open
+            # Only cut when a span can close: while one long span fills, tables just queue
+            # (joining them at every batch would copy the span over and over).
+            if rows < self.chunk_rows or oldest >= cut:
                 continue
-            whole = pa.concat_tables(pending).combine_chunks()
-            ts = whole["ts"].cast(pa.int64()).to_numpy()
-            cut = int(ts.max()) // span_ns * span_ns  # the newest span stays open
-            done = ts < cut
-            if done.any():
-                closed_until = cut if closed_until is None else max(closed_until, cut)
-                yield whole.filter(pa.array(done))
-                whole = whole.filter(pa.array(~done))
-            pending, rows = [whole], whole.num_rows
+            whole = pa.concat_tables(pending)
+            done = pc.less(whole["ts"].cast(pa.int64()), cut)
+            closed_until = cut if closed_until is None else max(closed_until, cut)
+            yield whole.filter(done).combine_chunks()
+            rest = whole.filter(pc.invert(done))
+            pending, rows = [rest], rest.num_rows
+            oldest = int(pc.min(rest["ts"].cast(pa.int64())).as_py()) if rows else None
+            newest = newest if rows else None
         if rows:
             yield pa.concat_tables(pending).combine_chunks()
         elif closed_until is None:

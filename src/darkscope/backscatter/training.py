@@ -121,7 +121,9 @@ def train(table: pa.Table, rules: RuleSet, telescope: Telescope, *,
     queued = record_reviews(decisions, store) if store is not None else 0
 
     auto = open_rows[verdict != REVIEW]
-    X2 = np.vstack([windows.X[auto], windows.X[answered]])
+    # A confident verdict on a sparse window was reached on its host's context vector: that
+    # vector, not the window's own few packets, is what the verdict labels.
+    X2 = np.vstack([judged[auto], windows.X[answered]])
     y2 = np.concatenate([decisions.verdict[auto], decisions.verdict[answered]])
     w2 = np.concatenate([np.ones(len(auto)), np.full(len(answered), EXPERT_WEIGHT)])
     if len(y2):

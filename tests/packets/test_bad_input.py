@@ -185,6 +185,61 @@ def test_capture_being_written_is_copied_and_survives_truncation(tmp_path: Path)
     assert "file ends inside a record" in str(reader.report.problems[0])
 
 
+def test_simple_packet_block_too_short_for_its_length_field(tmp_path: Path) -> None:
+    """A 12-byte Simple Packet Block has no room for its original length: it is a corrupt
+    block (its captured length would come out negative and the decoder read past it)."""
+    frames = frames_for(LINK_RAW)[:3]
+    head = write_pcapng([(LINK_RAW, None)], [(0, f) for f in frames], unknown_blocks=False)
+    tail = write_pcapng([(LINK_RAW, None)], [(0, f) for f in frames], unknown_blocks=False)
+    path = tmp_path / "spb.pcapng"
+    path.write_bytes(head + struct.pack("<III", 3, 12, 12) + tail)
+    with pytest.raises(CaptureFormatError, match="too small for its type") as info:
+        packets.read(path)
+    assert info.value.offset == len(head)
+    reader = packets.CaptureReader(path, on_error="skip")
+    table = pa.Table.from_batches(list(reader), schema=packets.PACKET_SCHEMA)
+    assert table.num_rows == 6 and max(table["cap_len"].to_pylist()) < 200
+    assert reader.report.skipped_bytes == 12
+
+
+_LEASE_RACE = """
+import os, sys, time
+from darkscope.packets.reader import _has_writers
+fd = os.open(sys.argv[1], os.O_RDONLY)
+seen = set()
+end = time.monotonic() + 2.0
+while time.monotonic() < end:
+    seen.add(_has_writers(fd))
+print(sorted(map(str, seen)))
+"""
+
+_WRITER_LOOP = """
+import os, sys, time
+end = time.monotonic() + 3.0
+while time.monotonic() < end:
+    os.close(os.open(sys.argv[1], os.O_WRONLY))
+"""
+
+
+def test_writer_opening_during_the_lease_test_does_not_kill_the_reader(tmp_path: Path) -> None:
+    """The lease that tells whether a capture is being written is broken by a writer that
+    opens the file in between; the break signal must not be SIGIO, which kills a process."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "busy.pcap"
+    path.write_bytes(b"x" * 100)
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER_LOOP, str(path)])
+    try:
+        done = subprocess.run([sys.executable, "-c", _LEASE_RACE, str(path)],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert done.returncode == 0, f"reader died: exit {done.returncode} {done.stderr[-300:]}"
+    assert done.stdout.strip() in ("['False', 'True']", "['None']")  # raced, or no leases here
+
+
 @pytest.mark.parametrize("big_endian", [False, True])
 def test_two_half_scan_equals_the_serial_scan(tmp_path: Path, big_endian: bool) -> None:
     """Buffers of 1 MiB or more are scanned in two halves at once, the second from a guessed

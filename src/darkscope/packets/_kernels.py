@@ -796,6 +796,9 @@ def walk_pcapng(buf, pos, end, swapped, if_link, if_snaplen, if_pow2, if_exp, if
                         u32, u16, val)
                 row += 1
         elif btype == 3:
+            if blen < 16:  # no room for the original length field
+                status = ST_BAD_BLOCKLEN
+                break
             if n_if < 1:
                 status = ST_BAD_IFACE
                 break

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import mmap
 import os
+import signal
 import stat
 import struct
 import threading
@@ -207,10 +208,12 @@ def _open_buffer(stream: CaptureStream, size: int) -> _Buffer:
 def _has_writers(fd: int) -> bool | None:
     """Whether any process has the file open for writing now; None where the system cannot
     tell. Linux grants a read lease only on a file nobody has open for writing; the lease is
-    given back at once (held, its break signal would have to be handled)."""
-    if not hasattr(fcntl, "F_SETLEASE"):
+    given back at once. A writer opening the file in between breaks the lease with a signal,
+    SIGIO unless told otherwise, and SIGIO kills a process; SIGURG is ignored by default."""
+    if not hasattr(fcntl, "F_SETLEASE") or not hasattr(fcntl, "F_SETSIG"):
         return None
     try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
     except OSError as exc:  # EACCES: not the file's owner; EINVAL: no leases on this fs
         return True if exc.errno == errno.EAGAIN else None

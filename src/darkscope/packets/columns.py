@@ -11,8 +11,8 @@ reader, since only the batch being filled uses it.
 Fresh memory is zeroed by the kernel page by page, about a quarter of the CPU time of a read.
 So, as Arrow's own allocators do, memory is kept for reuse: a mapping whose last Arrow array is
 gone goes back to a small pool (``MADV_FREE``: the kernel may still take its pages back under
-memory pressure) and the next batch is carved from it, and readers take their scratch from a
-pool too. A process that reads capture after capture stops paying for fresh pages.
+memory pressure) and the next batch (or a later reader's scratch) is carved from it. A process
+that reads capture after capture stops paying for fresh pages.
 """
 
 from __future__ import annotations
@@ -30,21 +30,18 @@ from darkscope.packets.schema import PACKET_SCHEMA
 
 _ROW_PAD = 80
 _ALIGN = 64
-# Mappings (about 200 MiB of address space each, at most ~40 MiB of it touched by a batch)
-# and scratch sets kept for reuse.
+# Mappings kept for reuse per size (a batch's: about 200 MiB of address space, at most ~40 MiB
+# of it touched).
 POOLED_MAPPINGS = 16
-POOLED_SCRATCH = 2
 # Reentrant: a mapping's finalizer may run (a garbage collection) inside a locked section.
 _pool_lock = threading.RLock()
 _free_mappings: dict[int, list[mmap.mmap]] = {}
-_free_scratch: list[Scratch] = []
 
 
 class Scratch:
     """Per-row arrays the walkers need while a batch is filled, never exported to Arrow."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
         _, arrays = _arena([
             ((capacity,), np.int64),               # rec_off: where each record's frame starts
             ((capacity,), np.int64),               # rec_spare: the same, second half of a scan
@@ -62,20 +59,6 @@ class Scratch:
          self.head_len, self.opt_len, self.lay_len) = arrays
         # offsets of a batch without any variable-length data (never written: zero pages)
         self.zero_offsets = np.zeros(capacity + 1, np.int32)
-
-    @classmethod
-    def take(cls, capacity: int) -> Scratch:
-        """A pooled scratch set of this capacity, or a new one; :meth:`give_back` when done."""
-        with _pool_lock:
-            for i, scratch in enumerate(_free_scratch):
-                if scratch.capacity == capacity:
-                    return _free_scratch.pop(i)
-        return cls(capacity)
-
-    def give_back(self) -> None:
-        with _pool_lock:
-            if len(_free_scratch) < POOLED_SCRATCH:
-                _free_scratch.append(self)
 
 
 def _mapping(size: int) -> mmap.mmap:

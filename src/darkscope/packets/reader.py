@@ -40,7 +40,7 @@ DEFAULT_BUFFER_BYTES = 1 << 24
 MAX_BUFFER_BYTES = 1 << 28
 # numba's default (workqueue) threading layer runs one parallel region at a time per process:
 # readers in several Python threads take turns in the compiled kernels instead of aborting.
-WALKER_LOCK = threading.Lock()
+_WALKER_LOCK = threading.Lock()
 # Readers use 262144 as the largest sane snap length; allow captures that declare more.
 MAX_SNAPLEN = 1 << 24
 # Where leases cannot say whether a file is being written: map it once unchanged this long.
@@ -174,11 +174,14 @@ class _MappedBuffer(_Buffer):
             except ValueError:  # the file shrank since fstat: map what is left
                 continue
             except OSError as exc:
-                if exc.errno == errno.EFAULT:  # pages past a new, shorter end
-                    continue
-                if exc.errno != errno.EINVAL:  # EINVAL: a kernel before 5.14, pages fault in
+                if exc.errno == errno.EINVAL:  # a kernel before 5.14: pages fault in when read
+                    break
+                if exc.errno != errno.EFAULT:
                     raise
-                break
+                if os.fstat(self._fileno).st_size < stop:
+                    continue  # pages past a new, shorter end
+                raise CaptureFormatError(self.stream.path, "cannot read the file's pages "
+                                         "(I/O error)", start) from None
         else:
             raise CaptureFormatError(self.stream.path, "file keeps shrinking while it is read",
                                      self.offset)
@@ -244,7 +247,7 @@ class _FileDecoder:
     def walk(self, sink: _Sink, walker, format_args: tuple, extra: tuple = ()) -> int:
         """One compiled walker call over the buffer into ``sink.cols``; returns its status."""
         buf, cols = self.buf, sink.cols
-        with WALKER_LOCK:
+        with _WALKER_LOCK:
             pos, rows, status = walker(buf.data, buf.pos, buf.end, *format_args, cols.capacity,
                                        cols.rows, *cols.kernel_args(), *extra)
         self.report.packets += rows - cols.rows
@@ -487,19 +490,16 @@ class CaptureReader:
         return sum(p.stat().st_size for p in self.paths)
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
-        scratch = Scratch.take(self.batch_rows)
-        try:
-            sink = _Sink(Columns(self.batch_rows, scratch))
-            spare: list[Columns] = []
-            for path in self.paths:
-                for _ in self._decode_file(path, sink):
-                    yield sink.cols.to_batch()
-                    spare.append(sink.cols)
-                    sink.cols = self._recycled(spare, scratch)
-            if sink.cols.rows:
+        scratch = Scratch(self.batch_rows)  # carved from pooled memory once readers are gone
+        sink = _Sink(Columns(self.batch_rows, scratch))
+        spare: list[Columns] = []
+        for path in self.paths:
+            for _ in self._decode_file(path, sink):
                 yield sink.cols.to_batch()
-        finally:
-            scratch.give_back()
+                spare.append(sink.cols)
+                sink.cols = self._recycled(spare, scratch)
+        if sink.cols.rows:
+            yield sink.cols.to_batch()
 
     def _recycled(self, spare: list[Columns], scratch: Scratch) -> Columns:
         """Columns of a batch the consumer has dropped (streaming: no new page faults), else

@@ -28,6 +28,31 @@ def _csv_ready(table: pa.Table, path: str, fmt: str | None) -> pa.Table:
     return table
 
 
+def print_top_patterns(table: pa.Table, top: int) -> None:
+    """The ``top`` patterns by lift, each itemset once: sibling cores such as {1320} -> {792}
+    and {792} -> {1320} lie inside one published itemset, which is printed once."""
+    from darkscope.patterns.mining import form_items, rule_text
+
+    if not top or not table.num_rows:
+        return
+    core = table.filter(table["core"]).sort_by([("lift", "descending"),
+                                                ("support_hosts", "descending")])
+    shown: list[tuple[object, set[str]]] = []
+    lines = []
+    for row in core.to_pylist():
+        items = set(row["antecedent"] + row["consequent"])
+        if any(period == row["period_start"] and items <= seen for period, seen in shown):
+            continue
+        form = row["published_form"]
+        shown.append((row["period_start"], form_items(form) if form else items))
+        text = form or rule_text(row["antecedent"], row["consequent"])
+        lines.append(f"  {row['period_start']:%Y-%m-%d %H:%M}  lift {row['lift']:6.2f}  "
+                     f"{row['support_hosts']:8,} hosts  Mirai {row['mirai_share']:4.0%}  {text}")
+        if len(lines) == top:
+            break
+    click.echo("top patterns by lift:\n" + "\n".join(lines))
+
+
 _PERIOD_HELP = "Length of one period (transaction window): 1d, 12h, 1w..."
 
 
@@ -45,7 +70,11 @@ def rules() -> None:
 @click.option("--min-support", type=float, default=None,
               help="Minimum support as a fraction of the period's hosts (instead of --min-hosts).")
 @click.option("--min-confidence", type=float, default=0.9, show_default=True)
-@click.option("--min-lift", type=float, default=0.0, show_default=True)
+@click.option("--min-lift", type=click.FloatRange(0), default=1.05, show_default=True,
+              help="Minimum lift: how much more often the consequent holds among the rule's "
+                   "hosts than among all hosts (1 = no more; 0 keeps every rule).")
+@click.option("--top", type=click.IntRange(0), default=10, show_default=True,
+              help="Patterns to print (highest lift first; 0: none).")
 @click.option("--max-len", type=int, default=4, show_default=True,
               help="Most items in a rule (antecedent and consequent together).")
 @click.option("--items", default=None,
@@ -71,15 +100,16 @@ def rules() -> None:
 def mine_command(inputs: tuple[str, ...], output: str, period: str, min_hosts: int | None,
                  min_support: float | None, min_confidence: float, min_lift: float, max_len: int,
                  items: str | None, catalogue: str | None, min_share: float, max_values: int,
-                 sweep_values: int, threshold: float, engine: str, all_rules: bool, fmt: str | None,
-                 overwrite: bool) -> None:
+                 sweep_values: int, threshold: float, engine: str, all_rules: bool, top: int,
+                 fmt: str | None, overwrite: bool) -> None:
     """Mine association rules X -> y over the hosts of each period.
 
     INPUTS are captures (pcap/pcapng, compressed, directories, globs) or Parquet packet tables
     from `darkscope ingest`, in time order. Each source host's TCP SYN packets of a period make
     one transaction of items such as win=1320, tos=24, dport=2323; support is counted in hosts.
-    By default one row per pattern is written (its core rule, with the number of variants);
-    every row carries the share of its hosts attributed to Mirai.
+    By default one row per pattern is written (its core rule, with the number of variants
+    and its published form such as `win: {1320, 2376} -> {792}`), highest lift first; every
+    row carries the share of its hosts attributed to Mirai.
 
     Example: darkscope rules mine 'q3/*.pcap.gz' --min-hosts 1000 -o rules.parquet
     """
@@ -106,6 +136,7 @@ def mine_command(inputs: tuple[str, ...], output: str, period: str, min_hosts: i
     click.echo(f"{summary.periods} periods, {summary.hosts:,} host transactions, "
                f"{summary.rules:,} rules in {summary.patterns:,} patterns -> {output} "
                f"({table.num_rows:,} rows) in {summary.seconds:.1f} s")
+    print_top_patterns(table, top)
     if summary.skipped_periods:
         click.echo(f"warning: {len(summary.skipped_periods)} period(s) had fewer hosts than the "
                    f"minimum support and gave no rules (first: {summary.skipped_periods[0]})",

@@ -98,9 +98,14 @@ def mine_rules(tx: Transactions, min_hosts: int, min_confidence: float = 0.9,
         rules = _mine_fpgrowth(tx, min_hosts, min_confidence, max_len)
     keep = (rules.support * wanted.denominator >= rules.body_support * wanted.numerator)
     keep &= rules.support >= min_hosts
-    rules = rules.take(np.flatnonzero(keep))
+    return rank(rules.take(np.flatnonzero(keep)))
+
+
+def rank(rules: RuleSet) -> RuleSet:
+    """Rules in the order people read them: most lift first (what a rule says beyond its
+    consequent's base rate), then most hosts, shorter antecedents, consequent item order."""
     order = np.lexsort((rules.consequents, [len(a) for a in rules.antecedents],
-                        -rules.support))
+                        -rules.support, -np.round(rules.lift, 9)))
     return rules.take(order)
 
 
@@ -223,6 +228,41 @@ def group_variants(rules: RuleSet) -> np.ndarray:
     # a chosen subset rule may itself be a variant only if a smaller one existed; sizes are
     # tried from 1 up, so the first hit is always core
     return core
+
+
+def published_forms(items: list[str], rules: RuleSet, core: np.ndarray) -> list[str | None]:
+    """Per core rule, the rule of its group written as the literature writes them: the longest
+    rule of the group whose items are all of one kind, as values (``{1320, 2376} -> {792}``
+    for window sizes). Ties: most hosts. None where the group mixes kinds only."""
+    kinds = [item.partition("=")[0] for item in items]
+    best: dict[int, tuple[int, int, int]] = {}
+    for r, antecedent in enumerate(rules.antecedents):
+        head = int(rules.consequents[r])
+        if any(kinds[i] != kinds[head] for i in antecedent):
+            continue
+        score = (len(antecedent), int(rules.support[r]), -r)
+        c = int(core[r])
+        if c not in best or score > best[c]:
+            best[c] = score
+    forms: list[str | None] = [None] * len(rules)
+    for c, (_, _, minus_r) in best.items():
+        r = -minus_r
+        head = int(rules.consequents[r])
+        values = sorted((items[i].partition("=")[2] for i in rules.antecedents[r]),
+                        key=_value_order)
+        forms[c] = (f"{kinds[head]}: " + rule_text(values, [items[head].partition("=")[2]]))
+    return forms
+
+
+def form_items(form: str) -> set[str]:
+    """The items of a published form (``win: {1320, 2376} -> {792}`` -> win=1320, ...)."""
+    kind, _, rule = form.partition(": ")
+    values = rule.replace("->", " ").translate(str.maketrans("{},", "   ")).split()
+    return {f"{kind}={value}" for value in values}
+
+
+def _value_order(value: str) -> tuple[int, int | str]:
+    return (0, int(value)) if value.isdigit() else (1, value)
 
 
 def rule_text(antecedent: list[str], consequent: list[str]) -> str:

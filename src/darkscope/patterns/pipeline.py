@@ -19,12 +19,18 @@ from darkscope.patterns.mining import (
     group_variants,
     min_hosts_for,
     mine_rules,
+    published_forms,
     rule_text,
 )
 from darkscope.patterns.scan import Period, PeriodScanner
 from darkscope.patterns.transactions import ItemPolicy, Transactions, build
 from darkscope.progress import Tracker
 
+# Lift 1 means the consequent is as common among the rule's hosts as among all hosts: on
+# telescope traffic, {dport=X} -> {tos=0} holds for nearly every X only because almost every
+# host sends ToS 0. A rule must beat its consequent's base rate by 5% (a consequent carried by
+# more than ~95% of a period's hosts cannot reach it).
+DEFAULT_MIN_LIFT = 1.05
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 NS = 1_000_000_000
 
@@ -39,6 +45,7 @@ RULES_SCHEMA = pa.schema([
     ("pattern", pa.string()),
     ("core", pa.bool_()),
     ("variants", pa.int64()),
+    ("published_form", pa.string()),
     ("mirai_share", pa.float64()),
     ("family", pa.string()),
     ("family_share", pa.float64()),
@@ -69,7 +76,7 @@ class MineSettings:
     min_hosts: int | None = 1000
     min_support: float | None = None
     min_confidence: float = 0.9
-    min_lift: float = 0.0
+    min_lift: float = DEFAULT_MIN_LIFT
     max_len: int = 4
     policy: ItemPolicy = field(default_factory=ItemPolicy)
     attribution_threshold: float = 0.9
@@ -118,6 +125,7 @@ def _rules_rows(period: Period, tx: Transactions, rules: RuleSet, core: np.ndarr
         top_share[k] = counts[best] / max(len(targets), 1)
     patterns = [rule_text([tx.items[i] for i in rules.antecedents[c]],
                           [tx.items[int(rules.consequents[c])]]) for c in core[rows]]
+    forms = published_forms(tx.items, rules, core)
     n = len(rows)
     return pa.table({
         "period_start": pa.array(np.full(n, period.start_ns, np.int64)).cast(
@@ -131,6 +139,7 @@ def _rules_rows(period: Period, tx: Transactions, rules: RuleSet, core: np.ndarr
         "pattern": pa.array(patterns, pa.string()),
         "core": is_core[rows],
         "variants": group_size[core[rows]].astype(np.int64),
+        "published_form": pa.array([forms[c] for c in core[rows]], pa.string()),
         "mirai_share": mirai_share,
         "family": pa.array(top_family, pa.string()),
         "family_share": top_share,

@@ -22,7 +22,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 from darkscope.simulate import load_scenario
 from darkscope.simulate.engine import Simulation
-from darkscope.simulate.timeutil import parse_duration, parse_instant
+from darkscope.timeutil import parse_duration, parse_instant
 
 
 def scapy_rate(path: Path, n: int) -> float:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from darkscope.simulate import load_scenario, simulate
-from darkscope.simulate.timeutil import parse_duration, parse_instant
+from darkscope.timeutil import parse_duration, parse_instant
 
 # Run `darkscope ingest` while a thread samples the resident set size from /proc.
 _INGEST_SAMPLING_RSS = """

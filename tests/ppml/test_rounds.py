@@ -3,7 +3,7 @@ import pytest
 
 from darkscope.errors import DarkscopeError
 from darkscope.ppml.hidden import local_sums, one_hot
-from darkscope.ppml.rounds import RoundConfig
+from darkscope.ppml.rounds import RoundConfig, resolve_deadline
 from darkscope.ppml.tokens import check_name
 
 
@@ -62,3 +62,31 @@ def test_layer_weights_are_drawn_once_and_read_only():
     first, _ = layer.weights()
     assert layer.weights()[0] is first
     assert not first.flags.writeable
+
+
+def test_quorum_defaults_to_every_party_and_old_rounds_still_load():
+    raw = _config().to_json()
+    del raw["quorum"], raw["deadline"]  # a round published before both existed
+    config = RoundConfig.from_json(raw)
+    assert (config.quorum, config.deadline, config.closed()) == (2, "", False)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"quorum": 1}, "must lie between 2"),
+    ({"quorum": 4}, "must lie between 2"),
+    ({"parties": ["a", "b", "c"], "quorum": 2}, "needs a deadline"),
+    ({"deadline": "tomorrow"}, "not a date"),
+])
+def test_bad_quorum_or_deadline_is_refused(changes, message):
+    with pytest.raises(DarkscopeError, match=message):
+        _config(**changes)
+
+
+def test_deadline_from_a_duration_or_an_instant_and_closing():
+    now = 1_800_000_000.0
+    assert resolve_deadline("30m", now) == "2027-01-15T08:30:00Z"
+    assert resolve_deadline("2027-01-15T09:00+01:00", now) == "2027-01-15T08:00:00Z"
+    with pytest.raises(DarkscopeError, match="ISO 8601 time"):
+        resolve_deadline("soon", now)
+    config = _config(parties=["a", "b", "c"], quorum=2, deadline="2027-01-15T08:30:00Z")
+    assert not config.closed(now + 1799) and config.closed(now + 1800)

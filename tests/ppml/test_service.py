@@ -200,7 +200,7 @@ def test_key_holder_refuses_an_aggregate_that_is_not_the_total(deployment):
     keys = roles.load_keys(deployment.work / "keys")
     forged = deployment.body(config, "alice")
     forged.header.update({"kind": "aggregate", "parties": ["alice"]})
-    with pytest.raises(DarkscopeError, match="not the sum over all"):
+    with pytest.raises(DarkscopeError, match="fewer than its quorum"):
         roles.decrypt_aggregate(keys, config, forged)
 
 
@@ -233,7 +233,7 @@ def test_aggregator_refuses_and_never_holds_the_secret_key(deployment):
 def test_round_naming_a_party_without_token_is_refused(deployment):
     config = deployment.config("strangers")
     raw = config.to_json()
-    raw["parties"] = ["alice", "mallory"]
+    raw.update(parties=["alice", "mallory"], quorum=2)
     with deployment.client(tokens.KEYHOLDER) as keyholder, \
             pytest.raises(AggregatorError, match=r"parties without a token here: \['mallory'\]"):
         roles.open_round(keyholder, deployment.work / "keys", RoundConfig.from_json(raw))
@@ -396,7 +396,8 @@ def test_key_holder_checks_the_aggregate_against_its_own_round_record(deployment
     off as the total; the key holder compares with the config it published, kept locally."""
     config = deployment.open("shrunk")
     assert roles.load_round_record(deployment.work / "keys", "shrunk") == config
-    fewer = RoundConfig.from_json({**config.to_json(), "parties": ["alice", "bob"]})
+    fewer = RoundConfig.from_json({**config.to_json(), "parties": ["alice", "bob"],
+                                   "quorum": 2})
     (deployment.work / "aggregator-state" / "rounds" / "shrunk" / "round.dsp").unlink()
     public = decode((deployment.work / "keys" / roles.PUBLIC_FILE).read_bytes()).chunks[0]
     deployment.plant_round(fewer, public)
@@ -405,7 +406,7 @@ def test_key_holder_checks_the_aggregate_against_its_own_round_record(deployment
         deployment.contribute("shrunk", name)
     with deployment.client(tokens.KEYHOLDER) as keyholder:
         assert keyholder.aggregate("shrunk").header["parties"] == ["alice", "bob"]
-        with pytest.raises(DarkscopeError, match="not the sum over all"):
+        with pytest.raises(DarkscopeError, match="fewer than its quorum"):
             roles.solve(keyholder, "shrunk", deployment.work / "keys", C=100.0)
         with pytest.raises(DarkscopeError, match="no record of round 'elsewhere'"):
             roles.solve(keyholder, "elsewhere", deployment.work / "keys", C=100.0)

@@ -17,7 +17,7 @@ import pytest
 import darkscope.packets as packets
 from darkscope.cli import main
 from darkscope.simulate import load_scenario, parse_scenario, simulate
-from darkscope.simulate.timeutil import parse_instant
+from darkscope.timeutil import parse_instant
 
 PREFIX = ipaddress.IPv4Network("198.51.0.0/16")
 

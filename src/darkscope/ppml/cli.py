@@ -146,15 +146,27 @@ def serve_command(state: str, tokens_file: str, host: str, port: int,
               help="Key holder's key directory (only public.key is sent).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), required=True,
               help="Round configuration JSON (see docs/ppml.md); scale_bits may be \"auto\".")
+@click.option("--deadline", default=None, metavar="WHEN",
+              help="No contribution is accepted after this: an ISO 8601 time or a duration "
+                   "from now (30m, 2h). Overrides the config's \"deadline\".")
+@click.option("--quorum", type=click.IntRange(2), default=None,
+              help="Fewest parties whose sum may be released after the deadline (default: "
+                   "all). Overrides the config's \"quorum\".")
 @_JSON
 @common
 def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
-                  as_json: bool) -> None:
-    """Key holder: publish a round's configuration and the public key via the aggregator."""
+                  deadline: str | None, quorum: int | None, as_json: bool) -> None:
+    """Key holder: publish a round's configuration and the public key via the aggregator.
+
+    With a deadline, a party that never uploads cannot block the round: once the deadline
+    has passed, the sum over the parties that contributed is released if they are at least
+    the quorum (see docs/ppml.md for what a smaller sum reveals), and the round fails
+    otherwise.
+    """
     from darkscope.ppml import roles, tokens
     from darkscope.ppml.client import AggregatorClient
     from darkscope.ppml.encoding import largest_scale_bits
-    from darkscope.ppml.rounds import RoundConfig
+    from darkscope.ppml.rounds import RoundConfig, resolve_deadline
 
     try:
         raw = json.loads(Path(config_file).read_text())
@@ -164,6 +176,14 @@ def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
     if not isinstance(raw, dict):
         raise InputFormatError(config_file, "a round config is a JSON object")
     raw.setdefault("backend", keys.name)
+    if quorum is not None:
+        raw["quorum"] = quorum
+    if deadline is not None or raw.get("deadline"):
+        try:
+            raw["deadline"] = resolve_deadline(str(deadline or raw["deadline"]))
+        except DarkscopeError as exc:
+            raise (UsageError(f"--deadline: {exc}") if deadline else
+                   InputFormatError(config_file, str(exc))) from exc
     if raw.get("scale_bits", "auto") == "auto":
         try:
             rows = int(raw["max_rows_per_party"]) * len(raw["parties"])
@@ -177,7 +197,8 @@ def round_command(server: str, token_file: str, keys_dir: str, config_file: str,
         raise InputFormatError(config_file, str(exc)) from exc
     with AggregatorClient(server, tokens.read_token(token_file)) as client:
         answer = roles.open_round(client, keys_dir, config)
-    _emit({**answer, "scale_bits": config.scale_bits, "n_values": config.n_values}, as_json)
+    _emit({**answer, "scale_bits": config.scale_bits, "n_values": config.n_values,
+           "quorum": config.quorum, "deadline": config.deadline or None}, as_json)
 
 
 @ppml.command("party")
@@ -227,7 +248,8 @@ def party_command(server: str, token_file: str, round_id: str, data: str, label_
 @click.option("--C", "C", type=float, default=1.0, show_default=True,
               help="Ridge regularisation C of (HᵀH + I/C) β = HᵀT.")
 @click.option("--wait", type=float, default=0.0, show_default=True,
-              help="Seconds to wait for missing parties.")
+              help="Seconds to wait for missing parties (past the round's deadline, if it has "
+                   "one: then the parties that are in count, given the quorum).")
 @click.option("--totals", type=click.Path(dir_okay=False), default=None,
               help="Key holder's running totals (.npz, kept private): add this round's "
                    "aggregate to earlier rounds' and solve from all (online learning).")

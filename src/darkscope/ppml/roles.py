@@ -157,6 +157,9 @@ def contribute(client: AggregatorClient, round_id: str, party: str, features: np
     config.encoding.check_capacity(config.total_rows_bound, keys.plaintext_bound,
                                    f"round {round_id}")
     config.verify_layer()
+    if config.closed():
+        raise DarkscopeError(f"round {round_id!r} closed at its deadline {config.deadline}; "
+                             "nothing was encrypted or sent")
     fetched = time.perf_counter()
     gram, cross = local_sums(config.layer, config.encoding, features, labels, config.class_array)
     summed = time.perf_counter()
@@ -178,15 +181,35 @@ def contribute(client: AggregatorClient, round_id: str, party: str, features: np
             "seconds": done - started}
 
 
+# How far the aggregator's clock may run ahead of the key holder's: a sum over fewer than all
+# parties released earlier than that before the deadline is refused.
+CLOCK_SKEW_SECONDS = 60.0
+
+
 def decrypt_aggregate(keys: backends.Backend, config: RoundConfig,
                       aggregate: Message) -> tuple[np.ndarray, np.ndarray]:
-    """Decrypt the summed ciphertexts into the integer ``HᵀH`` and ``HᵀT`` of all parties."""
-    if aggregate.header.get("kind") != "aggregate" or \
-            aggregate.header.get("round") != config.round_id or \
-            aggregate.header.get("n_values") != config.n_values or \
-            sorted(aggregate.header.get("parties", [])) != sorted(config.parties):
-        raise DarkscopeError("the aggregator's answer is not the sum over all of the round's "
-                             "parties; refusing to decrypt it")
+    """Decrypt the summed ciphertexts into the integer ``HᵀH`` and ``HᵀT`` of the parties in it.
+
+    Only a sum over every party, or over at least the quorum once the deadline has passed (by
+    this machine's clock), is decrypted: anything smaller would tell the key holder more about
+    fewer parties than the round promised them.
+    """
+    header = aggregate.header
+    parties = header.get("parties", [])
+    if header.get("kind") != "aggregate" or header.get("round") != config.round_id or \
+            header.get("n_values") != config.n_values or not isinstance(parties, list) or \
+            len(set(parties)) != len(parties) or not set(parties) <= set(config.parties):
+        raise DarkscopeError("the aggregator's answer is not a sum over the round's parties; "
+                             "refusing to decrypt it")
+    if len(parties) < len(config.parties):
+        if len(parties) < config.quorum:
+            raise DarkscopeError(f"the aggregate covers {len(parties)} of round "
+                                 f"{config.round_id!r}'s {len(config.parties)} parties, fewer "
+                                 f"than its quorum {config.quorum}; refusing to decrypt it")
+        if not config.closed(time.time() + CLOCK_SKEW_SECONDS):
+            raise DarkscopeError(f"the aggregate leaves out parties before round "
+                                 f"{config.round_id!r}'s deadline {config.deadline}; refusing "
+                                 "to decrypt it")
     values = keys.decrypt(aggregate.chunks, config.n_values)
     return unpack_sums(values, config.n_hidden, len(config.classes))
 
@@ -237,6 +260,7 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
         totals.save(totals_path)
     done = time.perf_counter()
     return model, {"round": round_id, "rounds_in_model": rounds,
+                   "parties_in_round": list(aggregate.header["parties"]),
                    "bytes_received": sum(len(c) for c in aggregate.chunks),
                    "seconds_fetch_aggregate": fetched - started,
                    "seconds_decrypt": decrypted - fetched, "seconds_solve": solved - decrypted,

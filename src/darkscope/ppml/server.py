@@ -8,8 +8,11 @@ on with the same rounds::
     rounds/<round>/aggregate.dsp                the homomorphic sum, once every party is in
     rounds/<round>/model.npz                    the model the key holder published
 
-The aggregate is released only when *every* party of the round has contributed, and no endpoint
-returns a single party's ciphertexts, so the key holder can decrypt nothing but the total.
+The aggregate is released only when *every* party of the round has contributed or, in a round
+with a deadline, once the deadline has passed and at least ``quorum`` parties are in; no
+contribution is accepted after the deadline, so the released sum never changes. No endpoint
+returns a single party's ciphertexts, so the key holder can decrypt nothing but a sum over at
+least ``quorum`` parties.
 """
 
 from __future__ import annotations
@@ -206,6 +209,7 @@ async def contribute(request: web.Request) -> web.Response:
     target = store.directory(round_id) / "contributions" / f"{identity.name}.dsp"
     if target.exists():
         raise HTTPProblem(409, f"{identity.name!r} already contributed to round {round_id!r}")
+    _refuse_if_closed(config)
     # Judge the size from the headers, before reading a byte of the body.
     length = request.content_length
     if length is None:
@@ -245,10 +249,19 @@ async def _receive(request: web.Request, store: RoundStore, config: RoundConfig,
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, _check_all, backend, message.chunks, config.n_values)
     async with store.lock(round_id):
+        # checked again under the lock the aggregate is made under: once the deadline has
+        # passed and the sum exists, no late upload can slip in beside it
+        _refuse_if_closed(config)
         if not _write_atomic(target, body, exclusive=True):
             raise HTTPProblem(409, f"{identity.name!r} already contributed to round {round_id!r}")
     return web.json_response({"round": round_id, "party": identity.name, "bytes": len(body)},
                              status=201)
+
+
+def _refuse_if_closed(config: RoundConfig) -> None:
+    if config.closed():
+        raise HTTPProblem(409, f"round {config.round_id!r} closed at its deadline "
+                               f"{config.deadline}; contributions are no longer accepted")
 
 
 def _check_all(backend: backends.Backend, chunks: list[bytes], n_values: int) -> None:
@@ -263,10 +276,13 @@ async def status(request: web.Request) -> web.Response:
     config, _ = store.round(round_id)
     done = store.contributed(round_id)
     folder = store.directory(round_id)
+    closed = config.closed()
     return web.json_response({
         "round": round_id, "parties": list(config.parties), "contributed": done,
         "waiting": [p for p in config.parties if p not in done],
         "complete": set(done) >= set(config.parties),
+        "quorum": config.quorum, "deadline": config.deadline or None, "closed": closed,
+        "failed": closed and len(done) < config.quorum,
         "model": (folder / "model.npz").exists()})
 
 
@@ -276,17 +292,17 @@ async def aggregate(request: web.Request) -> web.Response:
     round_id = request.match_info["round_id"]
     config, backend = store.round(round_id)
     folder = store.directory(round_id)
-    waiting = [p for p in config.parties if p not in store.contributed(round_id)]
-    if waiting:
-        raise HTTPProblem(409, f"round {round_id!r} still waits for {waiting}; the aggregate "
-                               "exists only once every party has contributed")
     path = folder / "aggregate.dsp"
+    if not path.exists():
+        _check_releasable(config, store.contributed(round_id))
     async with store.lock(round_id):
         if not path.exists():
+            contributed = store.contributed(round_id)
+            _check_releasable(config, contributed)
             loop = asyncio.get_running_loop()
             try:
                 data = await loop.run_in_executor(None, _sum_contributions, folder, config,
-                                                  backend)
+                                                  backend, contributed)
             except Exception as exc:  # any failure must reach the key holder as a message
                 raise HTTPProblem(500, f"adding the contributions of round {round_id!r} "
                                        f"failed: {exc}") from exc
@@ -294,11 +310,30 @@ async def aggregate(request: web.Request) -> web.Response:
     return web.Response(body=path.read_bytes(), content_type="application/octet-stream")
 
 
-def _sum_contributions(folder: Path, config: RoundConfig, backend: backends.Backend) -> bytes:
+def _check_releasable(config: RoundConfig, contributed: list[str]) -> None:
+    """Raise unless the sum over ``contributed`` may be released now."""
+    if set(contributed) >= set(config.parties):
+        return
+    waiting = [p for p in config.parties if p not in contributed]
+    if not config.closed():
+        until = (f" until its deadline {config.deadline} (then {config.quorum} suffice)"
+                 if config.deadline else "; the aggregate exists only once every party has "
+                                         "contributed")
+        raise HTTPProblem(409, f"round {config.round_id!r} still waits for {waiting}{until}")
+    if len(contributed) < config.quorum:
+        raise HTTPProblem(410, f"round {config.round_id!r} failed: {len(contributed)} of its "
+                               f"{len(config.parties)} parties contributed by the deadline "
+                               f"{config.deadline}, fewer than its quorum {config.quorum}; "
+                               "open a new round")
+
+
+def _sum_contributions(folder: Path, config: RoundConfig, backend: backends.Backend,
+                       contributed: list[str]) -> bytes:
+    names = [p for p in config.parties if p in contributed]
     parts = [decode((folder / "contributions" / f"{p}.dsp").read_bytes(), f"contribution {p}")
-             for p in config.parties]
+             for p in names]
     total = backend.add([m.chunks for m in parts])
-    header = {"kind": "aggregate", "round": config.round_id, "parties": list(config.parties),
+    header = {"kind": "aggregate", "round": config.round_id, "parties": names,
               "n_values": config.n_values}
     return Message(header, total).encode()
 

@@ -12,7 +12,7 @@ from darkscope.clikit import common, output_option, overwrite_option, seed_optio
 from darkscope.errors import UsageError
 from darkscope.simulate.engine import simulate as run_simulation
 from darkscope.simulate.scenario import BUILT_IN, load_scenario
-from darkscope.simulate.timeutil import iso, parse_duration, parse_instant
+from darkscope.timeutil import iso, parse_duration, parse_instant
 
 
 @click.command()

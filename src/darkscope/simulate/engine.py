@@ -23,7 +23,7 @@ from darkscope.simulate.hosts import POPULATION_STRIDE, AddressSpace
 from darkscope.simulate.models import Attacks, Telescope
 from darkscope.simulate.packets import Packets
 from darkscope.simulate.scenario import DAY_NS, Population, Scenario, hosts_on_day
-from darkscope.simulate.timeutil import NS
+from darkscope.timeutil import NS
 
 CHUNK_NS = 3600 * NS
 TIMESTAMP = pa.timestamp("ns", tz="UTC")

@@ -15,7 +15,7 @@ from darkscope.simulate import packets as t
 from darkscope.simulate.hosts import POPULATION_STRIDE, AddressSpace, mix, uniform
 from darkscope.simulate.packets import Packets
 from darkscope.simulate.scenario import DAY_NS, Population, Scenario
-from darkscope.simulate.timeutil import NS
+from darkscope.timeutil import NS
 
 MIRAI_MAX_PPS = 160.0  # a Mirai bot's scanner sends at most about 160 SYN/s
 SYN, SYN_ACK, RST, RST_ACK = 0x02, 0x12, 0x04, 0x14

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from darkscope.errors import InputFormatError, UsageError
-from darkscope.simulate.timeutil import NS, parse_duration, parse_instant
+from darkscope.timeutil import NS, parse_duration, parse_instant
 
 KINDS = ("mirai", "zmap", "masscan", "nmap", "scanner", "backscatter", "misconfig",
          "bittorrent")

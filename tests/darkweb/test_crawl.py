@@ -25,8 +25,9 @@ from darkscope.darkweb.archive import read_responses
 from darkscope.darkweb.connection import Connection, ProxyConfig, ProxyLeakRefused
 from darkscope.darkweb.crawler import CRASH_EXIT_CODE, DEFAULT_USER_AGENT
 from darkscope.darkweb.fetcher import Limits, TransientError, fetch
-from darkscope.darkweb.testmarket import SESSION_COOKIE
+from darkscope.darkweb.testmarket import SESSION_COOKIE, Market, MarketServer
 
+from .bazaar import Bazaar
 from .conftest import comparable, read_jsonl, write_cookies
 from .tornet import free_port
 
@@ -122,14 +123,12 @@ def test_parse_rereads_archive_to_parquet(market, socks_port, tmp_path, capsys):
     assert main(["parse", str(out), "-o", str(parquet), "--market", "testmarket"]) == 0
     assert len(market.market.requests) == served, "parse must not crawl"
     assert comparable(pq.read_table(parquet).to_pylist()) == market.market.truth(market.base)
-    # Without a template the generic parser still finds the category pages' listing blocks.
+    # Without a template the generic parser finds the category pages' listing blocks and
+    # merges each listing's own page into it: every field as the template reads it.
     generic = tmp_path / "generic.jsonl"
     assert main(["parse", str(out), "-o", str(generic)]) == 0
-    found = {row["url"]: row for row in read_jsonl(generic)}
-    for truth in market.market.truth(market.base):
-        assert found[truth["url"]]["title"] == truth["title"]
-        assert (found[truth["url"]]["price"], found[truth["url"]]["currency"]) == \
-            (truth["price"], truth["currency"])
+    host = market.base.removeprefix("http://")
+    assert comparable(read_jsonl(generic)) == market.market.truth(market.base, market=host)
 
 
 def test_recrawl_records_new_changed_removed(market, socks_port, tmp_path, capsys):
@@ -492,3 +491,18 @@ def test_allow_host_limits_scope_in_any_spelling(market, socks_port, tmp_path):
                          f"HTTP://127.0.0.1:{market.port}/", "--max-pages", "5")
     assert main(spelled) == 0
     assert len(market.market.requests) == 5
+
+
+def test_generic_parser_merges_product_pages_of_an_unknown_layout(socks_port, tmp_path):
+    """No template: index tables give title, seller and price; each product page (some
+    reached through a redirect) adds the vendor, category, shipping and the full description,
+    and wins where both say something."""
+    bazaar = Bazaar(Market.generate(seed=5, per_category=5))
+    with MarketServer(bazaar) as server:
+        out = tmp_path / "crawl"
+        assert main(["crawl", server.base + "/", "--proxy", f"socks5h://127.0.0.1:{socks_port}",
+                     "-o", str(out), "--timeout", "5", "--no-progress"]) == 0
+    listings = read_jsonl(out / "listings.jsonl")
+    assert comparable(listings) == bazaar.truth(server.base)
+    assert all(len(row["description"]) > 200 for row in listings)
+    assert any(path.startswith("/p/") for path in bazaar.requests)  # redirects were followed

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from darkscope.darkweb.archive import read_responses
+from lxml import etree
+
+from darkscope.darkweb.archive import Response, read_responses
 from darkscope.darkweb.crawler import STATE_FILE
 from darkscope.darkweb.frontier import Frontier
-from darkscope.darkweb.parsers import ParseError, parse_response
+from darkscope.darkweb.listings import make_listing
+from darkscope.darkweb.parsers import (
+    HTML_TYPES,
+    ParseError,
+    parse_html,
+    parse_response,
+    product_fields,
+)
+from darkscope.darkweb.prices import parse_price
 from darkscope.darkweb.templates import Template
-from darkscope.darkweb.urls import host_of
+from darkscope.darkweb.urls import canonicalize, host_of
 from darkscope.errors import InputFormatError, UsageError
 
 
@@ -31,6 +41,10 @@ def parse_generation(directory: str | Path, template: Template | None,
     Only records the frontier committed are read, and pages whose body repeats an earlier
     page's (content de-duplication) are parsed once. ``sources``, if given, is filled with
     the URL of the page each listing was read from.
+
+    Without a template, a listing found on an index page whose link leads to a page of its
+    own (following redirects) takes that page's fields, which win over the index's: the
+    index shows a title and a price, the product page the vendor and the full description.
     """
     directory = Path(directory)
     frontier = open_crawl(directory)
@@ -43,6 +57,32 @@ def parse_generation(directory: str | Path, template: Template | None,
     listings: dict[str, dict[str, Any]] = {}
     errors: list[ParseError] = []
     seen_bodies: set[str] = set()
+    found_on: dict[str, str] = {} if sources is None else sources
+    redirects: dict[str, str] = {}
+    for response in _committed_responses(directory, committed, progress):
+        if 300 <= response.status < 400 and response.header("location"):
+            target = canonicalize(response.header("location") or "", response.url)
+            if target is not None:
+                redirects[response.url] = target
+        sha = response.sha256
+        if sha in seen_bodies:
+            continue
+        seen_bodies.add(sha)
+        market = template.name if template is not None else host_of(response.url)
+        found, failed = parse_response(response, template, market)
+        errors.extend(failed)
+        for listing in found:
+            if listing["url"] not in listings:
+                listings[listing["url"]] = listing
+                found_on[listing["url"]] = response.url
+    if template is None:
+        errors += _merge_product_pages(directory, committed, listings, found_on, redirects)
+    return [listings[url] for url in sorted(listings)], errors
+
+
+def _committed_responses(directory: Path, committed: dict[str, int],
+                         progress: Any = None) -> Iterator[Response]:
+    """Every archived response the frontier committed, in archive order."""
     for name, end in committed.items():
         path = directory / name
         if not path.exists():
@@ -54,22 +94,64 @@ def parse_generation(directory: str | Path, template: Template | None,
             reached = record_end
             if progress is not None:
                 progress.advance(1)
-            sha = response.sha256
-            if sha in seen_bodies:
-                continue
-            seen_bodies.add(sha)
-            market = template.name if template is not None else host_of(response.url)
-            found, failed = parse_response(response, template, market)
-            errors.extend(failed)
-            for listing in found:
-                if listing["url"] not in listings:
-                    listings[listing["url"]] = listing
-                    if sources is not None:
-                        sources[listing["url"]] = response.url
+            yield response
         if reached < end:
             raise InputFormatError(path, "damaged WARC record: the crawl committed records up "
                                          f"to byte {end}", offset=reached)
-    return [listings[url] for url in sorted(listings)], errors
+
+
+def _merge_product_pages(directory: Path, committed: dict[str, int],
+                         listings: dict[str, dict[str, Any]], found_on: dict[str, str],
+                         redirects: dict[str, str]) -> list[ParseError]:
+    """Merge each listing's own page into it (a second pass over the archive, so no page
+    is held in memory meanwhile). A page that does not make a valid listing is reported
+    and the index's listing kept."""
+    wanted: dict[str, list[str]] = {}
+    for url in listings:
+        page = _follow(url, redirects)
+        if page != found_on.get(url):
+            wanted.setdefault(page, []).append(url)
+    errors: list[ParseError] = []
+    if not wanted:
+        return errors
+    for response in _committed_responses(directory, committed):
+        urls = wanted.pop(response.url, None)
+        if not urls or response.status != 200 or response.content_type not in HTML_TYPES:
+            continue
+        try:
+            fields = product_fields(parse_html(response))
+        except (etree.ParserError, ValueError) as exc:
+            errors.append(ParseError(response.url, f"unparseable HTML: {exc}"))
+            continue
+        for url in urls:
+            merged = {**_merged(listings[url], fields), "url": response.url}
+            try:
+                listing = make_listing(merged, market=listings[url]["market"],
+                                       crawled_at=response.date, page_sha256=response.sha256)
+            except ValueError as exc:
+                errors.append(ParseError(response.url, f"product page of {url}: {exc}"))
+                continue
+            # one listing per product page: an old link that redirects to it is the same offer
+            del listings[url]
+            listings[response.url] = listing
+            found_on.setdefault(response.url, found_on.pop(url, response.url))
+    return errors
+
+
+def _merged(listing: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    raw = {**listing, **{k: v for k, v in fields.items() if k != "price"}}
+    price, currency = parse_price(fields.get("price"))
+    if currency is not None:
+        raw["price"], raw["currency"] = price, currency
+    return raw
+
+
+def _follow(url: str, redirects: dict[str, str], hops: int = 10) -> str:
+    for _ in range(hops):
+        if url not in redirects:
+            break
+        url = redirects[url]
+    return url
 
 
 def recheck(directory: str | Path, generation: int, sources: dict[str, str],

@@ -20,6 +20,7 @@ from lxml import etree
 from lxml.cssselect import CSSSelector
 
 from darkscope.darkweb.archive import Response
+from darkscope.darkweb.listings import MAX_TEXT as MAX_DESCRIPTION
 from darkscope.darkweb.listings import make_listing
 from darkscope.darkweb.prices import find_price
 from darkscope.darkweb.templates import FieldSpec, PageRule, Template
@@ -129,6 +130,170 @@ def generic_records(root: Any, page_url: str) -> Iterator[tuple[dict, Any]]:
         text = _SPACE.sub(" ", " ".join(node.itertext())).strip()
         yield {"title": title, "url": canonicalize(link.get("href"), page_url) or page_url,
                "description": text, "price": _price_text(node)}, node
+
+
+# Labels markets put before a product's fields ("Sold by: x", <th>Seller</th><td>x</td>).
+_LABELS = {
+    "vendor": ("vendor", "seller", "sold by", "merchant", "offered by", "supplier"),
+    "category": ("category", "categories"),
+    "ships_from": ("ships from", "shipping from", "ship from", "origin"),
+    "ships_to": ("ships to", "shipping to", "ship to", "delivers to", "destination"),
+}
+_LABEL = re.compile(r"(?P<label>" + "|".join(
+    sorted((re.escape(label) for labels in _LABELS.values() for label in labels),
+           key=len, reverse=True)) + r")(?P<colon>\s*[:：])?\s*(?P<rest>.*)",
+    re.IGNORECASE | re.DOTALL)
+_FIELD_OF_LABEL = {label: name for name, labels in _LABELS.items() for label in labels}
+# class, id or itemprop tokens that name a field outright
+_HINTS = {"vendor": "vendor", "seller": "vendor", "merchant": "vendor",
+          "category": "category", "description": "description", "desc": "description",
+          "product-description": "description", "ships-from": "ships_from",
+          "ship-from": "ships_from", "origin": "ships_from", "ships-to": "ships_to",
+          "ship-to": "ships_to", "destination": "ships_to"}
+_BLOCKS = frozenset({"div", "section", "article", "main", "p", "td", "th", "li", "ul", "ol",
+                     "dl", "dt", "dd", "table", "tr", "tbody", "blockquote", "pre", "h1", "h2",
+                     "h3", "h4", "h5", "h6", "header", "footer", "nav", "aside", "form",
+                     "figure", "body"})
+_CHROME = frozenset({"nav", "header", "footer", "aside", "form"})
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_MAX_VALUE = 200
+_MIN_DESCRIPTION = 40
+
+
+def _label(text: str) -> re.Match[str] | None:
+    """``Seller: x``, ``Seller`` alone, or ``Sold by x`` (a label ending in by/from/to needs
+    no colon); not a sentence that merely starts with such a word."""
+    match = _LABEL.fullmatch(text)
+    if match is None or not match["rest"] or match["colon"]:
+        return match
+    return match if match["label"].lower().endswith((" by", " from", " to")) else None
+
+
+def product_fields(root: Any) -> dict[str, str]:
+    """Fields of a page about one product, without a template: what the generic parser merges
+    into a listing found on an index page that links here.
+
+    Title: the first ``h1`` (else ``h2``). Price: the first price after the title. Vendor,
+    category and shipping: an element whose class, id or ``itemprop`` names the field, else
+    the text after a label (``Seller``, ``Sold by:``, ``Ships from``...), else for the category
+    the last link of a breadcrumb. Description: such a named element, else the block with
+    the most running text (with its paragraphs), outside navigation and sidebars.
+    """
+    fields: dict[str, str] = {}
+    heading = next(iter(root.xpath("(//h1)[1] | (//h2)[1]")), None)
+    if heading is not None and clean_text(heading):
+        fields["title"] = clean_text(heading)
+    pieces = [piece for piece in (_SPACE.sub(" ", t).strip() for t in _body_text(root, heading))
+              if piece]
+    price = next((piece for piece in pieces if find_price(piece)), None)
+    if price is not None:
+        fields["price"] = price
+    for name, value in _hinted(root).items():
+        fields.setdefault(name, value)
+    for name, value in _labelled(pieces).items():
+        fields.setdefault(name, value)
+    if "category" not in fields:
+        crumbs = root.xpath("//*[contains(@class, 'breadcrumb') or "
+                            "contains(@aria-label, 'readcrumb')]//a")
+        if len(crumbs) >= 2 and clean_text(crumbs[-1]):
+            fields["category"] = clean_text(crumbs[-1])[:_MAX_VALUE]
+    if "description" not in fields:
+        description = _running_text(root)
+        if description:
+            fields["description"] = description
+    return fields
+
+
+def _body_text(root: Any, heading: Any) -> list[str]:
+    """Text pieces from the title on (all of the body when there is no title)."""
+    if heading is None:
+        return list(root.itertext())
+    pieces, started = [], False
+    for node in root.iter():
+        if node is heading:
+            started = True
+        if started:
+            if isinstance(node.tag, str):
+                pieces.append(node.text or "")
+            pieces.append(node.tail or "")
+    return pieces
+
+
+def _hinted(root: Any) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for node in root.iter(etree.Element):
+        tokens = [*node.get("class", "").lower().split(), node.get("id", "").lower(),
+                  node.get("itemprop", "").lower()]
+        for token in tokens:
+            name = _HINTS.get(token)
+            if name is None or name in found:
+                continue
+            text = clean_text(node)
+            match = _label(text)
+            if match and _FIELD_OF_LABEL.get(match["label"].lower()) == name:
+                text = match["rest"].strip()  # <span class=seller>Seller: x</span>
+            limit = MAX_DESCRIPTION if name == "description" else _MAX_VALUE
+            if text and len(text) <= limit:
+                found[name] = text
+    return found
+
+
+def _labelled(pieces: list[str]) -> dict[str, str]:
+    """``label value`` pairs in document order: the value in the label's own piece
+    ("Seller: x") or in the next one (<dt>Seller</dt><dd>x</dd>)."""
+    found: dict[str, str] = {}
+    for i, piece in enumerate(pieces):
+        match = _label(piece)
+        if not match:
+            continue
+        name = _FIELD_OF_LABEL[match["label"].lower()]
+        value = match["rest"].strip()
+        following = pieces[i + 1] if i + 1 < len(pieces) else ""
+        if not value and not _label(following):
+            value = following
+        if name == "ships_from" and i + 3 < len(pieces) and pieces[i + 2].lower() == "to":
+            found.setdefault("ships_to", pieces[i + 3][:_MAX_VALUE])  # "Ships from X to Y"
+        if value and len(value) <= _MAX_VALUE and name not in found:
+            found[name] = value
+    return found
+
+
+def _own_text(node: Any) -> str:
+    """A block's text without that of the blocks inside it."""
+    parts = [node.text or ""]
+    for child in node:
+        if isinstance(child.tag, str) and child.tag not in _BLOCKS:
+            parts.append(child.text_content())
+        parts.append(child.tail or "")
+    return _SPACE.sub(" ", "".join(parts)).strip()
+
+
+def _running_text(root: Any) -> str | None:
+    """The block with the most prose: its own text plus its paragraphs, leaving out
+    navigation, sidebars, headings and label/price lines."""
+    prose: dict[Any, str] = {}  # each block's own text once, "" unless it reads as prose
+
+    def text_of(node: Any) -> str:
+        if node not in prose:
+            text = _own_text(node)
+            # "Price: 0.5 BTC" or "Seller: x" is a field line, not prose
+            field_line = _label(text) or (len(text) < 80 and find_price(text))
+            prose[node] = "" if field_line else text
+        return prose[node]
+
+    best, best_length = "", 0
+    stack = [root]
+    while stack:  # depth first, never entering navigation or sidebars
+        node = stack.pop()
+        stack.extend(child for child in node
+                     if isinstance(child.tag, str) and child.tag not in _CHROME)
+        if node.tag not in _BLOCKS or node.tag in _HEADINGS:
+            continue
+        texts = [text_of(node), *(text_of(child) for child in node if child.tag == "p")]
+        length = sum(len(t) for t in texts)
+        if length > best_length:
+            best, best_length = " ".join(t for t in texts if t), length
+    return best if best_length >= _MIN_DESCRIPTION else None
 
 
 def _price_text(node: Any) -> str | None:

@@ -79,7 +79,7 @@ def main() -> None:
           f"{n / peer / 1e6:.2f} M packets/s  -> darkscope is {peer / ours:.1f}x faster")
 
     rules = load_rules()
-    scope = resolve(None, table["dst"].to_numpy())
+    scope = resolve(None, table)
     saved, _ = train(table.slice(0, min(n, 500_000)), rules, scope, definition=definition)
     flow = best(lambda: decide(table, saved, rules, scope), repeat=2)
     print(f"full flow (features, rules, gate, classifier): {flow:.2f} s = "

@@ -81,14 +81,14 @@ def _backscatter(out: Path) -> None:
              attacks=out / "bs-heldout-attacks.parquet", seed=1, overwrite=True)
     rules = load_rules()
     table = read_packets([out / "bs-train.pcap"])
-    saved, report = train(table, rules, resolve(None, table["dst"].to_numpy()),
+    saved, report = train(table, rules, resolve(None, table),
                           truth=pq.read_table(out / "bs-train-truth.parquet"), expert_budget=200)
     persist.save(saved, out / "bs-model", overwrite=True)
     click.echo(f"model: {report.rule_labelled:,} windows labelled by rules, "
                f"{report.auto_labelled:,} by confident verdicts, "
                f"{report.answered_by_oracle:,} by the expert oracle")
     table = read_packets([out / "bs-heldout.pcap"])
-    scope = resolve(None, table["dst"].to_numpy())
+    scope = resolve(None, table)
     decisions = decide(table, saved, rules, scope)
     verdicts = verdict_table(decisions)
     counts = Counter(verdicts["verdict"].to_pylist())

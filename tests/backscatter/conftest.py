@@ -57,7 +57,7 @@ def sim_heldout(tmp_path_factory: pytest.TempPathFactory) -> Sim:
 def model_dir(sim_train: Sim, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model trained on ``sim_train`` with the truth oracle answering up to 200 windows."""
     table = read_packets([sim_train.table])
-    saved, _ = train(table, load_rules(), resolve(None, table["dst"].to_numpy()),
+    saved, _ = train(table, load_rules(), resolve(None, table),
                      truth=pq.read_table(sim_train.truth), expert_budget=200)
     return persist.save(saved, tmp_path_factory.mktemp("model") / "model")
 

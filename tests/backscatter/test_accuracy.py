@@ -20,7 +20,7 @@ from darkscope.data import sample_capture
 @pytest.fixture(scope="module")
 def heldout_run(sim_heldout, model_dir):
     table = read_packets([sim_heldout.capture])
-    scope = resolve(None, table["dst"].to_numpy())
+    scope = resolve(None, table)
     decisions = decide(table, persist.load(model_dir), load_rules(), scope)
     before = evaluate(verdict_table(decisions), pq.read_table(sim_heldout.truth))
     ask_oracle(decisions, pq.read_table(sim_heldout.truth), None, None)
@@ -63,7 +63,7 @@ def test_victims_match_the_attack_table(heldout_run, sim_heldout) -> None:
 
 def test_real_reflection_capture(model_dir) -> None:
     table = read_packets([sample_capture()])
-    scope = resolve(None, table["dst"].to_numpy())
+    scope = resolve(None, table)
     decisions = decide(table, persist.load(model_dir), load_rules(), scope)
     src = table["src"].to_numpy()
     flags = table["tcp_flags"].to_numpy(zero_copy_only=False)

@@ -11,7 +11,7 @@ from darkscope.backscatter.features import FeatureDefinition
 from darkscope.cli import main
 
 COLUMNS = ["src", "window_start", "window_end", "packets", *FeatureDefinition().names,
-           "verdict", "decided_by", "confidence", "context_packets"]
+           "verdict", "decided_by", "confidence", "context_packets", "src6"]
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -106,7 +106,7 @@ def test_bad_input_and_options(sim_heldout, model_dir, tmp_path: Path, capsys) -
     header_only.write_bytes(sim_heldout.capture.read_bytes()[:24])
     code, _, err = run(capsys, "backscatter", "detect", header_only, "--model", model_dir,
                        "--no-store", "-o", tmp_path / "v.parquet")
-    assert code == 1 and "no IPv4 packets" in err
+    assert code == 1 and "no IPv4 or IPv6 packets" in err
 
     broken = tmp_path / "broken-model"
     broken.mkdir()

@@ -93,7 +93,7 @@ def test_save_load_and_mismatches(tmp_path: Path) -> None:
 
 def test_training_step_with_oracle_labels_and_update(sim_train, tmp_path: Path) -> None:
     table = read_packets([sim_train.table])
-    scope = resolve(None, table["dst"].to_numpy())
+    scope = resolve(None, table)
     truth = pq.read_table(sim_train.truth)
     with ReviewStore(tmp_path / "s.db") as store:
         saved, report = train(table, load_rules(), scope, store=store, truth=truth,

@@ -19,7 +19,7 @@ DHT_QUERY = b"d1:ad2:id20:abcd"
 def decide(table, rules=None):
     windows = extract(table)
     rules = rules or load_rules()
-    scope = resolve("198.51.0.0/16", table["dst"].to_numpy())
+    scope = resolve("198.51.0.0/16", table)
     index, label = apply_rules(rules, table, windows.row_of_packet, len(windows),
                                windows.packets, scope)
     ids = [*rules.ids, None]

@@ -26,8 +26,9 @@ rules_option = click.option(
          "method's rule set.")
 telescope_option = click.option(
     "--telescope", default="/16", show_default=True,
-    help="Telescope network (198.51.0.0/16), or a prefix length (/16) to infer the block "
-         "holding most destinations.")
+    help="Telescope networks: 198.51.0.0/16, 2001:db8:ab::/48, or both comma-separated; or "
+         "an IPv4 prefix length (/16). A family without a network is inferred: the /16 (IPv4) "
+         "or /48 (IPv6) block holding most destinations.")
 oracle_options = [
     click.option("--truth", type=click.Path(exists=True, dir_okay=False),
                  help="Simulator truth table (needed by --expert-oracle)."),
@@ -139,7 +140,7 @@ def train(inputs: tuple[str, ...], output: str, update_path: str | None, window:
             list(inputs), rules, telescope, definition=definition, base=base, store=store,
             truth=truth_table, expert_budget=expert_budget, seed=seed)
     persist.save(saved, output, overwrite=overwrite)
-    summary = {"model": output, "packets": packets, "telescope": str(scope.network),
+    summary = {"model": output, "packets": packets, "telescope": str(scope),
                "features": saved.definition.describe(), **report.as_dict()}
     if as_json:
         click.echo(json.dumps(summary))
@@ -201,9 +202,14 @@ def detect(inputs: tuple[str, ...], model_path: str, output: str, victims_path: 
     seconds = time.perf_counter() - started
     write_table(result.verdicts, output, fmt, overwrite=overwrite)
     click.echo(f"{result.verdicts.num_rows:,} host-windows ({result.packets:,} packets) in "
-               f"{seconds:.2f} s: {result.count('ddos'):,} ddos, {result.count('not_ddos'):,} "
-               f"not_ddos, {result.count('needs_review'):,} needs_review ({result.queued:,} "
-               f"queued in {'no store' if no_store else store_path}) -> {output}")
+               f"{seconds:.2f} s, telescope {result.telescope}: {result.count('ddos'):,} ddos, "
+               f"{result.count('not_ddos'):,} not_ddos, {result.count('needs_review'):,} "
+               f"needs_review ({result.queued:,} queued in "
+               f"{'no store' if no_store else store_path}) -> {output}")
+    if result.unqueued_ipv6:
+        click.echo(f"warning: {result.unqueued_ipv6:,} IPv6 host-window(s) need review but "
+                   "were not queued (the review store keys hosts by IPv4 address); find them "
+                   f"in {output} where verdict = 'needs_review' and src6 is set", err=True)
     if result.late_rows:
         click.echo(f"warning: {result.late_rows:,} packets arrived after their window was "
                    "closed (input not in time order); those windows appear more than once",
@@ -244,11 +250,11 @@ def victims(verdicts_path: str, inputs: tuple[str, ...], output: str, telescope:
     windows = ddos_windows(verdicts)
     scope, parts = None, []
     for batch in iter_packets(list(inputs)):  # keep only the DDoS windows' packets
-        if batch.num_rows and scope is None:
-            scope = resolve(telescope, batch["dst"].to_numpy())
+        if batch.num_rows:
+            scope = resolve(telescope, batch, scope)
         parts.append(ddos_packets(batch, windows))
     if scope is None:
-        raise DarkscopeError(f"{', '.join(inputs)}: no IPv4 packets with a timestamp")
+        raise DarkscopeError(f"{', '.join(inputs)}: no IP packets with a timestamp")
     table = pa.concat_tables(parts)
     found = find_victims(table, verdicts, scope, gap_s=gap)
     write_table(found, output, fmt, overwrite=overwrite)

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from darkscope.backscatter import _kernels
+from darkscope.backscatter.addresses import destinations, host_ids, ipv6_sources
 from darkscope.errors import UsageError
 
 FEATURE_VERSION = 1
@@ -102,13 +103,16 @@ class FeatureDefinition:
 class HostWindows:
     """One row per host-window: identity, the feature matrix, and each packet's row."""
 
-    src: np.ndarray            # uint32
+    src: np.ndarray            # uint32 (0 for an IPv6 host)
     window_start: np.ndarray   # int64 ns, inclusive
     window_end: np.ndarray     # int64 ns, exclusive
     packets: np.ndarray        # int64
     X: np.ndarray              # float64 (windows x 17)
     row_of_packet: np.ndarray  # int64, per input packet
     definition: FeatureDefinition
+    host: np.ndarray           # per window, the packet table's dense host id (addresses.py)
+    is6: np.ndarray            # bool: the host is an IPv6 source
+    src6: np.ndarray           # (windows, 16) uint8: the IPv6 source (zeros for IPv4)
 
     def __len__(self) -> int:
         return len(self.src)
@@ -151,24 +155,30 @@ def _moments(n: np.ndarray, total: np.ndarray, sq: np.ndarray) -> tuple[np.ndarr
     return mean, std
 
 
-def extract(table: pa.Table, definition: FeatureDefinition | None = None) -> HostWindows:
-    """Host-windows and their 17 features from a packet table (IPv4 rows with a timestamp)."""
+def extract(table: pa.Table, definition: FeatureDefinition | None = None,
+            host_of_row: np.ndarray | None = None) -> HostWindows:
+    """Host-windows and their 17 features from a packet table (rows with an IPv4 or IPv6
+    source and a timestamp). ``host_of_row``: host ids already given to these rows (so that
+    windows of a part of a table keep the table's ids)."""
     definition = definition or FeatureDefinition()
     ts = table["ts"].cast(pa.int64()).to_numpy()
     src = _column(table, "src", 0)
+    is6, src6 = ipv6_sources(table)
+    host = host_ids(src, is6, src6) if host_of_row is None else host_of_row
     order = _time_order(ts)
     if definition.window_s is not None:
         window = ts // (definition.window_s * NS)
     else:
-        host, host_first = _kernels.factorize_pairs(src, src, 0)
-        window = _kernels.host_ranks(order, host, host_first.size) // definition.window_packets
-    gid, first = _kernels.factorize_pairs(src, window, 32)
+        dense, dense_first = _kernels.factorize_pairs(host, host, 0)
+        window = _kernels.host_ranks(order, dense, dense_first.size) // \
+            definition.window_packets
+    gid, first = _kernels.factorize_pairs(host, window, 32)
     n_groups = first.size
     counts = np.bincount(gid, minlength=n_groups).astype(np.float64)
 
     sports, sport_mean, sport_std, _, _ = _per_value(
         gid, n_groups, _column(table, "sport", NO_PORT), 17, counts)
-    dst = _column(table, "dst", 0)
+    dst = destinations(table, is6)
     # telescope traffic: most packets of a host go to a new address, so size for that
     dsts, dst_mean, dst_std, _, dst_first = _per_value(gid, n_groups, dst, 32, counts,
                                                        expected=len(dst) // 2)
@@ -202,9 +212,13 @@ def extract(table: pa.Table, definition: FeatureDefinition | None = None) -> Hos
         end = start + definition.window_s * NS
     else:
         start, end = lo, hi + 1
-    return HostWindows(src=src[first].astype(np.uint32), window_start=start.astype(np.int64),
+    src_out = src[first].astype(np.uint32)
+    src_out[is6[first]] = 0
+    return HostWindows(src=src_out, window_start=start.astype(np.int64),
                        window_end=end.astype(np.int64), packets=counts.astype(np.int64), X=X,
-                       row_of_packet=gid, definition=definition)
+                       row_of_packet=gid, definition=definition,
+                       host=np.asarray(host)[first].astype(np.int64), is6=is6[first],
+                       src6=np.zeros((n_groups, 16), np.uint8) if src6 is None else src6[first])
 
 
 def context_features(table: pa.Table, windows: HostWindows
@@ -224,7 +238,7 @@ def context_features(table: pa.Table, windows: HostWindows
     if not definition.context_s or not definition.context_below or len(windows) == 0:
         return X, context_packets
     span_ns = definition.context_s * NS
-    hosts, host_of_window = np.unique(windows.src, return_inverse=True)
+    hosts, host_of_window = np.unique(windows.host, return_inverse=True)
     sparse_host = np.bincount(host_of_window,
                               weights=windows.packets < definition.context_below,
                               minlength=len(hosts)) > 0
@@ -233,10 +247,11 @@ def context_features(table: pa.Table, windows: HostWindows
         return X, context_packets
     context_definition = replace(definition, window_s=definition.context_s,
                                  window_packets=None, context_s=None)
-    spans = extract(table.filter(pa.array(needed)), context_definition)
-    span_keys = _span_keys(spans.src, spans.window_start, span_ns)
+    row_host = windows.host[windows.row_of_packet]
+    spans = extract(table.filter(pa.array(needed)), context_definition, row_host[needed])
+    span_keys = _span_keys(spans.host, spans.window_start, span_ns)
     order = np.argsort(span_keys)
-    mine = _span_keys(windows.src, windows.window_start, span_ns)
+    mine = _span_keys(windows.host, windows.window_start, span_ns)
     pos = order[np.minimum(np.searchsorted(span_keys[order], mine), len(order) - 1)]
     use = ((windows.packets < definition.context_below) & (span_keys[pos] == mine)
            & (spans.packets[pos] > windows.packets))
@@ -245,8 +260,8 @@ def context_features(table: pa.Table, windows: HostWindows
     return X, context_packets
 
 
-def _span_keys(src: np.ndarray, start: np.ndarray, span_ns: int) -> np.ndarray:
-    return (src.astype(np.uint64) << np.uint64(32)) | (start // span_ns).astype(np.uint64)
+def _span_keys(host: np.ndarray, start: np.ndarray, span_ns: int) -> np.ndarray:
+    return (host.astype(np.uint64) << np.uint64(32)) | (start // span_ns).astype(np.uint64)
 
 
 def _dst_spans(pair_keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from darkscope.backscatter.addresses import ipv6_text
 from darkscope.backscatter.features import (
     NS,
     HostWindows,
@@ -83,6 +84,7 @@ def label_lookup(windows: HostWindows, labels: dict[tuple[int, int | None], Labe
         pos = np.minimum(np.searchsorted(keys[order], mine), len(keys) - 1)
         hit = keys[order][pos] == mine
         out[hit] = values[order][pos[hit]]
+    out[windows.is6] = -1  # labels name IPv4 hosts (the review store keys them by address)
     return out
 
 
@@ -132,7 +134,7 @@ def ask_oracle(decisions: Decisions, truth: pa.Table, store: ReviewStore | None,
     """Answer up to ``budget`` waiting windows (gate outliers first, then the least confident)
     from the truth table, as experts would; the answers are stored as labels (who =
     ``oracle:truth``). Returns the rows answered."""
-    waiting = np.flatnonzero(decisions.verdict == REVIEW)
+    waiting = np.flatnonzero((decisions.verdict == REVIEW) & ~decisions.windows.is6)
     order = np.lexsort((decisions.confidence[waiting], ~decisions.outlier[waiting]))
     chosen = waiting[order][: budget if budget is not None else len(waiting)]
     if chosen.size == 0:
@@ -150,8 +152,9 @@ def ask_oracle(decisions: Decisions, truth: pa.Table, store: ReviewStore | None,
 
 
 def record_reviews(decisions: Decisions, store: ReviewStore) -> int:
-    """Queue every window still waiting for an expert (with its features)."""
-    rows = np.flatnonzero(decisions.verdict == REVIEW)
+    """Queue every IPv4 window still waiting for an expert (with its features). IPv6 windows
+    stay ``needs_review`` in the verdicts: the review store keys hosts by IPv4 address."""
+    rows = np.flatnonzero((decisions.verdict == REVIEW) & ~decisions.windows.is6)
     w = decisions.windows
     items = ((int(w.src[i]), int(w.window_start[i]), int(w.window_end[i]), int(w.packets[i]),
               "outlier" if decisions.outlier[i] else
@@ -161,13 +164,17 @@ def record_reviews(decisions: Decisions, store: ReviewStore) -> int:
 
 
 def verdict_table(decisions: Decisions) -> pa.Table:
-    """src, window_start, window_end, packets, the 17 features, verdict, decided_by,
-    confidence (the order the issue specifies), then context_packets (the host's packets in
-    the context the model judged instead of a sparse window; null: the window's own)."""
+    """src (IPv4; null for an IPv6 host), window_start, window_end, packets, the 17 features,
+    verdict, decided_by, confidence (the order the issue specifies), then context_packets (the
+    host's packets in the context the model judged instead of a sparse window; null: the
+    window's own) and src6 (the IPv6 source as text; null for IPv4)."""
     w = decisions.windows
     columns = feature_table(w)
+    src6 = [None] * len(w)
+    for i, text in zip(np.flatnonzero(w.is6), ipv6_text(w.src6[w.is6]), strict=True):
+        src6[i] = text
     arrays: dict[str, pa.Array] = {
-        "src": pa.array(columns.pop("src"), pa.uint32()),
+        "src": pa.array(columns.pop("src"), pa.uint32(), mask=w.is6),
         "window_start": pa.array(columns.pop("window_start"), pa.timestamp("ns", tz="UTC")),
         "window_end": pa.array(columns.pop("window_end"), pa.timestamp("ns", tz="UTC")),
         "packets": pa.array(columns.pop("packets"), pa.int64()),
@@ -183,6 +190,7 @@ def verdict_table(decisions: Decisions) -> pa.Table:
     arrays["confidence"] = pa.array(decisions.confidence, pa.float64())
     arrays["context_packets"] = pa.array(decisions.context_packets, pa.int64(),
                                          mask=decisions.context_packets == 0)
+    arrays["src6"] = pa.array(src6, pa.string())
     return pa.table(arrays)
 
 
@@ -194,6 +202,7 @@ class DetectResult:
     packets: int
     queued: int
     late_rows: int
+    unqueued_ipv6: int = 0   # IPv6 windows left needs_review without a queue entry
 
     def count(self, verdict: str) -> int:
         return self.verdicts["verdict"].to_pylist().count(verdict)
@@ -209,17 +218,17 @@ def detect(inputs: list, saved: SavedModel, rules: RuleSet, telescope: str | Non
     labels = store.labels() if store is not None else None
     scope: Telescope | None = None
     verdicts, ddos_packets = [], []
-    packets = queued = 0
+    packets = queued = unqueued6 = 0
     remaining = expert_budget
     for table in chunks:
-        if scope is None:
-            scope = resolve(telescope, table["dst"].to_numpy())
+        scope = resolve(telescope, table, scope)
         decisions = decide(table, saved, rules, scope, labels)
         if truth is not None:
             answered = ask_oracle(decisions, truth, store, remaining)
             remaining = None if remaining is None else remaining - len(answered)
         if store is not None:
             queued += record_reviews(decisions, store)
+            unqueued6 += int(((decisions.verdict == REVIEW) & decisions.windows.is6).sum())
         verdicts.append(verdict_table(decisions))
         is_ddos = decisions.verdict[decisions.windows.row_of_packet] == DDOS
         ddos_packets.append(table.filter(pa.array(is_ddos)))
@@ -227,4 +236,4 @@ def detect(inputs: list, saved: SavedModel, rules: RuleSet, telescope: str | Non
     if scope is None:
         raise DarkscopeError("no packets to classify")
     return DetectResult(pa.concat_tables(verdicts), pa.concat_tables(ddos_packets), scope,
-                        packets, queued, chunks.late_rows)
+                        packets, queued, chunks.late_rows, unqueued6)

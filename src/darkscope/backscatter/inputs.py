@@ -13,29 +13,35 @@ import pyarrow.compute as pc
 from darkscope import packets
 from darkscope.errors import DarkscopeError
 
-COLUMNS = ("ts", "src", "dst", "proto", "sport", "dport", "tcp_flags", "payload_len",
-           "icmp_type", "inner_src", "payload_head")
+COLUMNS = ("ts", "src", "dst", "src6", "dst6", "proto", "sport", "dport", "tcp_flags",
+           "payload_len", "icmp_type", "inner_src", "inner_src6", "payload_head")
 SCHEMA = pa.schema([packets.PACKET_SCHEMA.field(c) for c in COLUMNS])
 
 
 def _usable(table: pa.Table) -> pa.Table:
+    # packet tables written before IPv6 columns existed have IPv4 rows only
+    for name in ("src6", "dst6", "inner_src6"):
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, SCHEMA.field(name).type))
     table = table.select(list(COLUMNS)).cast(SCHEMA)
-    return table.filter(pc.and_(pc.is_valid(table["src"]), pc.is_valid(table["ts"])))
+    source = pc.or_(pc.is_valid(table["src"]), pc.is_valid(table["src6"]))
+    return table.filter(pc.and_(source, pc.is_valid(table["ts"])))
 
 
 def iter_packets(inputs: list[str | Path] | str | Path) -> Iterator[pa.Table]:
     """The detector's columns, batch by batch (bounded memory), inputs in the order given;
-    IPv4 rows with a timestamp only."""
+    IPv4 and IPv6 rows with a timestamp only."""
     for batch in packets.scan(inputs, columns=COLUMNS):
         yield _usable(pa.Table.from_batches([batch]))
 
 
 def read_packets(inputs: list[str | Path] | str | Path) -> pa.Table:
-    """The columns the detector needs, from captures and/or packet tables; IPv4 rows only."""
+    """The columns the detector needs, from captures and/or packet tables; IP rows only."""
     tables = list(iter_packets(inputs))
     table = pa.concat_tables(tables) if tables else None
     if table is None or table.num_rows == 0:
-        raise DarkscopeError(f"{_names(inputs)}: no IPv4 packets with a timestamp to classify")
+        raise DarkscopeError(f"{_names(inputs)}: no IPv4 or IPv6 packets with a timestamp to "
+                             "classify")
     return table.combine_chunks()
 
 
@@ -96,5 +102,5 @@ class WindowChunks:
         if rows:
             yield pa.concat_tables(pending).combine_chunks()
         elif closed_until is None:
-            raise DarkscopeError(f"{_names(self.inputs)}: no IPv4 packets with a timestamp to "
-                                 "classify")
+            raise DarkscopeError(f"{_names(self.inputs)}: no IPv4 or IPv6 packets with a "
+                                 "timestamp to classify")

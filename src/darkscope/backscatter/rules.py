@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from darkscope.backscatter.addresses import ipv6_matrix
 from darkscope.backscatter.telescope import Telescope
 from darkscope.errors import InputFormatError
 
@@ -185,6 +186,13 @@ def packet_matches(rule: Rule, table: pa.Table, telescope: Telescope | None,
     if "inner_src_in_telescope" in m:
         values, valid = col("inner_src")
         inside = valid & (telescope.contains(values) if telescope else np.zeros(n, bool))
+        if "inner_src6" in table.column_names and table["inner_src6"].null_count < n:
+            # an ICMPv6 error quotes an IPv6 header
+            quoted6, valid6 = ipv6_matrix(table["inner_src6"])
+            if valid6.any():
+                inside6 = telescope.contains6(quoted6) if telescope else np.zeros(n, bool)
+                inside |= valid6 & inside6
+                valid = valid | valid6
         ok &= inside if m["inner_src_in_telescope"] else valid & ~inside
     return ok
 

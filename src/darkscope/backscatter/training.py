@@ -149,8 +149,7 @@ def train_stream(inputs: list, rules: RuleSet, telescope: str | None, *,
     saved, scope, packets, total = base, None, 0, None
     remaining = expert_budget
     for table in chunks:
-        if scope is None:
-            scope = resolve(telescope, table["dst"].to_numpy())
+        scope = resolve(telescope, table, scope)
         saved, report = train(table, rules, scope, definition=definition, base=saved,
                               store=store, truth=truth, expert_budget=remaining, params=params,
                               seed=seed)

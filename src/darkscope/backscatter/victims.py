@@ -27,6 +27,7 @@ def victims(table: pa.Table, verdicts: pa.Table, telescope: Telescope,
     most used first), distinct telescope (address, port) targets, observed packets/s, and
     the estimated attack packets/s at the victim (distinct targets per second / share)."""
     windows = ddos_windows(verdicts)
+    table = _ipv4(table)
     src, ts, rows = _join(table, windows)
     return _attacks(src[rows], ts[rows],
                     table["sport"].to_numpy(zero_copy_only=False)[rows],
@@ -41,7 +42,8 @@ def ddos_windows(verdicts: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray
     missing = {"src", "window_start", "window_end", "verdict"} - set(verdicts.column_names)
     if missing:
         raise DarkscopeError(f"verdicts lack column(s) {', '.join(sorted(missing))}")
-    ddos = verdicts.filter(pc.equal(verdicts["verdict"], "ddos"))
+    ddos = verdicts.filter(pc.and_(pc.equal(verdicts["verdict"], "ddos"),
+                                   pc.is_valid(verdicts["src"])))
     try:
         w_src = ddos["src"].cast(pa.int64()).to_numpy()
         w_start = ddos["window_start"].cast(pa.timestamp("ns", tz="UTC")).cast(
@@ -52,6 +54,12 @@ def ddos_windows(verdicts: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray
         raise DarkscopeError(f"verdicts: src/window columns of unexpected type ({exc})") from None
     order = np.lexsort((w_start, w_src))
     return w_src[order], w_start[order], w_end[order]
+
+
+def _ipv4(table: pa.Table) -> pa.Table:
+    """IPv4 sources only: Moore et al.'s scaling assumes sources spoofed uniformly over the
+    IPv4 space; an IPv6 victim's replies to a /48 say nothing comparable (see docs)."""
+    return table.filter(pc.is_valid(table["src"]))
 
 
 def _join(table: pa.Table, windows: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -67,6 +75,7 @@ def _join(table: pa.Table, windows: tuple[np.ndarray, np.ndarray, np.ndarray]
 def ddos_packets(table: pa.Table, windows: tuple[np.ndarray, np.ndarray, np.ndarray]
                  ) -> pa.Table:
     """Only the packets of DDoS host-windows (to collect them batch by batch)."""
+    table = _ipv4(table)
     _, _, rows = _join(table, windows)
     return table.take(pa.array(np.sort(rows)))
 

@@ -55,5 +55,7 @@ def common(func: F) -> F:
     return progress_option(debug_option(func))
 
 
-def output_option(required: bool = True, help: str = "Output path.") -> Callable[[F], F]:
-    return click.option("-o", "--output", type=click.Path(), required=required, help=help)
+def output_option(required: bool = True, help: str = "Output path.",
+                  **extra: Any) -> Callable[[F], F]:
+    return click.option("-o", "--output", type=click.Path(), required=required, help=help,
+                        **extra)

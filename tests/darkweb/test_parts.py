@@ -341,3 +341,29 @@ def test_scheduler_forgets_sites_with_nothing_queued():
         return remaining, len(scheduler._queues)
 
     assert asyncio.run(run()) == (1, 0)
+
+
+def _socks_connect(port: int, address: bytes, dest_port: int) -> int:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"\x05\x01\x00")
+        assert sock.recv(2) == b"\x05\x00"
+        sock.sendall(b"\x05\x01\x00\x03" + bytes([len(address)]) + address
+                     + dest_port.to_bytes(2, "big"))
+        return sock.recv(10)[1]
+
+
+def test_loopback_socks_relay_reaches_loopback_only():
+    """The demo's relay speaks SOCKS5 and refuses anything but 127.0.0.0/8 (RFC 1928 codes)."""
+    import socket
+
+    from darkscope.darkweb.loopback_socks import LoopbackSocks5
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        free = closed.getsockname()[1]
+    with LoopbackSocks5() as proxy:
+        assert _socks_connect(proxy.port, b"10.0.0.1", 80) == 2      # not allowed
+        assert _socks_connect(proxy.port, b"example.org", 80) == 2   # no name resolution
+        assert _socks_connect(proxy.port, b"127.0.0.1", free) == 5   # connection refused

@@ -3,6 +3,7 @@ attribution matches the simulator's truth, bad input gives one clear line and a 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -151,3 +152,30 @@ def test_zmap_after_4_1_is_still_attributed(tmp_path):
     for family in ("zmap", "masscan", "mirai"):
         assert (hosts.kind == family).sum() > 0
         assert ((hosts.family == family) == (hosts.kind == family)).all(), family
+
+
+def test_timeline_reads_every_format_mine_writes(demo, tmp_path, capsys):
+    tables = {}
+    for suffix in ("parquet", "csv", "jsonl"):
+        rules = tmp_path / f"rules.{suffix}"
+        assert main(["rules", "mine", str(demo / "demo.pcap"), "--min-hosts", "20", "-o",
+                     str(rules)]) == 0
+        table = tmp_path / f"timeline-{suffix}.parquet"
+        assert main(["rules", "timeline", str(rules), "-o", str(tmp_path / f"{suffix}.html"),
+                     "--table", str(table)]) == 0
+        tables[suffix] = pq.read_table(table)
+    assert tables["parquet"].num_rows > 0
+    assert tables["csv"].equals(tables["parquet"]) and tables["jsonl"].equals(tables["parquet"])
+    capsys.readouterr()
+    assert main(["rules", "timeline", str(tmp_path / "missing.parquet"), "-o",
+                 str(tmp_path / "x.html")]) == 2
+    assert "missing.parquet: no such file" in capsys.readouterr().err
+
+
+def test_timeline_axis_spans_the_periods():
+    from darkscope.patterns.timeline import axis_span
+
+    day = 86400 * 10**9
+    assert axis_span(np.array([100 * day])) == (99 * day, 101 * day)
+    assert axis_span(np.array([100 * day, 101 * day, 105 * day])) == (
+        100 * day - day // 2, 105 * day + day // 2)

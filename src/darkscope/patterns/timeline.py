@@ -10,14 +10,19 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from darkscope.errors import InputFormatError, UsageError
+from darkscope.io import format_from_path
 from darkscope.patterns.mining import rule_text
 
 TIMELINE_SCHEMA = pa.schema([
@@ -52,12 +57,10 @@ class Timeline:
 
 
 def read_rules(paths: list[str | Path]) -> pa.Table:
+    """Rules tables in every format ``rules mine`` writes (Parquet, CSV, JSON Lines)."""
     tables = []
     for path in paths:
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputFormatError(path, f"not a readable Parquet rules table ({exc})") from None
+        table = _read_one(Path(path))
         missing = [c for c in _NEEDED if c not in table.column_names]
         if missing:
             raise InputFormatError(path, "not a darkscope rules table: no column "
@@ -66,6 +69,44 @@ def read_rules(paths: list[str | Path]) -> pa.Table:
     if not tables:
         raise UsageError("no rules table given")
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _read_one(path: Path) -> pa.Table:
+    if not path.exists():
+        raise UsageError(f"rules table {path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"rules table {path} is a directory; give the file `rules mine -o` "
+                         "wrote")
+    fmt = format_from_path(path)
+    try:
+        if fmt == "parquet":
+            return pq.read_table(path)
+        table = pacsv.read_csv(path) if fmt == "csv" else pajson.read_json(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputFormatError(path, f"not a readable {fmt} rules table ({exc})") from None
+    # CSV keeps item lists as JSON arrays and both text formats keep times as text
+    for name in ("antecedent", "consequent"):
+        if name in table.column_names and not pa.types.is_list(table.schema.field(name).type):
+            try:
+                items = [None if v is None else json.loads(v)
+                         for v in table[name].to_pylist()]
+            except (TypeError, ValueError) as exc:
+                raise InputFormatError(path, f"column {name}: not JSON arrays of items "
+                                             f"({exc})") from None
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     pa.array(items, pa.list_(pa.string())))
+    if "period_start" in table.column_names:
+        column = table["period_start"]
+        try:
+            if pa.types.is_string(column.type):
+                column = pc.strptime(pc.replace_substring_regex(column, r"(Z|\+00:?00)$", ""),
+                                     "%Y-%m-%dT%H:%M:%S", "ns")
+            column = column.cast(pa.timestamp("ns", tz="UTC"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InputFormatError(path, f"column period_start: not a time ({exc})") from None
+        table = table.set_column(table.schema.get_field_index("period_start"),
+                                 "period_start", column)
+    return table
 
 
 def build_timeline(rules: pa.Table) -> Timeline:
@@ -137,17 +178,28 @@ def parse_marker(text: str) -> Marker:
     return Marker(ns, label.strip())
 
 
+def axis_span(periods: np.ndarray) -> tuple[int, int]:
+    """The chart's time axis (ns): the periods with half the shortest gap (one day for a
+    single period, which matplotlib would otherwise stretch over years) of margin each side;
+    event markers outside it are left out."""
+    step = int(np.min(np.diff(periods))) if len(periods) > 1 else 2 * 86400 * 10**9
+    return int(periods[0]) - step // 2, int(periods[-1]) + step // 2
+
+
 def chart_png(timeline: Timeline, markers: list[Marker], top: int = 6,
               families: tuple[str, ...] = ("win", "tos", "dport")) -> bytes:
     """Daily host counts of the ``top`` rules (by peak) per item family, one panel each."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     present = timeline.table.column("family").to_pylist()
     panels = [f for f in families if f in present] or sorted(set(present))[:3]
     days = timeline.periods.astype("datetime64[ns]")
+    low, high = axis_span(timeline.periods)
+    markers = [m for m in markers if low <= m.ns <= high]
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), sharex=True,
                              squeeze=False)
     names = timeline.table.column("rule").to_pylist()
@@ -166,7 +218,11 @@ def chart_png(timeline: Timeline, markers: list[Marker], top: int = 6,
         axes[0, 0].annotate(marker.label, xy=(np.datetime64(marker.ns, "ns"), 1),
                             xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
                             va="top", ha="right")
-    fig.autofmt_xdate()
+    bottom = axes[-1, 0]
+    bottom.set_xlim(np.datetime64(low, "ns"), np.datetime64(high, "ns"))
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=10)
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

@@ -176,3 +176,24 @@ def test_packet_count_windows_and_payload_variant(sim_train, tmp_path: Path, cap
     assert "payload_mean" in verdicts.column_names
     assert max(verdicts["packets"].to_pylist()) == 50
     assert sum(verdicts["packets"].to_pylist()) == pq.read_metadata(sim_train.table).num_rows
+
+
+def test_evaluate_leaves_out_hosts_absent_from_the_truth(tmp_path, capsys):
+    import pyarrow as pa
+
+    truth = pa.table({"src": pa.array([1, 2, 3, 4], pa.uint32()),
+                      "kind": ["backscatter", "backscatter", "zmap", "zmap"],
+                      "ddos": [True, True, False, False]})
+    verdicts = pa.table({
+        "src": pa.array([1, 2, 3, 4, 99, 100, None], pa.uint32()),  # 99, 100, IPv6: no truth
+        "window_start": pa.array([0] * 7, pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "verdict": ["ddos", "ddos", "not_ddos", "not_ddos", "ddos", "ddos", "ddos"],
+        "decided_by": ["model"] * 7, "confidence": [0.9] * 7})
+    pq.write_table(truth, tmp_path / "truth.parquet")
+    pq.write_table(verdicts, tmp_path / "verdicts.parquet")
+    code, out, err = run(capsys, "backscatter", "evaluate", tmp_path / "verdicts.parquet",
+                         "--truth", tmp_path / "truth.parquet")
+    assert code == 0, err
+    assert "precision 1.0000  recall 1.0000" in out and "(tp 2, fp 0, fn 0, tn 2)" in out
+    assert "3 windows of hosts not in the truth table left out" in out
+    assert "warning: 3 host-windows belong to hosts the truth table does not list" in err

@@ -277,6 +277,9 @@ def evaluate(verdicts_path: str, truth: str, as_json: bool) -> None:
 
     report = run_evaluate(read_table(verdicts_path, "verdicts"), read_table(truth, "truth"))
     click.echo(json.dumps(report) if as_json else format_report(report))
+    if report["left_out_windows"]:
+        click.echo(f"warning: {report['left_out_windows']:,} host-windows belong to hosts the "
+                   "truth table does not list; they are left out of every score", err=True)
 
 
 @click.group()

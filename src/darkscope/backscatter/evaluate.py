@@ -4,6 +4,10 @@ Every window of a host carries the host's truth (``ddos``). ``needs_review`` cou
 DDoS (the detector did not claim it), so precision/recall/F1 never profit from deferring;
 the share sent to experts (answered or still waiting) is reported beside them. Rules alone:
 the same windows, DDoS only where a DDoS rule fired.
+
+Windows of hosts the truth table does not list (traffic from elsewhere, IPv6 hosts) have no
+ground truth: they are left out of every score and counted as ``left_out_windows``; calling
+them negatives would turn every DDoS verdict on them into a false positive.
 """
 
 from __future__ import annotations
@@ -40,14 +44,20 @@ def evaluate(verdicts: pa.Table, truth: pa.Table) -> dict[str, Any]:
             raise DarkscopeError(f"truth table lacks column {column!r}")
     if verdicts.num_rows == 0:
         raise DarkscopeError("no verdicts to evaluate")
-    src = verdicts["src"].to_numpy().astype(np.uint64)
+    has_src = verdicts["src"].is_valid().to_numpy(zero_copy_only=False)
+    all_src = verdicts["src"].cast(pa.int64()).fill_null(0).to_numpy().astype(np.uint64)
     t_src = truth["src"].to_numpy().astype(np.uint64)
     order = np.argsort(t_src)
-    pos = np.minimum(np.searchsorted(t_src[order], src), len(t_src) - 1)
-    found = t_src[order][pos] == src
-    ddos = truth["ddos"].to_numpy(zero_copy_only=False).astype(bool)[order][pos] & found
+    pos = np.minimum(np.searchsorted(t_src[order], all_src), len(t_src) - 1)
+    found = (t_src[order][pos] == all_src) & has_src
+    if not found.any():
+        raise DarkscopeError("no verdict's host is in the truth table: nothing to score "
+                             "(is it the truth of the same capture?)")
+    left_out = int((~found).sum())
+    src, pos = all_src[found], pos[found]
+    verdicts = verdicts.filter(pa.array(found))
+    ddos = truth["ddos"].to_numpy(zero_copy_only=False).astype(bool)[order][pos]
     kind = np.asarray(truth["kind"].to_pylist(), object)[order][pos]
-    kind[~found] = "unknown"
     verdict = np.asarray(verdicts["verdict"].to_pylist(), object)
     by = np.asarray(verdicts["decided_by"].to_pylist(), object)
     rule = pc.starts_with(verdicts["decided_by"], "rule:").to_numpy(zero_copy_only=False)
@@ -59,7 +69,7 @@ def evaluate(verdicts: pa.Table, truth: pa.Table) -> dict[str, Any]:
         "windows": len(src),
         "hosts": len(np.unique(src)),
         "ddos_windows": int(ddos.sum()),
-        "unknown_hosts_windows": int((~found).sum()),
+        "left_out_windows": left_out,
         **_scores(predicted, ddos),
         "sent_to_experts": float((review | expert).mean()),
         "answered_by_experts": int(expert.sum()),
@@ -83,7 +93,9 @@ def format_report(report: dict[str, Any]) -> str:
     r = report
     lines = [
         f"{r['windows']:,} host-windows from {r['hosts']:,} hosts "
-        f"({r['ddos_windows']:,} DDoS backscatter by truth)",
+        f"({r['ddos_windows']:,} DDoS backscatter by truth)"
+        + (f"; {r['left_out_windows']:,} windows of hosts not in the truth table left out"
+           if r["left_out_windows"] else ""),
         f"DDoS  precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
         f"(tp {r['tp']}, fp {r['fp']}, fn {r['fn']}, tn {r['tn']})",
         f"sent to experts {r['sent_to_experts']:.2%} (answered {r['answered_by_experts']}, "

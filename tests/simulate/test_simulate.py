@@ -226,3 +226,15 @@ def test_chunks_are_bounded_and_time_ordered(tmp_path: Path) -> None:
     ts = packets.read(path).column("ts").cast("int64").to_numpy()
     assert np.all(np.diff(ts) >= 0)
     assert ts[-1] - ts[0] > 2.9 * 3600 * 10**9
+
+
+def test_print_scenario_starts_a_custom_one(tmp_path, capsys):
+    from darkscope.cli import main
+
+    assert main(["simulate", "--print-scenario", "demo"]) == 0
+    text = capsys.readouterr().out
+    custom = tmp_path / "mine.toml"
+    custom.write_text(text.replace('name = "demo"', 'name = "mine"'))
+    assert load_scenario(str(custom)) == dataclasses.replace(load_scenario("demo"), name="mine")
+    assert main(["simulate", "--print-scenario", "nope"]) == 2
+    assert "no built-in scenario 'nope' (built-in: demo, mirai-2016)" in capsys.readouterr().err

@@ -15,7 +15,19 @@ from darkscope.simulate.scenario import BUILT_IN, load_scenario
 from darkscope.timeutil import iso, parse_duration, parse_instant
 
 
+def _print_scenario(ctx: click.Context, _param: click.Parameter, name: str | None) -> None:
+    if name is None or ctx.resilient_parsing:
+        return
+    from darkscope.simulate.scenario import scenario_text
+
+    click.echo(scenario_text(name), nl=False)
+    ctx.exit(0)
+
+
 @click.command()
+@click.option("--print-scenario", metavar="NAME", callback=_print_scenario, expose_value=False,
+              is_eager=True, help=f"Print a built-in scenario's TOML ({', '.join(BUILT_IN)}) "
+                                  "and exit: the start of a custom one (then --scenario FILE).")
 @click.option("--scenario", default="demo", show_default=True,
               help=f"Scenario TOML file, or a built-in one: {', '.join(BUILT_IN)}.")
 @click.option("--prefix", help="Telescope prefix, e.g. 198.51.0.0/16 (default: the scenario's).")

@@ -388,6 +388,14 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
 BUILT_IN = ("demo", "mirai-2016")
 
 
+def scenario_text(name: str) -> str:
+    """The TOML of a built-in scenario: a commented starting point for one's own."""
+    if name not in BUILT_IN:
+        raise UsageError(f"no built-in scenario {name!r} (built-in: {', '.join(BUILT_IN)})")
+    return (files("darkscope.simulate") / "scenarios" / f"{name}.toml").read_text(
+        encoding="utf-8")
+
+
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """A built-in scenario by name (``demo``, ``mirai-2016``) or a TOML file."""
     if str(name_or_path) in BUILT_IN:

@@ -138,3 +138,29 @@ def test_each_role_makes_its_own_token_and_only_hashes_are_collected(tmp_path, c
     assert main(["ppml", "tokens", "--hashes", str(tmp_path / "bad.txt"),
                  "-o", str(tmp_path / "agg2")]) == 1
     assert "bad.txt" in capsys.readouterr().err
+
+
+def test_tokens_are_not_replaced_without_overwrite(tmp_path, capsys):
+    from darkscope.ppml import tokens
+
+    out = tmp_path / "tokens"
+    assert main(["ppml", "tokens", "--parties", "a,b,c", "-o", str(out)]) == 0
+    before = tokens.read_token(out / "a.token")
+    capsys.readouterr()
+    assert main(["ppml", "tokens", "--parties", "a,b", "-o", str(out)]) == 2
+    assert "already holds tokens" in capsys.readouterr().err
+    assert tokens.read_token(out / "a.token") == before
+    assert main(["ppml", "tokens", "--parties", "a,b", "-o", str(out), "--overwrite"]) == 0
+    assert tokens.read_token(out / "a.token") != before
+    assert not (out / "c.token").exists()  # no longer admitted, so not left behind
+    assert tokens.TokenTable.load(out / tokens.HASHES_FILE).parties == ["a", "b"]
+
+
+def test_text_output_has_no_python_reprs():
+    from darkscope.ppml.cli import _text_lines
+
+    lines = _text_lines({"security": {"scheme": "BFV", "bits": 128},
+                         "party_reports": [{"party": "a", "seconds": 0.123456}],
+                         "parties_in_round": ["a", "b"], "accuracy": 0.98765})
+    assert lines == ["security.scheme: BFV", "security.bits: 128", "party_reports:",
+                     "  - party=a seconds=0.1235", "parties_in_round: a, b", "accuracy: 0.9877"]

@@ -119,17 +119,23 @@ def test_party_without_valid_token_is_refused(deployment):
 
 
 def test_second_upload_is_refused_even_after_restart(deployment):
-    deployment.open("once")
+    config = deployment.open("once")
     report = deployment.contribute("once", "alice")
     assert report["bytes_sent"] > 0
-    with pytest.raises(AggregatorError, match="already contributed") as second:
+    # the party learns it before encrypting anything...
+    with pytest.raises(DarkscopeError, match=r"already contributed.*nothing was encrypted"):
         deployment.contribute("once", "alice")
+    # ...and the aggregator refuses a second body in any case
+    body = deployment.body(config, "alice").encode()
+    with deployment.client("alice") as alice, \
+            pytest.raises(AggregatorError, match="already contributed") as second:
+        alice.contribute("once", body)
     assert second.value.status == 409
     deployment.restart()
     with deployment.client("alice") as alice:
         assert alice.status("once")["contributed"] == ["alice"]
-    with pytest.raises(AggregatorError, match="already contributed"):
-        deployment.contribute("once", "alice")
+        with pytest.raises(AggregatorError, match="already contributed"):
+            alice.contribute("once", body)
 
 
 def test_tampered_or_truncated_contributions_are_rejected(deployment):

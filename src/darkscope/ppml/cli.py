@@ -29,10 +29,31 @@ def _emit(report: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
     else:
-        for key, value in report.items():
-            if isinstance(value, float):
-                value = f"{value:.4g}"
-            click.echo(f"{key}: {value}")
+        for line in _text_lines(report):
+            click.echo(line)
+
+
+def _scalar(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _text_lines(report: dict, prefix: str = "") -> list[str]:
+    """``key: value`` lines for people: nested objects as dotted keys, a list of objects one
+    indented line each, so no Python repr reaches the terminal (``--json`` keeps the structure)."""
+    lines: list[str] = []
+    for key, value in report.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            lines.extend(_text_lines(value, f"{name}."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{name}:")
+            lines.extend("  - " + " ".join(f"{k}={_scalar(v)}" for k, v in item.items())
+                         for item in value)
+        elif isinstance(value, list):
+            lines.append(f"{name}: {', '.join(_scalar(v) for v in value)}")
+        else:
+            lines.append(f"{name}: {_scalar(value)}")
+    return lines
 
 
 @click.group("ppml")
@@ -53,8 +74,10 @@ def ppml() -> None:
               help="File of 'name sha256' lines from `ppml token`: build only the aggregator's "
                    "hash file (preferred: nobody but each owner sees a token).")
 @output_option(help="Directory for aggregator-tokens.json (and <name>.token with --parties).")
+@overwrite_option
 @common
-def tokens_command(parties: str | None, hashes_file: str | None, output: str) -> None:
+def tokens_command(parties: str | None, hashes_file: str | None, output: str,
+                   overwrite: bool) -> None:
     """Make the aggregator's token file (SHA-256 hashes only).
 
     Preferred: every party and the key holder runs `ppml token` and sends the printed hash;
@@ -66,9 +89,10 @@ def tokens_command(parties: str | None, hashes_file: str | None, output: str) ->
     if (parties is None) == (hashes_file is None):
         raise UsageError("give exactly one of --parties and --hashes")
     if hashes_file is not None:
-        path = tokens.collect(hashes_file, output)
+        path = tokens.collect(hashes_file, output, overwrite)
     else:
-        path = tokens.issue([p.strip() for p in parties.split(",") if p.strip()], output)
+        path = tokens.issue([p.strip() for p in parties.split(",") if p.strip()], output,
+                            overwrite)
     click.echo(str(path))
 
 

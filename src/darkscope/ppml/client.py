@@ -21,8 +21,16 @@ class AggregatorError(DarkscopeError):
 
 
 class AggregatorClient:
-    def __init__(self, url: str, token: str, timeout: float = 600.0) -> None:
+    """Talks to one aggregator with one role's token.
+
+    A refused connection is retried for ``connect_wait`` seconds, so a role started right after
+    the aggregator (``ppml serve ... &`` then ``ppml round``) does not fail while it binds.
+    """
+
+    def __init__(self, url: str, token: str, timeout: float = 600.0,
+                 connect_wait: float = 10.0) -> None:
         self.url = url.rstrip("/")
+        self.connect_wait = connect_wait
         self._http = httpx.Client(base_url=self.url, timeout=timeout,
                                   headers={"Authorization": f"Bearer {token}"})
 
@@ -36,10 +44,18 @@ class AggregatorClient:
         self.close()
 
     def _request(self, method: str, path: str, content: bytes | None = None) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, content=content)
-        except httpx.HTTPError as exc:
-            raise AggregatorError(f"cannot reach the aggregator at {self.url}: {exc}") from exc
+        give_up = time.monotonic() + self.connect_wait
+        while True:
+            try:
+                response = self._http.request(method, path, content=content)
+                break
+            except httpx.ConnectError as exc:
+                if time.monotonic() >= give_up:
+                    raise AggregatorError(f"cannot reach the aggregator at {self.url}: {exc}"
+                                          ) from exc
+                time.sleep(0.2)
+            except httpx.HTTPError as exc:
+                raise AggregatorError(f"cannot reach the aggregator at {self.url}: {exc}") from exc
         if response.status_code >= 400:
             try:
                 reason = response.json()["error"]

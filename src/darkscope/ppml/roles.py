@@ -160,6 +160,12 @@ def contribute(client: AggregatorClient, round_id: str, party: str, features: np
     if config.closed():
         raise DarkscopeError(f"round {round_id!r} closed at its deadline {config.deadline}; "
                              "nothing was encrypted or sent")
+    if party not in config.parties:
+        raise DarkscopeError(f"{party!r} is not a party of round {round_id!r} (its parties: "
+                             f"{', '.join(config.parties)}); nothing was encrypted")
+    if party in client.status(round_id)["contributed"]:  # before minutes of encryption
+        raise DarkscopeError(f"{party!r} already contributed to round {round_id!r}; a party "
+                             "contributes once per round (nothing was encrypted)")
     fetched = time.perf_counter()
     gram, cross = local_sums(config.layer, config.encoding, features, labels, config.class_array)
     summed = time.perf_counter()

@@ -35,14 +35,28 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(parties: list[str], directory: str | Path) -> Path:
-    """Write ``<name>.token`` (mode 0600) per party and the key holder, plus the hash file."""
+def issue(parties: list[str], directory: str | Path, overwrite: bool = False) -> Path:
+    """Write ``<name>.token`` (mode 0600) per party and the key holder, plus the hash file.
+
+    Existing tokens are replaced only with ``overwrite``; then every other ``*.token`` of the
+    directory is removed too, since the new hash file no longer admits it (a stale token
+    left beside the new ones would only fail later, at the aggregator).
+    """
     directory = Path(directory)
     if len(set(parties)) != len(parties) or len(parties) < 2:
         raise UsageError("give at least two distinct party names")
     for name in parties:
         check_name(name)
+    existing = sorted(directory.glob("*.token")) + [p for p in [directory / HASHES_FILE]
+                                                     if p.exists()]
+    if existing and not overwrite:
+        raise UsageError(f"{directory} already holds tokens ({', '.join(p.name for p in existing)}"
+                         "); pass --overwrite to issue new ones (the old ones stop working)")
     directory.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{name}.token" for name in [*parties, KEYHOLDER]}
+    for stale in existing:
+        if stale.suffix == ".token" and stale.name not in wanted:
+            stale.unlink()
     hashes: dict[str, object] = {"parties": {}}
     for name in [*parties, KEYHOLDER]:
         token = secrets.token_urlsafe(32)
@@ -71,8 +85,12 @@ def issue_own(name: str, path: str | Path, overwrite: bool = False) -> str:
     return digest(token)
 
 
-def collect(hashes_file: str | Path, directory: str | Path) -> Path:
+def collect(hashes_file: str | Path, directory: str | Path, overwrite: bool = False) -> Path:
     """Build the aggregator's hash file from ``name sha256`` lines sent in by each role."""
+    target = Path(directory) / HASHES_FILE
+    if target.exists() and not overwrite:
+        raise UsageError(f"{target} exists; pass --overwrite to replace it (tokens it admits "
+                         "now and the new file does not will stop working)")
     try:
         lines = Path(hashes_file).read_text().splitlines()
     except OSError as exc:
@@ -99,7 +117,6 @@ def collect(hashes_file: str | Path, directory: str | Path) -> Path:
     if KEYHOLDER not in table or len(table["parties"]) < 2:  # type: ignore[arg-type]
         raise InputFormatError(hashes_file, f"needs a {KEYHOLDER!r} line and at least two "
                                             "parties")
-    target = Path(directory) / HASHES_FILE
     Path(directory).mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(table, indent=2) + "\n")

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "darkscope.packets.cli:ingest",
     "parse": "darkscope.darkweb.cli:parse_command",
     "ppml": "darkscope.ppml.cli:ppml",
+    "query": "darkscope.query:query",
     "review": "darkscope.backscatter.cli:review",
     "rules": "darkscope.patterns.cli:rules",
     "simulate": "darkscope.simulate.cli:simulate",

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -83,15 +84,23 @@ def write_table(table: pa.Table, path: str | Path, fmt: str | None = None,
     with atomic_path(path, overwrite) as tmp:
         if fmt == "parquet":
             pq.write_table(table, tmp, compression="zstd")
-        elif fmt == "csv":
-            pacsv.write_csv(_textual(table), tmp)
         else:
-            with open(tmp, "w", encoding="utf-8") as out:
-                for batch in table.to_batches(max_chunksize=65536):
-                    for row in batch.to_pylist():
-                        out.write(json.dumps({k: _jsonable(v) for k, v in row.items()}))
-                        out.write("\n")
+            with open(tmp, "wb") as out:
+                dump_table(table, out, fmt)
     return Path(path)
+
+
+def dump_table(table: pa.Table, stream: BinaryIO, fmt: str) -> None:
+    """Write ``table`` as CSV or JSON Lines to an open binary stream (a file, stdout)."""
+    if fmt == "csv":
+        pacsv.write_csv(_textual(table), stream)
+        return
+    if fmt != "jsonl":
+        raise UsageError(f"{fmt} cannot be streamed; choose csv or jsonl")
+    for batch in table.to_batches(max_chunksize=65536):
+        lines = [json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n"
+                 for row in batch.to_pylist()]
+        stream.write("".join(lines).encode())
 
 
 def _textual(table: pa.Table) -> pa.Table:

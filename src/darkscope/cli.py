@@ -57,6 +57,17 @@ def cli() -> None:
     """
 
 
+def usage_error_line(exc: click.UsageError) -> str:
+    """Click's three-line usage error (Usage, Try, Error) as the one line every error gets."""
+    command = exc.ctx.command_path if exc.ctx else "darkscope"
+    message = exc.format_message().rstrip(".")
+    if isinstance(exc, click.MissingParameter) and exc.param is not None:
+        hint = getattr(exc.param, "help", None)
+        if hint:
+            message += f" ({hint.split('. ')[0].rstrip('.')})"
+    return f"{command}: error: {message}; see '{command} --help'"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes become one line on stderr and a non-zero exit."""
     reset()
@@ -65,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("darkscope: interrupted", err=True)
         return 130
+    except click.UsageError as exc:
+        click.echo(usage_error_line(exc), err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

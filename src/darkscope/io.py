@@ -90,6 +90,13 @@ def write_table(table: pa.Table, path: str | Path, fmt: str | None = None,
     return Path(path)
 
 
+def write_json(document: object, path: str | Path, overwrite: bool = True) -> Path:
+    """Write one JSON document atomically (reports: evaluation scores, benchmark results)."""
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return Path(path)
+
+
 def dump_table(table: pa.Table, stream: BinaryIO, fmt: str) -> None:
     """Write ``table`` as CSV or JSON Lines to an open binary stream (a file, stdout)."""
     if fmt == "csv":

@@ -71,8 +71,12 @@ def test_train_detect_review_evaluate(sim_train, sim_heldout, tmp_path: Path, ca
     assert code == 0 and 0.9 < report["f1"] <= 1 and "backscatter" in report["by_kind"]
     assert report["windows"] == labelled.shape[0]
     code, out, _ = run(capsys, "backscatter", "evaluate", verdicts, "--truth",
-                       sim_heldout.truth)
+                       sim_heldout.truth, "-o", tmp_path / "scores.json")
     assert "rules alone" in out and "sent to experts" in out
+    assert json.loads((tmp_path / "scores.json").read_text()) == report
+    code, _, err = run(capsys, "backscatter", "evaluate", verdicts, "--truth",
+                       sim_heldout.truth, "-o", tmp_path / "scores.json")
+    assert code == 2 and "pass --overwrite" in err
 
     code, out, _ = run(capsys, "backscatter", "victims", verdicts, sim_heldout.capture, "-o",
                        tmp_path / "v.csv")

@@ -67,10 +67,13 @@ def test_round_config_that_cannot_fit_the_modulus_fails_before_sending(tmp_path,
 @pytest.mark.slow
 @pytest.mark.network
 @pytest.mark.parametrize(("backend", "hidden"), [("bfv", 30), ("paillier", 6)])
-def test_bench_runs_every_role_as_a_process_and_matches_plaintext(backend, hidden, capsys):
+def test_bench_runs_every_role_as_a_process_and_matches_plaintext(backend, hidden, capsys,
+                                                                  tmp_path):
     assert main(["ppml", "bench", "--dataset", "glass", "--parties", "3", "--hidden",
-                 str(hidden), "--backend", backend, "--json"]) == 0
+                 str(hidden), "--backend", backend, "--json", "-o",
+                 str(tmp_path / "bench.json")]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "bench.json").read_text()) == report
     assert report["identical_predictions"] is True
     assert report["accuracy_private"] == report["accuracy_plain"]
     assert report["accuracy_private"] > 0.4

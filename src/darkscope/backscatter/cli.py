@@ -14,7 +14,7 @@ import click
 from darkscope import progress
 from darkscope.clikit import common, format_option, output_option, overwrite_option, seed_option
 from darkscope.errors import UsageError
-from darkscope.io import check_output, write_table
+from darkscope.io import check_output, write_json, write_table
 
 store_option = click.option(
     "--store", "store_path", envvar="DARKSCOPE_STORE", default="darkscope.db",
@@ -267,15 +267,22 @@ def victims(verdicts_path: str, inputs: tuple[str, ...], output: str, telescope:
 @click.option("--truth", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Simulator truth table (one row per source host).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@output_option(required=False, help="Also write the report here as JSON.")
+@overwrite_option
 @common
-def evaluate(verdicts_path: str, truth: str, as_json: bool) -> None:
+def evaluate(verdicts_path: str, truth: str, as_json: bool, output: str | None,
+             overwrite: bool) -> None:
     """Precision, recall and F1 of DDoS, confusion per simulated kind, share sent to
     experts, and the same scores for the rules alone."""
     from darkscope.backscatter.evaluate import evaluate as run_evaluate
     from darkscope.backscatter.evaluate import format_report
     from darkscope.backscatter.tables import read_table
 
+    if output:
+        check_output(output, overwrite)
     report = run_evaluate(read_table(verdicts_path, "verdicts"), read_table(truth, "truth"))
+    if output:
+        write_json(report, output, overwrite)
     click.echo(json.dumps(report) if as_json else format_report(report))
     if report["left_out_windows"]:
         click.echo(f"warning: {report['left_out_windows']:,} host-windows belong to hosts the "

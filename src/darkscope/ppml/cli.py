@@ -16,6 +16,7 @@ import click
 
 from darkscope.clikit import common, output_option, overwrite_option, seed_option
 from darkscope.errors import DarkscopeError, InputFormatError, UsageError
+from darkscope.io import check_output, write_json
 
 _SERVER = click.option("--server", required=True, metavar="URL",
                        help="Aggregator base URL, e.g. http://127.0.0.1:8750.")
@@ -312,9 +313,12 @@ def solve_command(server: str, token_file: str, round_id: str, keys_dir: str, C:
               show_default=True, help="Hidden activation.")
 @seed_option
 @_JSON
+@output_option(required=False, help="Also write the results here as JSON.")
+@overwrite_option
 @common
 def bench_command(dataset: str, parties: int, hidden: int, backend: str, poly_degree: str,
-                  C: float | None, activation: str, seed: int, as_json: bool) -> None:
+                  C: float | None, activation: str, seed: int, as_json: bool,
+                  output: str | None, overwrite: bool) -> None:
     """Run the whole protocol on loopback, one process per role, and compare with plaintext.
 
     Prints plaintext vs private accuracy, whether predictions are identical, time per role
@@ -322,6 +326,10 @@ def bench_command(dataset: str, parties: int, hidden: int, backend: str, poly_de
     """
     from darkscope.ppml.bench import run_bench
 
+    if output:
+        check_output(output, overwrite)
     report = run_bench(dataset, parties, hidden, backend=backend, seed=seed, C=C,
                        activation=activation, poly_degree=int(poly_degree))
+    if output:
+        write_json(report, output, overwrite)
     _emit(report, as_json)

@@ -65,3 +65,15 @@ def test_ppml_hand_run_round_runs_as_written(tmp_path):
     private = ELM.load(tmp_path / "model.npz")
     assert np.array_equal(private.predict(X), plain.predict(X))
     assert np.mean(private.predict(X) == y) > 0.9
+
+
+@pytest.mark.parametrize(("language", "name"), [("text", "cookies.txt"), ("json", "cookies.json")])
+def test_cookie_file_examples_load(language, name, tmp_path):
+    from darkscope.darkweb.cookies import load_cookies
+
+    example = fenced_block("darkweb.md", "## Logging in", language)
+    example = "\n".join(line.strip() for line in example.splitlines()) + "\n"  # list indent
+    (tmp_path / name).write_text(example)
+    (cookie,) = load_cookies(tmp_path / name)
+    assert (cookie.name, cookie.value) == ("session", "3f9a1c")
+    assert cookie.domain.endswith(".onion") and cookie.path == "/"

@@ -80,11 +80,51 @@ def test_crawl_extracts_every_listing_field(market, socks_port, tmp_path, capsys
     assert {u for u, s in states.items() if s.startswith("done")} <= set(archived)
 
 
-def test_login_wall_without_cookies_yields_nothing(market, socks_port, tmp_path):
+def test_login_wall_without_cookies_is_named_with_the_fix(market, socks_port, tmp_path,
+                                                          capsys):
     out = tmp_path / "crawl"
-    assert main(crawl_args(market, socks_port, out, None)) == 0
+    assert main(crawl_args(market, socks_port, out, None)) == 1
     assert read_jsonl(out / "listings.jsonl") == []
     assert set(market.market.requests) == {"/", "/login"}
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert (f"login wall: {market.base}/ redirected to the login form {market.base}/login"
+            in err)
+    assert "no session cookie was given" in err and "--cookie NAME=VALUE" in err
+
+    # the fix the message gives: the cookie as the test market prints it, and --recrawl
+    cookie = f"{SESSION_COOKIE}={market.market.token}"
+    assert main([*crawl_args(market, socks_port, out, None), "--recrawl", "--cookie",
+                 cookie]) == 0
+    assert read_jsonl(out / "listings.jsonl")
+    assert any(path.startswith("/category/") for path in market.market.requests)
+
+
+def test_rejected_cookie_is_told_apart_from_none(market, socks_port, tmp_path, capsys):
+    out = tmp_path / "crawl"
+    args = [*crawl_args(market, socks_port, out, None), "--cookie", f"{SESSION_COOKIE}=stale"]
+    assert main(args) == 1
+    assert "the session cookie given was not accepted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("cookie_file", "pair", "message"), [
+    ("nonsense\n", None, "not a Netscape cookies.txt"),
+    ('[{"name": "x"}]', None, "cookie 0: needs name, value and domain"),
+    (None, "no-equals-sign", "expected NAME=VALUE"),
+])
+def test_bad_cookies_leave_no_crawl_state(cookie_file, pair, message, market, socks_port,
+                                          tmp_path, capsys):
+    out = tmp_path / "crawl"
+    args = crawl_args(market, socks_port, out, None)
+    if cookie_file is not None:
+        (tmp_path / "cookies.txt").write_text(cookie_file)
+        args += ["--cookies", str(tmp_path / "cookies.txt")]
+    if pair is not None:
+        args += ["--cookie", pair]
+    assert main(args) in (1, 2)
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # so the corrected command runs without --resume
+    assert market.market.requests == []
 
 
 def test_json_cookie_export_passes_login(market, socks_port, tmp_path):

@@ -13,9 +13,9 @@ from click.core import ParameterSource
 
 from darkscope.clikit import common, output_option, overwrite_option
 from darkscope.darkweb.connection import Connection, ProxyConfig
-from darkscope.darkweb.cookies import load_cookies
+from darkscope.darkweb.cookies import cookies_for_hosts, load_cookies, parse_cookie_pairs
 from darkscope.darkweb.crawler import DEFAULT_USER_AGENT, CrawlConfig, Crawler
-from darkscope.darkweb.extract import generations, parse_generation, recheck
+from darkscope.darkweb.extract import generations, login_walls, parse_generation, recheck
 from darkscope.darkweb.listings import (
     CHANGES_SCHEMA,
     PARSE_ERRORS_SCHEMA,
@@ -25,7 +25,7 @@ from darkscope.darkweb.listings import (
 )
 from darkscope.darkweb.templates import Template, load_template
 from darkscope.darkweb.urls import is_onion
-from darkscope.errors import UsageError
+from darkscope.errors import DarkscopeError, UsageError
 from darkscope.io import check_output
 from darkscope.progress import track
 
@@ -94,6 +94,9 @@ def _refuse_onion_without_proxy(config: CrawlConfig, direct: bool) -> None:
 @allow_hook_option
 @click.option("--cookies", type=click.Path(exists=True, dir_okay=False),
               help="Browser cookie export (Netscape cookies.txt or JSON) for a login.")
+@click.option("--cookie", "cookie_pairs", multiple=True, metavar="NAME=VALUE",
+              help="A session cookie for the seeds' hosts (repeatable; not stored in the "
+                   "crawl state: give it again with --resume).")
 @click.option("--concurrency", type=int, default=16, show_default=True,
               help="Requests in flight over all sites.")
 @click.option("--per-site", type=int, default=4, show_default=True,
@@ -122,7 +125,8 @@ def _refuse_onion_without_proxy(config: CrawlConfig, direct: bool) -> None:
 @common
 def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, control: str | None,
                   control_password: str | None, market: str | None, output: str, resume: bool,
-                  recrawl: bool, cookies: str | None, allow_hook: bool, **limits: Any) -> None:
+                  recrawl: bool, cookies: str | None, cookie_pairs: tuple[str, ...],
+                  allow_hook: bool, **limits: Any) -> None:
     """Crawl market SEEDS through Tor and archive every page as WARC.
 
     Everything is kept in the output directory: the frontier (state.sqlite), the archive
@@ -139,7 +143,10 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
         raise UsageError("give --proxy socks5h://HOST:PORT (Tor) or --direct (clearnet only)")
     directory = Path(output)
     mode = "resume" if resume else "recrawl" if recrawl else "new"
-    template = _template(market, allow_hook)  # a bad template leaves no half-made crawl
+    # A bad template or cookie file leaves no half-made crawl that would demand --resume.
+    template = _template(market, allow_hook)
+    session = load_cookies(cookies) if cookies else None
+    pairs = parse_cookie_pairs(list(cookie_pairs))
     fields = {_CONFIG_NAMES.get(k, k): list(v) if isinstance(v, tuple) else v
               for k, v in limits.items()}
     if mode == "resume":
@@ -172,10 +179,17 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
         except Exception:
             frontier.close()
             raise
+    if cookies is None and frontier.get_meta("cookies"):
+        try:
+            session = load_cookies(frontier.get_meta("cookies"))
+        except Exception:
+            frontier.close()
+            raise
     cookies = cookies or frontier.get_meta("cookies")
     for key, value in (("market", market), ("cookies", cookies)):
         if value is not None:
             frontier.set_meta(key, str(Path(value).resolve()) if Path(value).exists() else value)
+    session = (session or []) + cookies_for_hosts(pairs, config.seeds)
     tor = None
     if control is not None:
         from darkscope.darkweb.torcontrol import TorControl
@@ -183,8 +197,7 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
         tor.check_health()
     connection = Connection(ProxyConfig.parse(proxy), per_site_connections=config.per_site,
                             user_agent=config.user_agent)
-    crawler = Crawler(directory, config, connection, template,
-                      load_cookies(cookies) if cookies else None, tor)
+    crawler = Crawler(directory, config, connection, template, session or None, tor)
     try:
         with track("crawling", unit="pages") as progress:
             crawler.on_page = lambda _: progress.advance(1)
@@ -196,6 +209,24 @@ def crawl_command(seeds: tuple[str, ...], proxy: str | None, direct: bool, contr
             tor.close()
     summary = write_outputs(directory, template, config.max_depth)
     click.echo(json.dumps({**stats.as_dict(), "states": counts, **summary}))
+    if summary["listings"] == 0:
+        _refuse_login_wall(directory, bool(session))
+
+
+def _refuse_login_wall(directory: Path, had_cookies: bool) -> None:
+    """No listing and a redirect to a login form: the crawl saw the login page, not the
+    market. Exit non-zero with what to do, rather than report an empty market as a success."""
+    walls = login_walls(directory)
+    if not walls:
+        return
+    page, login = walls[0]
+    more = f" (and {len(walls) - 1} more pages)" if len(walls) > 1 else ""
+    cause = ("the session cookie given was not accepted (expired, or for another host)"
+             if had_cookies else "no session cookie was given")
+    raise DarkscopeError(
+        f"the crawl hit a login wall: {page} redirected to the login form {login}{more} and no "
+        f"listing was found; {cause}. Log in with a browser, then crawl again with --recrawl "
+        "and --cookie NAME=VALUE or --cookies cookies.txt (docs/darkweb.md, \"Logging in\")")
 
 
 @click.command("parse")

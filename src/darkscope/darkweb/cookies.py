@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from http.cookiejar import LoadError, MozillaCookieJar
 from http.cookies import SimpleCookie
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
 
-from darkscope.errors import InputFormatError
+from darkscope.errors import InputFormatError, UsageError
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,24 @@ def _from_json(path: Path, text: str) -> list[Cookie]:
     if not cookies:
         raise InputFormatError(path, "no cookies found")
     return cookies
+
+
+def parse_cookie_pairs(pairs: list[str]) -> list[tuple[str, str]]:
+    """``NAME=VALUE`` strings, as a test market or a browser's developer tools show them."""
+    parsed = []
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name or any(c in name for c in " ;,\t"):
+            raise UsageError(f"--cookie {pair!r}: expected NAME=VALUE (e.g. session=abc123)")
+        parsed.append((name, value.strip()))
+    return parsed
+
+
+def cookies_for_hosts(pairs: list[tuple[str, str]], urls: list[str]) -> list[Cookie]:
+    """The cookies ``pairs`` for each host of ``urls`` (the crawl's own seeds)."""
+    hosts = sorted({urlsplit(url).hostname or "" for url in urls} - {""})
+    return [Cookie(name, value, host) for name, value in pairs for host in hosts]
 
 
 def cookie_jar(cookies: list[Cookie]) -> aiohttp.CookieJar:

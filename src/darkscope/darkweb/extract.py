@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from lxml import etree
 
@@ -78,6 +80,52 @@ def parse_generation(directory: str | Path, template: Template | None,
     if template is None:
         errors += _merge_product_pages(directory, committed, listings, found_on, redirects)
     return [listings[url] for url in sorted(listings)], errors
+
+
+_LOGIN_PATH = re.compile(r"log-?in|sign-?in|log-?on|auth|session", re.IGNORECASE)
+
+
+def looks_like_login(response: Response) -> bool:
+    """A page asking a person to log in: a form with a password or CAPTCHA field, or a form
+    on a login-named path. (The crawl never fills such forms; it reports them.)"""
+    if response.status != 200 or response.content_type not in HTML_TYPES:
+        return False
+    try:
+        root = parse_html(response)
+    except (etree.ParserError, ValueError):
+        return False
+    for form in root.iter("form"):
+        fields = [(f.get("type") or "", f.get("name") or "", f.get("id") or "")
+                  for f in form.iter("input")]
+        if any(kind.lower() == "password" or "captcha" in (name + ident).lower()
+               for kind, name, ident in fields):
+            return True
+        if fields and _LOGIN_PATH.search(urlsplit(response.url).path):
+            return True
+    return False
+
+
+def login_walls(directory: str | Path, generation: int | None = None) -> list[tuple[str, str]]:
+    """(page, login page) for each page of a crawl generation that redirected to a login
+    form: what a crawl without a valid session cookie gets instead of listings."""
+    directory = Path(directory)
+    frontier = open_crawl(directory)
+    try:
+        committed = {name: frontier.committed_end(name)
+                     for name in frontier.warc_files(generation or frontier.generation)}
+    finally:
+        frontier.close()
+    redirects: dict[str, str] = {}
+    logins: set[str] = set()
+    for response in _committed_responses(directory, committed):
+        if 300 <= response.status < 400 and response.header("location"):
+            target = canonicalize(response.header("location") or "", response.url)
+            if target is not None:
+                redirects[response.url] = target
+        elif looks_like_login(response):
+            logins.add(response.url)
+    return sorted((page, _follow(page, redirects)) for page in redirects
+                  if _follow(page, redirects) in logins)
 
 
 def _committed_responses(directory: Path, committed: dict[str, int],

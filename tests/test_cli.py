@@ -22,8 +22,13 @@ def test_unknown_command_is_usage_error(capsys):
     (["rules", "mine", "--bogus"],
      "darkscope rules mine: error: No such option '--bogus'; see 'darkscope rules mine --help'"),
     (["simulate", "--scale", "x", "-o", "a.pcap"],
-     "darkscope simulate: error: Invalid value for '--scale': 'x' is not a valid float; "
+     "darkscope simulate: error: --scale: 'x' is not a valid float; "
      "see 'darkscope simulate --help'"),
+    (["topics", "fit", "."], "darkscope topics fit: error: LISTINGS: '.' is a directory, not a "
+     "file; see 'darkscope topics fit --help'"),
+    (["topics", "assign", "x.jsonl", "--model", "pyproject.toml", "-o", "a.jsonl"],
+     "darkscope topics assign: error: --model: 'pyproject.toml' is a file, not a directory; "
+     "see 'darkscope topics assign --help'"),
     (["topics", "fit"], "darkscope topics fit: error: Missing argument 'LISTINGS'; "
      "see 'darkscope topics fit --help'"),
 ])

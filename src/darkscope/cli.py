@@ -61,7 +61,19 @@ def usage_error_line(exc: click.UsageError) -> str:
     """Click's three-line usage error (Usage, Try, Error) as the one line every error gets."""
     command = exc.ctx.command_path if exc.ctx else "darkscope"
     message = exc.format_message().rstrip(".")
-    if isinstance(exc, click.MissingParameter) and exc.param is not None:
+    if (isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter)
+            and exc.param is not None and exc.ctx is not None):
+        # "Invalid value for 'X': File 'a' is a directory" -> "X: 'a' is a directory, not a file"
+        detail = exc.message.rstrip(".")
+        for kind in ("File", "Directory", "Path"):
+            if detail.startswith(f"{kind} "):
+                detail = detail[len(kind) + 1:]
+        if detail.endswith("is a directory"):
+            detail += ", not a file"
+        elif detail.endswith("is a file"):
+            detail += ", not a directory"
+        message = f"{exc.param.get_error_hint(exc.ctx).replace(chr(39), '')}: {detail}"
+    elif isinstance(exc, click.MissingParameter) and exc.param is not None:
         hint = getattr(exc.param, "help", None)
         if hint:
             message += f" ({hint.split('. ')[0].rstrip('.')})"

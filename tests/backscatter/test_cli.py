@@ -201,3 +201,53 @@ def test_evaluate_leaves_out_hosts_absent_from_the_truth(tmp_path, capsys):
     assert "precision 1.0000  recall 1.0000" in out and "(tp 2, fp 0, fn 0, tn 2)" in out
     assert "3 windows of hosts not in the truth table left out" in out
     assert "warning: 3 host-windows belong to hosts the truth table does not list" in err
+
+
+def test_failed_runs_leave_no_store_and_tables_are_named(sim_heldout, model_dir, tmp_path: Path,
+                                                        capsys) -> None:
+    store = tmp_path / "review.db"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for command in (["detect", folder, "--model", model_dir], ["train", folder]):
+        code, _, err = run(capsys, "backscatter", *command, "--store", store, "-o",
+                           tmp_path / "out")
+        assert code == 2 and "no capture files in directory" in err, err
+        assert not list(tmp_path.glob("review.db*")), command
+
+    for args, text in [
+        (["evaluate", folder, "--truth", sim_heldout.truth],
+         f"verdicts {folder} is a directory; give the table file"),
+        (["evaluate", model_dir / "model.json", "--truth", sim_heldout.truth],
+         "model.json: verdicts: not a Parquet file (no PAR1 magic)"),
+        (["evaluate", sim_heldout.truth, "--truth", folder],
+         f"--truth: '{folder}' is a directory, not a file"),
+    ]:
+        code, _, err = run(capsys, "backscatter", *args)
+        assert code in (1, 2) and text in err and len(err.strip().splitlines()) == 1, err
+
+    code, _, err = run(capsys, "backscatter", "train", sim_heldout.capture, "--truth",
+                       sim_heldout.truth, "--store", store, "-o", tmp_path / "m")
+    assert code == 0 and "--truth is only read with --expert-oracle" in err
+
+
+def test_review_label_refuses_a_host_never_queued(sim_heldout, model_dir, tmp_path: Path,
+                                                  capsys) -> None:
+    store = tmp_path / "review.db"
+    code, _, err = run(capsys, "review", "label", "10.9.8.7", "--as", "ddos", "--store", store)
+    assert code == 2 and "no review store yet" in err and not store.exists()
+    code, _, _ = run(capsys, "backscatter", "detect", sim_heldout.capture, "--model", model_dir,
+                     "--store", store, "-o", tmp_path / "v.parquet")
+    assert code == 0
+    code, out, _ = run(capsys, "review", "list", "--store", store, "--json")
+    queued = json.loads(out.splitlines()[0])
+    code, _, err = run(capsys, "review", "label", "10.9.8.7", "--as", "ddos", "--store", store)
+    assert code == 2 and "10.9.8.7 was never queued for review" in err and "--force" in err
+    code, _, err = run(capsys, "review", "label", queued["host"], "--as", "ddos", "--window",
+                       "1999-01-01T00:00:00Z", "--store", store)
+    assert code == 2 and "at window 1999-01-01T00:00:00Z was never queued" in err
+    code, out, _ = run(capsys, "review", "label", queued["host"], "--as", "scan", "--store",
+                       store)
+    assert code == 0 and "labelled scan" in out
+    code, out, _ = run(capsys, "review", "label", "10.9.8.7", "--as", "ddos", "--force",
+                       "--store", store)
+    assert code == 0 and "labelled ddos" in out

@@ -61,3 +61,16 @@ def test_label_check_constraint_is_in_the_database(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "s.db")
     with pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO labels (src, label, who, at) VALUES (1, 'x', 'me', 'now')")
+
+
+def test_a_store_created_by_a_failed_block_is_removed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with pytest.raises(RuntimeError), ReviewStore(path):
+        raise RuntimeError("bad input")
+    assert not list(tmp_path.iterdir())
+    with ReviewStore(path) as store:
+        store.label(1, "ddos")
+    with pytest.raises(RuntimeError), ReviewStore(path):
+        raise RuntimeError("bad input")
+    with ReviewStore(path) as store:  # an existing store is never removed
+        assert store.has_queued(1) is False and len(store.labels()) == 1

@@ -20,6 +20,8 @@ from darkscope.data import sample_capture
 
 from .captures import LINK_RAW, frames_for, write_pcap
 
+DARKSCOPE = str(Path(sys.executable).parent / "darkscope")  # this environment's entry point
+
 
 def test_single_file_output_and_json_summary(tmp_path: Path, capsys) -> None:
     out = tmp_path / "packets.parquet"
@@ -114,3 +116,30 @@ def test_summary_counts_ipv4_and_ipv6_sources(tmp_path: Path, capsys) -> None:
     distinct = {v for v in table.column("src").to_pylist() if v is not None} | \
         {v for v in table.column("src6").to_pylist() if v is not None}
     assert json.loads(capsys.readouterr().out)["sources"] == len(distinct)
+
+
+def test_progress_in_a_pipe_is_plain_lines(tmp_path: Path) -> None:
+    """--progress with stderr in a pipe: readable lines, no cursor codes, no blank line."""
+    result = subprocess.run(
+        [DARKSCOPE, "ingest", str(sample_capture()), "--progress", "-o",
+         str(tmp_path / "p.parquet")], capture_output=True, text=True, check=True)
+    lines = result.stderr.splitlines()
+    assert lines and all(line.strip() for line in lines), result.stderr
+    assert "\x1b" not in result.stderr
+    assert any(line.startswith("ingest: ") and line.endswith(", done") and "(100%)" in line
+               for line in lines), result.stderr
+    quiet = subprocess.run(
+        [DARKSCOPE, "ingest", str(sample_capture()), "-o", str(tmp_path / "q.parquet")],
+        capture_output=True, text=True, check=True)
+    assert quiet.stderr == ""
+
+
+def test_line_progress_reports_while_running(capsys) -> None:
+    from darkscope.progress import LineTracker
+
+    tracker = LineTracker("mining", total=4, unit="days", every=0)
+    tracker.advance(1)
+    tracker.emit(final=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("mining: 1 days of 4 days (25%), ") and lines[0].endswith("running")
+    assert lines[1].endswith("done")

@@ -71,6 +71,8 @@ def test_k_range_is_recorded(tmp_path, planted):
     ([{"title": "x"}], ["-k", "2", "--k-range", "2:3"], 2, "either -k or --k-range"),
     ([{"title": "x"}], ["--k-range", "5:2"], 2, "START:END"),
     ([{"price": 3}], ["-k", "2"], 1, "no title or description"),
+    ([{"title": None, "description": " "}] * 3, ["-k", "2"], 1,
+     "title and description are empty in every listing"),
 ])
 def test_bad_input_exits_non_zero_with_a_clear_message(tmp_path, capsys, rows, args, code,
                                                        message):
@@ -130,3 +132,30 @@ def test_update_adds_a_crawl_and_keeps_topic_ids(tmp_path, fitted_dir, planted):
     # The updated directory can itself be scored with and updated again.
     assert main(["topics", "assign", str(listings), "--model", str(out),
                  "-o", str(tmp_path / "a.parquet")]) == 0
+
+
+@pytest.mark.parametrize("command", ["assign", "update"])
+def test_assign_and_update_refuse_listings_without_text(tmp_path, capsys, fitted_dir, command):
+    listings = write_jsonl(tmp_path / "in.jsonl", [{"name": None, "body": ""}] * 4)
+    out = tmp_path / ("out.jsonl" if command == "assign" else "out")
+    assert main(["topics", command, str(listings), "--model", str(fitted_dir),
+                 "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "title from 'name', description from 'body'" in err and "--columns" in err
+    assert not out.exists()
+
+
+def test_update_with_the_same_crawl_adds_only_what_is_new(tmp_path, capsys, fitted_dir,
+                                                          planted):
+    again = write_jsonl(tmp_path / "again.jsonl", planted.listings[:800])
+    assert main(["topics", "update", str(again), "--model", str(fitted_dir),
+                 "-o", str(tmp_path / "same")]) == 1
+    assert "all 800 listings are already in" in capsys.readouterr().err
+    assert not (tmp_path / "same").exists()
+    mixed = write_jsonl(tmp_path / "mixed.jsonl",
+                        planted.listings[790:810] + planted.listings[805:810])
+    out = tmp_path / "mixed"
+    assert main(["topics", "update", str(mixed), "--model", str(fitted_dir),
+                 "-o", str(out)]) == 0
+    assert "10 new listings (15 already known, skipped), 810 in all" in capsys.readouterr().err
+    assert len(json.loads((out / "topics.json").read_text())["documents"]) == 810

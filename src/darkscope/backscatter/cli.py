@@ -6,6 +6,7 @@ import ipaddress
 import json
 import re
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def _truth(truth: str | None, expert_oracle: bool):
     from darkscope.backscatter.tables import read_table
     if expert_oracle and not truth:
         raise UsageError("--expert-oracle needs --truth")
+    if truth and not expert_oracle:
+        click.echo("warning: --truth is only read with --expert-oracle; ignoring it", err=True)
     return read_table(truth, "truth table") if truth and expert_oracle else None
 
 
@@ -191,14 +194,10 @@ def detect(inputs: tuple[str, ...], model_path: str, output: str, victims_path: 
     saved = persist.load(model_path)
     rules = load_rules(rules_path)
     started = time.perf_counter()
-    store = None if no_store else ReviewStore(store_path)
-    try:
-        with progress.track("detect"):
-            result = run_detect(list(inputs), saved, rules, telescope, store=store,
-                                truth=truth_table, expert_budget=expert_budget)
-    finally:
-        if store:
-            store.close()
+    with (nullcontext() if no_store else ReviewStore(store_path)) as store, \
+            progress.track("detect"):
+        result = run_detect(list(inputs), saved, rules, telescope, store=store,
+                            truth=truth_table, expert_budget=expert_budget)
     seconds = time.perf_counter() - started
     write_table(result.verdicts, output, fmt, overwrite=overwrite)
     click.echo(f"{result.verdicts.num_rows:,} host-windows ({result.packets:,} packets) in "
@@ -332,10 +331,12 @@ def review_list(store_path: str, show_all: bool, limit: int, as_json: bool) -> N
 @click.option("--window", "window_start", help="Label one window (its start, ISO 8601) "
               "instead of every window of the host.")
 @click.option("--who", help="Who labels (default: the login name).")
+@click.option("--force", is_flag=True,
+              help="Label a host (or window) that was never queued for review.")
 @store_option
 @common
 def review_label(host: str, label: str, note: str | None, window_start: str | None,
-                 who: str | None, store_path: str) -> None:
+                 who: str | None, force: bool, store_path: str) -> None:
     """Label a host (all its windows, or one) as ddos, scan or other; the next training
     update learns from it and detect applies it."""
     from darkscope.store import ReviewStore
@@ -350,7 +351,14 @@ def review_label(host: str, label: str, note: str | None, window_start: str | No
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         start = int(moment.timestamp()) * 1_000_000_000
+    if not force and not Path(store_path).exists():
+        raise UsageError(f"{store_path}: no review store yet, so {host} was never queued; "
+                         "check --store, or label it anyway with --force")
     with ReviewStore(store_path) as store:
+        if not force and not store.has_queued(address, start):
+            what = host if start is None else f"{host} at window {window_start}"
+            raise UsageError(f"{what} was never queued for review in {store_path} (a typo?); "
+                             "label it anyway with --force")
         record = store.label(address, label, window_start=start, note=note, who=who)
     scope = "all windows" if start is None else f"window {window_start}"
     click.echo(f"{host} ({scope}) labelled {record.label} by {record.who} at {record.at}")

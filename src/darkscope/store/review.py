@@ -87,12 +87,17 @@ def _who() -> str:
 
 
 class ReviewStore:
-    """The queue and labels in one SQLite file (created on first use; safe across processes)."""
+    """The queue and labels in one SQLite file (created on first use; safe across processes).
+
+    Used as a context manager, a store this call created is removed again when the block fails
+    before anything was written to it: a run stopped by bad input leaves no empty store behind.
+    """
 
     def __init__(self, path: str | Path = DEFAULT_STORE) -> None:
         self.path = Path(path)
         if not self.path.parent.exists():
             raise UsageError(f"store directory {self.path.parent} does not exist")
+        self._created = not self.path.exists()
         try:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -113,8 +118,17 @@ class ReviewStore:
     def __enter__(self) -> ReviewStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        empty = self._created and exc_type is not None and self.is_empty()
         self.close()
+        if empty:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def is_empty(self) -> bool:
+        """Nothing queued and nothing labelled."""
+        return self._db.execute("SELECT NOT EXISTS (SELECT 1 FROM review_queue) "
+                                "AND NOT EXISTS (SELECT 1 FROM labels)").fetchone()[0] == 1
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -191,6 +205,15 @@ class ReviewStore:
             if limit is not None and len(out) >= limit:
                 break
         return out
+
+    def has_queued(self, src: int, window_start: int | None = None) -> bool:
+        """Whether the host (or that window of it) was ever queued for review."""
+        if window_start is None:
+            query, args = "SELECT 1 FROM review_queue WHERE src=? LIMIT 1", (int(src),)
+        else:
+            query = "SELECT 1 FROM review_queue WHERE src=? AND window_start=? LIMIT 1"
+            args = (int(src), int(window_start))
+        return self._db.execute(query, args).fetchone() is not None
 
     def queued_hosts(self) -> set[int]:
         return {row[0] for row in self._db.execute("SELECT DISTINCT src FROM review_queue")}

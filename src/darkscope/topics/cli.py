@@ -163,11 +163,12 @@ def update(listings: str, model_dir: str, output: str, overwrite: bool, columns:
 
     check_output(output, overwrite)
     table = _listings(listings, columns, market)
-    result, combined = update_listings(model_dir, table, SummaryOptions(
+    result, combined, added = update_listings(model_dir, table, SummaryOptions(
         n_words=words, n_products=products, period=period))
     write_topics_directory(result, combined, output, overwrite)
-    click.echo(f"{table.num_rows} new listings, {combined.num_rows} in all, "
-               f"k={result.model.n_topics} -> {output}", err=True)
+    known = table.num_rows - added
+    click.echo(f"{added} new listings{f' ({known} already known, skipped)' if known else ''}, "
+               f"{combined.num_rows} in all, k={result.model.n_topics} -> {output}", err=True)
 
 
 @topics.command()

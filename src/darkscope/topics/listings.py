@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
@@ -173,4 +174,17 @@ def _normalise(raw: pa.Table, path: Path, mapping: dict[str, str]) -> pa.Table:
         column = resolved[field]
         arrays.append(_as_text(raw.column(column)) if column
                       else pa.nulls(raw.num_rows, pa.string()))
-    return pa.table(arrays, names=list(FIELDS))
+    table = pa.table(arrays, names=list(FIELDS))
+    if raw.num_rows and not any(_has_text(table.column(f)) for f in TEXT_FIELDS):
+        used = ", ".join(f"{f} from {resolved[f]!r}" for f in TEXT_FIELDS if resolved[f])
+        raise InputFormatError(
+            path, f"title and description are empty in every listing ({used}; columns: "
+            f"{', '.join(sorted(present))}); name the text columns with "
+            "--columns title=COLUMN,description=COLUMN")
+    return table
+
+
+def _has_text(column: pa.ChunkedArray) -> bool:
+    """Whether any value holds more than whitespace."""
+    stripped = pc.utf8_trim_whitespace(column.fill_null(""))
+    return bool(pc.any(pc.not_equal(stripped, "")).as_py())

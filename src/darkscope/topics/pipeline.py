@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from darkscope.errors import DarkscopeError
@@ -75,8 +76,13 @@ def write_topics_directory(result: FitResult, listings: pa.Table, output: str | 
 
 
 def update_listings(model_dir: str | Path, new_listings: pa.Table,
-                    options: SummaryOptions | None = None) -> tuple[FitResult, pa.Table]:
-    """A fitted directory's model updated with a new crawl; topics keep their ids."""
+                    options: SummaryOptions | None = None) -> tuple[FitResult, pa.Table, int]:
+    """A fitted directory's model updated with a new crawl; topics keep their ids.
+
+    Returns the result, all listings now modelled, and how many of ``new_listings`` were added:
+    listings already in the model (or repeated in the crawl) are skipped, so feeding the same
+    crawl twice does not count it twice.
+    """
     model = ListingTopicModel.load(model_dir)
     stored = Path(model_dir) / LISTINGS_FILE
     if not stored.is_file():
@@ -86,13 +92,34 @@ def update_listings(model_dir: str | Path, new_listings: pa.Table,
     if old.num_rows != model.counts_.shape[0]:
         raise DarkscopeError(f"{stored} has {old.num_rows} listings but the model was trained "
                              f"on {model.counts_.shape[0]}; the directory was altered")
-    counts = count_with_vocabulary(texts_of(new_listings), model.preprocessing,
+    fresh = unseen_listings(new_listings.select(old.column_names).cast(old.schema), old)
+    if fresh.num_rows == 0:
+        raise DarkscopeError(f"all {new_listings.num_rows} listings are already in {model_dir}; "
+                             "nothing to update")
+    counts = count_with_vocabulary(texts_of(fresh), model.preprocessing,
                                    model.vocabulary_, model.phrases_)
     model.update_counts(counts)
-    listings = pa.concat_tables([old, new_listings.select(old.column_names).cast(old.schema)])
+    listings = pa.concat_tables([old, fresh])
     summary = summarize(model, listings, model.doc_topic_, model.counts_,
                         options or SummaryOptions())
-    return FitResult(model, summary, None), listings
+    return FitResult(model, summary, None), listings, fresh.num_rows
+
+
+def unseen_listings(new: pa.Table, known: pa.Table) -> pa.Table:
+    """Rows of ``new`` that are in neither ``known`` nor earlier in ``new`` (every field equal,
+    missing values equal to each other), in their original order."""
+    names = new.column_names
+
+    def keys(table: pa.Table) -> pa.Table:
+        # Arrow joins never match nulls; a sentinel makes "both missing" equal.
+        return pa.table({n: pc.fill_null(table.column(n).cast(pa.string()), "\x00")
+                         for n in names})
+
+    first = (keys(new).append_column("row", pa.array(np.arange(new.num_rows)))
+             .group_by(names).aggregate([("row", "min")]))
+    fresh = first.join(keys(known).group_by(names).aggregate([]), keys=names,
+                       join_type="left anti")
+    return new.take(np.sort(fresh.column("row_min").to_numpy()))
 
 
 def assign_listings(listings: pa.Table, model: ListingTopicModel) -> pa.Table:

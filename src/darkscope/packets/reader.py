@@ -224,16 +224,30 @@ def _has_writers(fd: int) -> bool | None:
     return False
 
 
+class Incomplete(Exception):
+    """A growing capture ends inside a record: the bytes from ``buf.offset`` on are kept for
+    the next read (see :mod:`darkscope.packets.follow`)."""
+
+
 class _FileDecoder:
-    """Shared error policy: raise, or record the problem, count what is skipped and go on."""
+    """Shared error policy: raise, or record the problem, count what is skipped and go on.
+
+    ``growing``: the file is still being written, so a record cut off at its end is not an
+    error but unfinished (:class:`Incomplete`, nothing consumed). ``header_blocks`` keeps the
+    raw header (pcap file header; pcapng section header and interface blocks) so that a later
+    read can start in the middle of the file.
+    """
 
     max_record = 1 << 16  # the longest record expected; formats set their own
 
-    def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport) -> None:
+    def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport,
+                 growing: bool = False) -> None:
         self.path = path
         self.buf = buf
         self.on_error = on_error
         self.report = report
+        self.growing = growing
+        self.header_blocks: list[bytes] = []
 
     def problem(self, message: str, offset: int, skipped_bytes: int = 0,
                 skipped_records: int = 1) -> None:
@@ -256,6 +270,8 @@ class _FileDecoder:
         return status
 
     def truncated_end(self, what: str) -> None:
+        if self.growing:
+            raise Incomplete(what)
         remaining = self.buf.available()
         self.problem(f"file ends inside {what}", self.buf.offset, skipped_bytes=remaining)
         self.buf.pos = self.buf.end
@@ -282,9 +298,11 @@ class _FileDecoder:
 
 
 class _PcapDecoder(_FileDecoder):
-    def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport) -> None:
-        super().__init__(path, buf, on_error, report)
+    def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport,
+                 growing: bool = False) -> None:
+        super().__init__(path, buf, on_error, report, growing)
         header = buf.bytes_at(0, 24)
+        self.header_blocks = [header]
         self.swapped, self.frac_ns = PCAP_MAGICS[header[:4]]
         order = ">" if self.swapped else "<"
         major, minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII",
@@ -350,8 +368,9 @@ class _PcapDecoder(_FileDecoder):
 
 
 class _PcapngDecoder(_FileDecoder):
-    def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport) -> None:
-        super().__init__(path, buf, on_error, report)
+    def __init__(self, path: Path, buf: _Buffer, on_error: OnError, report: ReadReport,
+                 growing: bool = False) -> None:
+        super().__init__(path, buf, on_error, report, growing)
         self.swapped = False
         self.interfaces: list[tuple[int, int, bool, int, int]] = []
         self.max_record = 1 << 18
@@ -387,6 +406,7 @@ class _PcapngDecoder(_FileDecoder):
             return
         self.interfaces = []
         self._arrays()
+        self.header_blocks = [buf.bytes_at(0, blen)]
         buf.pos += blen
 
     def _interface(self) -> None:
@@ -427,6 +447,7 @@ class _PcapngDecoder(_FileDecoder):
             link = -1
         self.interfaces.append((link, snaplen, pow2, exponent, offset_ns))
         self._arrays()
+        self.header_blocks.append(buf.bytes_at(0, blen))
         buf.pos += blen
 
     def _u32(self, at: int) -> int:

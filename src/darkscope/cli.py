@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "demo": "darkscope.demo:demo",
     "hosts": "darkscope.patterns.cli:hosts",
     "ingest": "darkscope.packets.cli:ingest",
+    "monitor": "darkscope.monitor.cli:monitor",
     "parse": "darkscope.darkweb.cli:parse_command",
     "ppml": "darkscope.ppml.cli:ppml",
     "query": "darkscope.query:query",

@@ -18,7 +18,8 @@ COLUMNS = ("ts", "src", "dst", "src6", "dst6", "proto", "sport", "dport", "tcp_f
 SCHEMA = pa.schema([packets.PACKET_SCHEMA.field(c) for c in COLUMNS])
 
 
-def _usable(table: pa.Table) -> pa.Table:
+def detector_rows(table: pa.Table) -> pa.Table:
+    """The detector's columns of a packet table: IPv4 and IPv6 rows with a timestamp."""
     # packet tables written before IPv6 columns existed have IPv4 rows only
     for name in ("src6", "dst6", "inner_src6"):
         if name not in table.column_names:
@@ -32,7 +33,7 @@ def iter_packets(inputs: list[str | Path] | str | Path) -> Iterator[pa.Table]:
     """The detector's columns, batch by batch (bounded memory), inputs in the order given;
     IPv4 and IPv6 rows with a timestamp only."""
     for batch in packets.scan(inputs, columns=COLUMNS):
-        yield _usable(pa.Table.from_batches([batch]))
+        yield detector_rows(pa.Table.from_batches([batch]))
 
 
 def read_packets(inputs: list[str | Path] | str | Path) -> pa.Table:

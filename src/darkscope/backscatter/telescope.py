@@ -76,6 +76,16 @@ def resolve(spec: str | None, table: pa.Table, known: Telescope | None = None) -
     return scope
 
 
+def parse_telescope(spec: str) -> Telescope:
+    """A telescope named outright (``198.51.0.0/16``, ``2001:db8:ab::/48`` or both), for
+    callers that must know it before seeing traffic (the monitor)."""
+    network4, network6, _length = _parse(spec)
+    if network4 is None and network6 is None:
+        raise UsageError(f"--telescope: name the telescope's networks (e.g. 198.51.0.0/16 "
+                         f"and/or 2001:db8:ab::/48), got {spec!r}")
+    return Telescope(network4, network6)
+
+
 def _parse(spec: str | None) -> tuple[ipaddress.IPv4Network | None,
                                       ipaddress.IPv6Network | None, int]:
     network4 = network6 = None

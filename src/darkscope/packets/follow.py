@@ -110,6 +110,7 @@ class CaptureFollower:
         self.max_bytes = max_bytes
         self.report = ReadReport()
         self.caught_up = False
+        self.failed: CaptureFormatError | None = None  # the stream itself is damaged
 
     def read(self) -> list[pa.RecordBatch]:
         """The complete records added since the last read (possibly none)."""
@@ -130,6 +131,12 @@ class CaptureFollower:
                     sink.cols = Columns(self.batch_rows, scratch)
             except Incomplete:
                 pass
+            except CaptureFormatError as exc:
+                if self.on_error == "raise":
+                    raise
+                # A damaged stream or section: keep what decoded, read no further.
+                self.failed = exc
+                self.report.problems.append(exc)
             if sink.cols.rows:
                 batches.append(sink.cols.to_batch())
             consumed = buf.offset - header_len

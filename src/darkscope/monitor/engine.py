@@ -1,0 +1,251 @@
+"""The monitor's clock: packets in, intervals and detection spans closed as packet time passes.
+
+Time is the packets' own (the watermark: the newest timestamp seen), so a replay of old
+captures gives the same outputs as the traffic did live. Every ``interval_s`` (60 s, aligned
+to the epoch like corsaro's intervals) the packets of the closed interval are written to the
+packet table, and the hosts active since the last look are judged *provisionally* on what
+their detection span holds so far: a DDoS is alerted within an interval or two of its first
+packets. A detection span (the model's context span, or its window; 6 h by default) is
+judged *finally* once it closes, on exactly the packets a batch ``backscatter detect`` would
+use, so the verdict tables equal the batch ones. Memory: one open span of the detector's
+columns (a /16 telescope: a few hundred thousand packets an hour).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from darkscope.backscatter.flow import DDOS, decide, record_reviews, verdict_table
+from darkscope.backscatter.inputs import detector_rows
+from darkscope.backscatter.persist import SavedModel
+from darkscope.backscatter.rules import RuleSet
+from darkscope.backscatter.telescope import Telescope
+from darkscope.backscatter.victims import victims as find_victims
+from darkscope.monitor.outputs import AlertLog, Layout, alert_records, iso
+from darkscope.store import ReviewStore
+
+NS = 1_000_000_000
+
+
+@dataclass
+class Counters:
+    packets: int = 0
+    late_packets: int = 0          # older than a span already judged: in the packet table only
+    intervals: int = 0
+    spans: int = 0
+    host_windows: int = 0
+    ddos_windows: int = 0
+    queued: int = 0
+    alerts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+@dataclass
+class SpanState:
+    """What the open detection span holds: packet-table parts of its closed intervals and
+    the provisional alerts already raised (so each is raised once)."""
+
+    start: int | None = None              # ns; None before the first packet
+    parts: list[str] = field(default_factory=list)
+    alerted: dict[str, str] = field(default_factory=dict)   # host-window key -> stage
+
+
+class Engine:
+    """Feed packet batches with :meth:`feed`; :meth:`advance` closes what packet time passed."""
+
+    def __init__(self, layout: Layout, saved: SavedModel, model_version: str, rules: RuleSet,
+                 telescope: Telescope, store: ReviewStore | None, alerts: AlertLog,
+                 interval_s: int = 60) -> None:
+        span = saved.definition.chunk_s
+        if span is None:
+            raise ValueError("packet-count windows have no time span to monitor")
+        if span % interval_s and interval_s % span:
+            raise ValueError(f"--interval {interval_s} s does not divide the model's "
+                             f"{span} s detection span")
+        self.layout = layout
+        self.saved = saved
+        self.model_version = model_version
+        self.rules = rules
+        self.telescope = telescope
+        self.store = store
+        self.alerts = alerts
+        self.interval_ns = min(interval_s, span) * NS
+        self.span_ns = span * NS
+        self.watermark: int | None = None
+        self.interval_start: int | None = None
+        self.span = SpanState()
+        self.counters = Counters()
+        self._open: list[pa.Table] = []          # full packet rows not yet written
+        self._span_tables: list[pa.Table] = []   # detector columns of the span's parts
+        self._fresh_hosts: list[pa.Table] = []   # detector rows since the last provisional look
+
+    # -- state for checkpoints -----------------------------------------------------------
+    def open_rows(self) -> pa.Table | None:
+        return pa.concat_tables(self._open) if self._open else None
+
+    def restore(self, watermark: int | None, interval_start: int | None, span: SpanState,
+                counters: Counters, open_rows: pa.Table | None) -> None:
+        self.watermark, self.interval_start = watermark, interval_start
+        self.span, self.counters = span, counters
+        self._open = [open_rows] if open_rows is not None and open_rows.num_rows else []
+        self._span_tables = []
+        for part in span.parts:
+            rows = detector_rows(pq.read_table(self.layout.root / part))
+            self._span_tables.append(rows.filter(pc.greater_equal(
+                rows["ts"].cast(pa.int64()), span.start)))  # late rows stay out, as before
+
+    # -- the flow --------------------------------------------------------------------------
+    def feed(self, batches: list[pa.RecordBatch]) -> None:
+        table = pa.Table.from_batches(batches)
+        table = table.filter(pc.is_valid(table["ts"]))
+        if not table.num_rows:
+            return
+        self.counters.packets += table.num_rows
+        newest = int(pc.max(table["ts"].cast(pa.int64())).as_py())
+        self.watermark = newest if self.watermark is None else max(self.watermark, newest)
+        if self.interval_start is None:
+            oldest = int(pc.min(table["ts"].cast(pa.int64())).as_py())
+            self.interval_start = oldest // self.interval_ns * self.interval_ns
+            self.span.start = oldest // self.span_ns * self.span_ns
+        self._open.append(table)
+
+    def advance(self, finish: bool = False) -> None:
+        """Close every interval (and span) the watermark has passed; ``finish``: the input
+        is complete, so close the open ones too (a batch run's last, partial span)."""
+        if self.watermark is None or self.interval_start is None:
+            return
+        limit = self.watermark + 1 if finish else self.watermark // self.interval_ns * \
+            self.interval_ns
+        while self._open and self.interval_start < limit:
+            end = min(self.interval_start + self.interval_ns, self.span.start + self.span_ns)
+            self._close_interval(end)
+            if end >= self.span.start + self.span_ns:
+                self._close_span()
+            if self._open:   # skip intervals without packets
+                oldest = int(pc.min(self.open_rows()["ts"].cast(pa.int64())).as_py())
+                self._move_to(max(oldest, self.interval_start))
+        if finish and self._span_tables:
+            self._close_span()
+        else:
+            self._provisional()
+
+    def _move_to(self, ts: int) -> None:
+        """Jump the open interval (and span) forward to the ones holding ``ts``."""
+        target = ts // self.interval_ns * self.interval_ns
+        while self.span.start is not None and target >= self.span.start + self.span_ns:
+            if self._span_tables:
+                self._close_span()
+            else:
+                self.span = SpanState(target // self.span_ns * self.span_ns)
+        self.interval_start = max(self.interval_start or target, target)
+
+    def _close_interval(self, end: int) -> None:
+        table = self.open_rows()
+        assert table is not None
+        ts = table["ts"].cast(pa.int64())
+        closed_mask = pc.less(ts, end)
+        closed = table.filter(closed_mask)
+        rest = table.filter(pc.invert(closed_mask))
+        self._open = [rest] if rest.num_rows else []
+        start = self.interval_start
+        assert start is not None and self.span.start is not None
+        self.interval_start = end
+        if not closed.num_rows:
+            return
+        part = self.layout.packets_part(start)
+        self.layout.write(closed, part)
+        self.counters.intervals += 1
+        detector = detector_rows(closed)
+        late = pc.less(detector["ts"].cast(pa.int64()), self.span.start)
+        late_rows = int(pc.sum(late).as_py() or 0)
+        if late_rows:
+            self.counters.late_packets += late_rows
+            detector = detector.filter(pc.invert(late))
+        if str(part) not in self.span.parts:
+            self.span.parts.append(str(part))
+            self._span_tables.append(detector)
+        self._fresh_hosts.append(detector.select(["src", "src6"]))
+
+    def _decide(self, table: pa.Table):
+        labels = self.store.labels() if self.store is not None else None
+        return decide(table, self.saved, self.rules, self.telescope, labels)
+
+    def _provisional(self) -> None:
+        """Judge the hosts active since the last look on their span so far; alert new DDoS."""
+        if not self._fresh_hosts or not self._span_tables:
+            return
+        fresh = pa.concat_tables(self._fresh_hosts)
+        self._fresh_hosts = []
+        span = pa.concat_tables(self._span_tables)
+        keep = pc.or_(pc.is_in(span["src"], value_set=pc.unique(fresh["src"].drop_null())),
+                      pc.is_in(span["src6"], value_set=pc.unique(fresh["src6"].drop_null())))
+        subset = span.filter(pc.fill_null(keep, False))
+        if not subset.num_rows:
+            return
+        decisions = self._decide(subset)
+        table = self._with_version(verdict_table(decisions))
+        ddos = table.filter(pc.equal(table["verdict"], "ddos"))
+        records = [r for r in alert_records(ddos, "provisional")
+                   if r["key"] not in self.span.alerted]
+        for record in records:
+            self.span.alerted[record["key"]] = "provisional"
+        self._emit(records)
+
+    def _close_span(self) -> None:
+        assert self.span.start is not None
+        table = pa.concat_tables(self._span_tables)
+        decisions = self._decide(table)
+        verdicts = self._with_version(verdict_table(decisions))
+        for hour_start, rows in _by_hour(verdicts):
+            self.layout.write(rows, self.layout.verdicts_part(hour_start, self.span.start))
+        if self.store is not None:
+            self.counters.queued += record_reviews(decisions, self.store)
+        is_ddos = decisions.verdict[decisions.windows.row_of_packet] == DDOS
+        if is_ddos.any():
+            attacks = find_victims(table.filter(pa.array(is_ddos)), verdicts, self.telescope)
+            if attacks.num_rows:
+                self.layout.write(attacks, self.layout.victims_part(self.span.start))
+        ddos = verdicts.filter(pc.equal(verdicts["verdict"], "ddos"))
+        records = []
+        final_keys = set()
+        for record in alert_records(ddos, "final"):
+            final_keys.add(record["key"])
+            if self.span.alerted.get(record["key"]) is None:
+                records.append(record)
+        retracted = [key for key, stage in self.span.alerted.items() if key not in final_keys]
+        records += [{"key": key, "stage": "retracted", "kind": "ddos",
+                     "reason": "the span's final verdict is not ddos",
+                     "model_version": self.model_version} for key in retracted]
+        self._emit(records)
+        self.counters.spans += 1
+        self.counters.host_windows += verdicts.num_rows
+        self.counters.ddos_windows += ddos.num_rows
+        self.span = SpanState(self.span.start + self.span_ns)
+        self._span_tables = []
+        self._fresh_hosts = []
+
+    def _emit(self, records: list[dict]) -> None:
+        if records:
+            at = iso(time.time_ns())
+            seen = None if self.watermark is None else iso(self.watermark)
+            self.alerts.write([{**r, "at": at, "packet_time": seen} for r in records])
+            self.counters.alerts += len(records)
+
+    def _with_version(self, verdicts: pa.Table) -> pa.Table:
+        return verdicts.append_column(
+            "model_version", pa.array([self.model_version] * verdicts.num_rows, pa.string()))
+
+
+def _by_hour(verdicts: pa.Table):
+    starts = verdicts["window_start"].cast(pa.int64()).to_numpy()
+    hours = starts // (3600 * NS) * (3600 * NS)
+    for hour in np.unique(hours):
+        yield int(hour), verdicts.filter(pa.array(hours == hour))

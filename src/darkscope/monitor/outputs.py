@@ -1,0 +1,145 @@
+"""Where the monitor writes, and how: Hive-partitioned Parquet parts named by the time they
+cover (so a part rewritten after a restart replaces itself instead of adding a copy), and an
+append-only JSON Lines alert log.
+
+    OUT/packets/date=2016-08-20/hour=12/120300.parquet    packets of one interval (all columns)
+    OUT/verdicts/date=.../hour=.../span-120000.parquet     final verdicts, one file per hour of
+                                                           a detection span (backscatter detect's
+                                                           columns + model_version)
+    OUT/victims/date=.../hour=.../span-120000.parquet     attacks of a span (backscatter victims)
+    OUT/alerts.jsonl                                      alerts with their evidence
+    OUT/status.json, OUT/.checkpoint/                     health; restart state
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from darkscope.io import atomic_path
+
+NS = 1_000_000_000
+
+
+def _stamp(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // NS, UTC)
+
+
+def iso(ns: int) -> str:
+    return _stamp(ns).isoformat().replace("+00:00", "Z")
+
+
+class Layout:
+    """Paths under the output directory; parts are relative to :attr:`root`."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def _partition(kind: str, ns: int) -> Path:
+        moment = _stamp(ns)
+        return Path(kind) / f"date={moment:%Y-%m-%d}" / f"hour={moment:%H}"
+
+    def packets_part(self, interval_start: int) -> Path:
+        return self._partition("packets", interval_start) / \
+            f"{_stamp(interval_start):%H%M%S}.parquet"
+
+    def verdicts_part(self, hour_start: int, span_start: int) -> Path:
+        return self._partition("verdicts", hour_start) / \
+            f"span-{_stamp(span_start):%Y%m%dT%H%M%S}.parquet"
+
+    def victims_part(self, span_start: int) -> Path:
+        return self._partition("victims", span_start) / \
+            f"span-{_stamp(span_start):%Y%m%dT%H%M%S}.parquet"
+
+    @property
+    def alerts(self) -> Path:
+        return self.root / "alerts.jsonl"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / ".checkpoint"
+
+    def write(self, table: pa.Table, part: Path) -> None:
+        target = self.root / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+            with tmp.open("rb") as handle:  # durable before a checkpoint names it
+                os.fsync(handle.fileno())
+
+
+class AlertLog:
+    """alerts.jsonl, appended; :meth:`sync` makes what was written durable (checkpoints),
+    :meth:`truncate` drops what a crash left after the last checkpoint (it is re-emitted),
+    :meth:`reopen` follows a logrotate rename (SIGHUP)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[str] = path.open("a", encoding="utf-8")
+
+    def write(self, records: list[dict]) -> None:
+        self._handle.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        self._handle.flush()
+
+    def sync(self) -> int:
+        """Flush to disk; the file's size (what a checkpoint records)."""
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        return self._handle.tell()
+
+    def truncate(self, size: int) -> None:
+        if self.path.stat().st_size > size:
+            self._handle.truncate(size)
+            self._handle.seek(size)
+
+    def reopen(self) -> None:
+        self._handle.close()
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+_EVIDENCE = ("packets", "confidence", "decided_by", "model_version", "context_packets")
+
+
+def alert_records(ddos: pa.Table, stage: str) -> list[dict]:
+    """One alert per DDoS host-window of a verdict table: the host (the victim whose
+    backscatter reached the telescope), its window, and the evidence: packets, confidence,
+    who decided (rule, model, expert), model version and the 17 feature values."""
+    if not ddos.num_rows:
+        return []
+    features = [n for n in ddos.column_names if n not in {
+        "src", "src6", "window_start", "window_end", "verdict", *_EVIDENCE}]
+    rows = ddos.to_pylist()
+    out = []
+    for row in rows:
+        host = row["src6"] or _ipv4(row["src"])
+        start = iso(_ns(row["window_start"]))
+        out.append({
+            "key": f"{host}/{start}", "kind": "ddos", "stage": stage, "host": host,
+            "window_start": start, "window_end": iso(_ns(row["window_end"])),
+            **{name: row[name] for name in _EVIDENCE},
+            "features": {name: row[name] for name in features},
+        })
+    return out
+
+
+def _ns(value: datetime) -> int:
+    return int(value.timestamp()) * NS
+
+
+def _ipv4(value: int) -> str:
+    return str(ipaddress.IPv4Address(value))

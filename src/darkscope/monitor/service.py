@@ -1,0 +1,200 @@
+"""The long-running loop: poll the captures, feed the engine, checkpoint, report health.
+
+Signals: SIGTERM and SIGINT finish the file being read, checkpoint and exit 0; SIGHUP
+reopens the alert log (after logrotate moved it). Health goes to ``status.json`` after every
+poll (packets/s, lag behind real time, memory, files, problems) and, on a terminal, to one
+progress line on stderr.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from darkscope import progress
+from darkscope.backscatter.persist import SavedModel
+from darkscope.backscatter.rules import RuleSet
+from darkscope.backscatter.telescope import Telescope
+from darkscope.errors import DarkscopeError
+from darkscope.io import atomic_path
+from darkscope.monitor import checkpoint
+from darkscope.monitor.engine import Engine
+from darkscope.monitor.outputs import AlertLog, Layout, iso
+from darkscope.monitor.watch import DirectoryWatcher
+from darkscope.store import ReviewStore
+
+
+@dataclass
+class Settings:
+    watch: Path
+    output: Path
+    model_path: Path
+    telescope: Telescope
+    interval_s: int = 60
+    poll_s: float = 1.0
+    settle_s: float = 30.0
+    once: bool = False         # exit once caught up
+    finish: bool = False       # and judge the open span, the input being complete
+
+
+def model_version(model_path: Path) -> str:
+    """The model's name and a hash of its weights: what every verdict and alert names."""
+    digest = hashlib.sha256((model_path / "model.joblib").read_bytes()).hexdigest()[:12]
+    return f"{model_path.name}@{digest}"
+
+
+class Monitor:
+    def __init__(self, settings: Settings, saved: SavedModel, rules: RuleSet,
+                 store: ReviewStore | None) -> None:
+        self.settings = settings
+        self.layout = Layout(settings.output)
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self.version = model_version(settings.model_path)
+        self.alerts = AlertLog(self.layout.alerts)
+        self.engine = Engine(self.layout, saved, self.version, rules, settings.telescope, store,
+                             self.alerts, settings.interval_s)
+        self.fixed = {"watch": str(settings.watch.resolve()), "model_version": self.version,
+                      "telescope": str(settings.telescope), "interval_s": settings.interval_s}
+        saved_state = checkpoint.load(self.layout.checkpoint)
+        self.seq = 0
+        files = None
+        if saved_state is not None:
+            changed = [f"{k} {saved_state.settings.get(k)!r} -> {v!r}"
+                       for k, v in self.fixed.items() if saved_state.settings.get(k) != v]
+            if changed:
+                raise DarkscopeError(f"{settings.output} was monitored with other settings "
+                                     f"({'; '.join(changed)}); use a new -o directory")
+            self.seq = saved_state.seq
+            files = saved_state.files
+            self.alerts.truncate(saved_state.alerts_bytes)
+            self.engine.restore(saved_state.watermark, saved_state.interval_start,
+                                saved_state.span, saved_state.counters, saved_state.open_rows)
+        else:  # a run killed before its first checkpoint: all it wrote is redone
+            self.alerts.truncate(0)
+        self.resumed = saved_state is not None
+        self.watcher = DirectoryWatcher(settings.watch, files, settle_s=settings.settle_s)
+        self._stop = False
+        self._reopen = False
+        self._started = time.time()
+        self._rate = 0.0
+        self._samples: deque[tuple[float, int]] = deque(
+            [(time.monotonic(), self.engine.counters.packets)])
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if signum == signal.SIGHUP:
+            self._reopen = True
+        else:
+            self._stop = True
+
+    def run(self) -> dict:
+        """Poll until stopped (or caught up with ``once``); returns the last status."""
+        previous = {s: signal.signal(s, self._on_signal)
+                    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        try:
+            while not self._stop:
+                got = self._poll_once()
+                if self._reopen:
+                    self.alerts.reopen()
+                    self._reopen = False
+                if got:
+                    continue
+                if self.settings.once:
+                    break
+                self._write_status("running")
+                time.sleep(self.settings.poll_s)
+            if self.settings.finish and not self._stop:
+                self.engine.advance(finish=True)
+            self._commit(state="stopped")
+            return self.status("stopped")
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.alerts.close()
+            if progress.settings.active() and sys.stderr.isatty():
+                print(file=sys.stderr)
+
+    def _poll_once(self) -> bool:
+        got = False
+        for _tracked, batches in self.watcher.poll():
+            self.engine.feed(batches)
+            self.engine.advance()
+            got = True
+            if self._stop:
+                break
+        if got:
+            self._commit()
+        return got
+
+    def _measure_rate(self) -> None:
+        """Packets read per second over the last ten seconds or so."""
+        now, count = time.monotonic(), self.engine.counters.packets
+        self._samples.append((now, count))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= 10:
+            self._samples.popleft()
+        then, before = self._samples[0]
+        self._rate = (count - before) / (now - then) if now > then else 0.0
+
+    def _commit(self, state: str = "running") -> None:
+        self.seq += 1
+        checkpoint.save(self.layout.checkpoint, checkpoint.Checkpoint(
+            self.seq, self.fixed, self.watcher.state(), self.engine.watermark,
+            self.engine.interval_start, self.engine.span, self.engine.counters,
+            self.alerts.sync(), self.engine.open_rows()))
+        self._write_status(state)
+
+    def _write_status(self, state: str) -> None:
+        self._measure_rate()
+        status = self.status(state)
+        with atomic_path(self.layout.status) as tmp:
+            tmp.write_text(json.dumps(status, indent=2) + "\n", encoding="utf-8")
+        if progress.settings.active() and sys.stderr.isatty():
+            lag = status["lag_s"]
+            print(f"\rmonitor: {status['packets']:,} packets, {self._rate:,.0f}/s, "
+                  f"lag {'-' if lag is None else f'{lag:,.0f} s'}, {status['alerts']:,} "
+                  f"alerts, {status['files']} files", end="", file=sys.stderr, flush=True)
+
+    def status(self, state: str) -> dict:
+        engine = self.engine
+        now = time.time()
+        watermark = engine.watermark
+        return {
+            "state": state, "pid": os.getpid(), "updated_at": iso(int(now * 1e9)),
+            "started_at": iso(int(self._started * 1e9)), "watch": self.fixed["watch"],
+            "model_version": self.version, "telescope": self.fixed["telescope"],
+            "interval_s": self.settings.interval_s,
+            **engine.counters.as_dict(),
+            "packets_per_s": round(self._rate, 1),
+            "watermark": None if watermark is None else iso(watermark),
+            "lag_s": None if watermark is None else round(now - watermark / 1e9, 1),
+            "open_span_start": None if engine.span.start is None else iso(engine.span.start),
+            "files": sum(not f["gone"] for f in self.watcher.state()),
+            "capture_problems": [str(p) for p in self.watcher.problems[-20:]],
+            "skipped_records": self.watcher.skipped_records,
+            "drops": {"kernel": None, "own": 0},
+            "memory_mb": round(_rss_bytes() / 2**20, 1),
+            "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "checkpoint_seq": self.seq,
+        }
+
+
+def _rss_bytes() -> int:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def read_status(output: Path) -> dict:
+    path = Layout(output).status
+    if not path.exists():
+        raise DarkscopeError(f"{output}: no monitor status (status.json) yet")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,146 @@
+"""`darkscope monitor` on rotating captures: the batch verdicts, every packet once, through
+rotation, compression, kill -9 and SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pytest
+
+from darkscope import packets
+from darkscope.cli import main
+from darkscope.store import ReviewStore
+
+from .conftest import DARKSCOPE, TELESCOPE, RotatingWriter, monitor_verdicts
+
+
+def _args(watch: Path, model: Path, out: Path, *extra: str) -> list[str]:
+    return ["monitor", "--watch", str(watch), "--model", str(model), "--telescope", TELESCOPE,
+            "-o", str(out), *extra]
+
+
+def _alerts(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
+
+
+def test_once_finish_gives_the_batch_verdicts(tmp_path, sim_heldout, short_model,
+                                              batch_verdicts, capsys) -> None:
+    watch, out, store = tmp_path / "spool", tmp_path / "out", tmp_path / "review.db"
+    watch.mkdir()
+    shutil.copy(sim_heldout.capture, watch / "telescope.pcap")
+    assert main(_args(watch, short_model, out, "--store", str(store), "--once",
+                      "--finish")) == 0
+    assert "spans judged" in capsys.readouterr().err
+
+    got = monitor_verdicts(out, batch_verdicts.column_names)
+    assert got.equals(batch_verdicts)
+    verdicts = ds.dataset(out / "verdicts", format="parquet", partitioning="hive").to_table()
+    assert set(verdicts["model_version"].to_pylist()) == {
+        f"short@{json.loads((out / 'status.json').read_text())['model_version'].split('@')[1]}"}
+    table = ds.dataset(out / "packets", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == packets.read(sim_heldout.capture).num_rows
+
+    # every DDoS host-window is alerted once, provisionally or at its span's end
+    alerts = _alerts(out)
+    raised = Counter(a["key"] for a in alerts if a["stage"] in ("provisional", "final"))
+    retracted = {a["key"] for a in alerts if a["stage"] == "retracted"}
+    ddos = batch_verdicts.filter(pc.equal(batch_verdicts["verdict"], "ddos"))
+    assert len(set(raised) - retracted) == ddos.num_rows and max(raised.values()) == 1
+    first = next(a for a in alerts if a["stage"] != "retracted")
+    assert {"host", "window_start", "packets", "confidence", "decided_by", "model_version",
+            "features", "packet_time"} <= set(first) and len(first["features"]) == 17
+
+    queued = batch_verdicts.filter(pc.equal(batch_verdicts["verdict"], "needs_review"))
+    with ReviewStore(store) as review:
+        assert len(review.items()) == queued.filter(pc.is_valid(queued["src"])).num_rows
+
+    assert main(["monitor", "--status", "-o", str(out), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["state"] == "stopped" and status["packets"] == table.num_rows
+    assert status["ddos_windows"] == ddos.num_rows and status["late_packets"] == 0
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip-after-rotation"])
+def test_kill_9_at_any_moment_loses_and_repeats_nothing(tmp_path, sim_heldout, short_model,
+                                                        batch_verdicts, compress) -> None:
+    watch, out = tmp_path / "spool", tmp_path / "out"
+    watch.mkdir()
+    writer = RotatingWriter(sim_heldout.capture, watch, files=5, pieces=30, pause_s=0.03,
+                            compress=compress).start()
+    command = [DARKSCOPE, *_args(watch, short_model, out, "--no-store", "--poll", "0.05",
+                                 "--settle", "0.3")]
+    rng = random.Random(7 + compress)
+    kills = 0
+    while writer.is_alive() or kills < 3:
+        process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 2.5))
+        process.kill()  # SIGKILL: no chance to clean up
+        process.wait()
+        kills += 1
+    writer.join()
+    time.sleep(0.4)  # let the last compressed file settle
+    subprocess.run([*command, "--once", "--finish"], check=True, capture_output=True)
+
+    assert monitor_verdicts(out, batch_verdicts.column_names).equals(batch_verdicts)
+    table = ds.dataset(out / "packets", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == packets.read(sim_heldout.capture).num_rows
+    assert table["ts"].null_count == 0
+    alerts = _alerts(out)  # whole lines only: a cut-off line would not parse
+    stages = Counter((a["key"], a["stage"]) for a in alerts)
+    assert max(stages.values()) == 1
+    assert not list((out / ".checkpoint").glob("open-*.parquet"))[1:]  # one at most
+
+
+def test_sigterm_finishes_the_poll_and_exits_cleanly(tmp_path, sim_heldout, short_model):
+    watch, out = tmp_path / "spool", tmp_path / "out"
+    watch.mkdir()
+    shutil.copy(sim_heldout.capture, watch / "telescope.pcap")
+    process = subprocess.Popen([DARKSCOPE, *_args(watch, short_model, out, "--no-store",
+                                                  "--poll", "0.05")],
+                               stderr=subprocess.PIPE, text=True)
+    status = out / "status.json"
+    _wait_for(lambda: status.exists() and json.loads(status.read_text())["packets"] > 0)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    final = json.loads(status.read_text())
+    assert final["state"] == "stopped" and "Traceback" not in err
+    # a restart with other settings would mix two configurations in one output: refused
+    result = subprocess.run([DARKSCOPE, *_args(watch, short_model, out, "--no-store",
+                                               "--interval", "30", "--once")],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "interval_s 60 -> 30" in result.stderr
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--finish"], "--finish needs --once"),
+    (["--telescope", "/16"], "name the telescope's networks"),
+])
+def test_usage_mistakes(tmp_path, short_model, capsys, extra, message) -> None:
+    watch = tmp_path / "spool"
+    watch.mkdir()
+    assert main(_args(watch, short_model, tmp_path / "out", *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_output_inside_the_watched_directory_is_refused(tmp_path, short_model, capsys):
+    assert main(_args(tmp_path, short_model, tmp_path / "out")) == 2
+    assert "would read its own outputs" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``darkscope monitor``: 24/7 detection on a directory of rotating captures."""
+"""``darkscope monitor``: 24/7 detection on rotating captures or a live interface."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ _INTERVAL_HELP = ("Seconds per interval (aligned to the epoch, as corsaro's): pa
 @click.command(name="monitor")
 @click.option("--watch", "watch", type=click.Path(file_okay=False),
               help="Directory of captures to follow (rotating pcap/pcapng, also compressed).")
+@click.option("--interface", default=None,
+              help="Capture live from this network interface instead (AF_PACKET ring; "
+                   "needs root or CAP_NET_RAW).")
+@click.option("--filter", "bpf_filter", default=None,
+              help="With --interface: a BPF filter in tcpdump syntax, run in the kernel "
+                   "(e.g. 'not port 22').")
 @click.option("--model", "model_path", type=click.Path(file_okay=False),
               help="Backscatter model directory (darkscope backscatter train).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True,
@@ -49,14 +55,16 @@ _INTERVAL_HELP = ("Seconds per interval (aligned to the epoch, as corsaro's): pa
               help="Print the status of the monitor writing to -o and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --status: print it as JSON.")
 @common
-def monitor(watch: str | None, model_path: str | None, output: str, telescope: str | None,
+def monitor(watch: str | None, interface: str | None, bpf_filter: str | None,
+            model_path: str | None, output: str, telescope: str | None,
             store_path: str, no_store: bool, rules_path: str | None, interval_s: int,
             poll_s: float, settle_s: float, once: bool, finish: bool, show_status: bool,
             as_json: bool) -> None:
-    """Watch a directory of rotating captures and detect DDoS backscatter around the clock.
+    """Detect DDoS backscatter around the clock, on rotating captures or a live interface.
 
-    Captures are read as they grow (tcpdump -G/-C, dumpcap ring buffers, hourly telescope
-    files; compressed ones once finished), each packet once, across rotations and restarts.
+    --watch DIR: captures are read as they grow (tcpdump -G/-C, dumpcap ring buffers, hourly
+    telescope files; compressed ones once finished), each packet once, across rotations and
+    restarts. --interface IF: frames from an AF_PACKET ring (BPF --filter in the kernel).
     Per interval: the packet table (Parquet by date/hour) and provisional alerts for hosts
     that look like DDoS victims; per detection span: final verdicts (backscatter detect's
     columns plus model_version), victims, review items and final or retracted alerts in
@@ -72,28 +80,35 @@ def monitor(watch: str | None, model_path: str | None, output: str, telescope: s
         status = read_status(out)
         click.echo(json.dumps(status) if as_json else _status_text(status))
         return
-    if not watch or not model_path:
-        raise UsageError("give --watch DIR and --model MODEL (or --status)")
+    if bool(watch) == bool(interface) or not model_path:
+        raise UsageError("give --watch DIR or --interface IF, and --model MODEL (or --status)")
+    if bpf_filter and not interface:
+        raise UsageError("--filter applies to --interface only")
+    if once and interface:
+        raise UsageError("--once reads a directory until it is caught up; a live interface "
+                         "never is (stop it with SIGTERM)")
     if not telescope:
         raise UsageError("--telescope: name the telescope's networks, e.g. 198.51.0.0/16")
     if finish and not once:
         raise UsageError("--finish needs --once (a running monitor never knows its input "
                          "is complete)")
-    watch_dir = Path(watch)
-    if not watch_dir.is_dir():
-        raise UsageError(f"--watch {watch}: no such directory")
-    if out.resolve().is_relative_to(watch_dir.resolve()):
-        raise UsageError(f"-o {output} is inside --watch {watch}; the monitor would read its "
-                         "own outputs")
+    watch_dir = Path(watch) if watch else None
+    if watch_dir is not None:
+        if not watch_dir.is_dir():
+            raise UsageError(f"--watch {watch}: no such directory")
+        if out.resolve().is_relative_to(watch_dir.resolve()):
+            raise UsageError(f"-o {output} is inside --watch {watch}; the monitor would read "
+                             "its own outputs")
     if not out.parent.exists():
         raise UsageError(f"output directory {out.parent} does not exist")
-    _run(watch_dir, Path(model_path), out, telescope, None if no_store else store_path,
-         rules_path, interval_s, poll_s, settle_s, once, finish)
+    _run(watch_dir, interface, bpf_filter, Path(model_path), out, telescope,
+         None if no_store else store_path, rules_path, interval_s, poll_s, settle_s, once,
+         finish)
 
 
-def _run(watch: Path, model_path: Path, out: Path, telescope: str, store_path: str | None,
-         rules_path: str | None, interval_s: int, poll_s: float, settle_s: float, once: bool,
-         finish: bool) -> None:
+def _run(watch: Path | None, interface: str | None, bpf_filter: str | None, model_path: Path,
+         out: Path, telescope: str, store_path: str | None, rules_path: str | None,
+         interval_s: int, poll_s: float, settle_s: float, once: bool, finish: bool) -> None:
     from contextlib import nullcontext
 
     from darkscope.backscatter import persist
@@ -112,8 +127,8 @@ def _run(watch: Path, model_path: Path, out: Path, telescope: str, store_path: s
         raise UsageError(f"--interval {interval_s} does not divide the model's {span} s "
                          "detection span")
     rules = load_rules(rules_path)
-    settings = Settings(watch, out, model_path, scope, interval_s, poll_s, settle_s, once,
-                        finish)
+    settings = Settings(watch, interface, out, model_path, scope, bpf_filter, interval_s, poll_s,
+                        settle_s, once, finish)
     with nullcontext() if store_path is None else ReviewStore(store_path) as store:
         service = Monitor(settings, saved, rules, store)
         status = service.run()
@@ -126,7 +141,9 @@ def _status_text(status: dict) -> str:
         f"{status['state']} (pid {status['pid']}, updated {status['updated_at']}): "
         f"{status['packets']:,} packets from {status['files']} file(s), "
         f"{status['packets_per_s']:,.0f} packets/s, lag "
-        f"{'-' if lag is None else f'{lag:,.0f} s'}, memory {status['memory_mb']:,.0f} MB",
+        f"{'-' if lag is None else f'{lag:,.0f} s'}, memory {status['memory_mb']:,.0f} MB"
+        + (f", kernel drops {status['drops']['kernel']:,}"
+           if status["drops"].get("kernel") is not None else ""),
         f"{status['intervals']:,} intervals, {status['spans']:,} spans judged: "
         f"{status['host_windows']:,} host-windows, {status['ddos_windows']:,} ddos, "
         f"{status['queued']:,} queued for experts, {status['alerts']:,} alerts; "

@@ -132,10 +132,17 @@ class Engine:
             if self._open:   # skip intervals without packets
                 oldest = int(pc.min(self.open_rows()["ts"].cast(pa.int64())).as_py())
                 self._move_to(max(oldest, self.interval_start))
-        if finish and self._span_tables:
-            self._close_span()
-        else:
+        span_over = self.span.start is not None and self.span.start + self.span_ns <= limit
+        if self._span_tables and (finish or span_over):
+            self._close_span()  # the span ended while no packet was pending (a quiet link)
+        if not finish:
             self._provisional()
+
+    def clock(self, now_ns: int) -> None:
+        """Live capture: real time moves the watermark even when no packet arrives, so
+        intervals and spans close on time on a quiet link."""
+        if self.watermark is not None:
+            self.watermark = max(self.watermark, now_ns)
 
     def _move_to(self, ts: int) -> None:
         """Jump the open interval (and span) forward to the ones holding ``ts``."""

@@ -27,6 +27,7 @@ from darkscope.errors import DarkscopeError
 from darkscope.io import atomic_path
 from darkscope.monitor import checkpoint
 from darkscope.monitor.engine import Engine
+from darkscope.monitor.interface import CLOCK_DELAY_NS, InterfaceSource
 from darkscope.monitor.outputs import AlertLog, Layout, iso
 from darkscope.monitor.watch import DirectoryWatcher
 from darkscope.store import ReviewStore
@@ -34,10 +35,12 @@ from darkscope.store import ReviewStore
 
 @dataclass
 class Settings:
-    watch: Path
+    watch: Path | None         # a directory of captures, or
+    interface: str | None      # a network interface (one of the two)
     output: Path
     model_path: Path
     telescope: Telescope
+    bpf_filter: str | None = None
     interval_s: int = 60
     poll_s: float = 1.0
     settle_s: float = 30.0
@@ -61,8 +64,11 @@ class Monitor:
         self.alerts = AlertLog(self.layout.alerts)
         self.engine = Engine(self.layout, saved, self.version, rules, settings.telescope, store,
                              self.alerts, settings.interval_s)
-        self.fixed = {"watch": str(settings.watch.resolve()), "model_version": self.version,
-                      "telescope": str(settings.telescope), "interval_s": settings.interval_s}
+        source = (f"interface {settings.interface}" if settings.interface else
+                  str(Path(settings.watch or ".").resolve()))
+        self.fixed = {"source": source, "filter": settings.bpf_filter,
+                      "model_version": self.version, "telescope": str(settings.telescope),
+                      "interval_s": settings.interval_s}
         saved_state = checkpoint.load(self.layout.checkpoint)
         self.seq = 0
         files = None
@@ -80,7 +86,13 @@ class Monitor:
         else:  # a run killed before its first checkpoint: all it wrote is redone
             self.alerts.truncate(0)
         self.resumed = saved_state is not None
-        self.watcher = DirectoryWatcher(settings.watch, files, settle_s=settings.settle_s)
+        self.source: DirectoryWatcher | InterfaceSource
+        if settings.interface:
+            self.source = InterfaceSource(settings.interface, settings.bpf_filter,
+                                          settings.poll_s)
+        else:
+            self.source = DirectoryWatcher(settings.watch or Path("."), files,
+                                           settle_s=settings.settle_s)
         self._stop = False
         self._reopen = False
         self._started = time.time()
@@ -109,7 +121,8 @@ class Monitor:
                 if self.settings.once:
                     break
                 self._write_status("running")
-                time.sleep(self.settings.poll_s)
+                if not self.source.live:  # a live read already waited for frames
+                    time.sleep(self.settings.poll_s)
             if self.settings.finish and not self._stop:
                 self.engine.advance(finish=True)
             self._commit(state="stopped")
@@ -118,17 +131,21 @@ class Monitor:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self.alerts.close()
+            self.source.close()
             if progress.settings.active() and sys.stderr.isatty():
                 print(file=sys.stderr)
 
     def _poll_once(self) -> bool:
         got = False
-        for _tracked, batches in self.watcher.poll():
+        for _origin, batches in self.source.poll():
             self.engine.feed(batches)
             self.engine.advance()
             got = True
             if self._stop:
                 break
+        if self.source.live:
+            self.engine.clock(time.time_ns() - CLOCK_DELAY_NS)
+            self.engine.advance()
         if got:
             self._commit()
         return got
@@ -145,7 +162,7 @@ class Monitor:
     def _commit(self, state: str = "running") -> None:
         self.seq += 1
         checkpoint.save(self.layout.checkpoint, checkpoint.Checkpoint(
-            self.seq, self.fixed, self.watcher.state(), self.engine.watermark,
+            self.seq, self.fixed, self.source.state(), self.engine.watermark,
             self.engine.interval_start, self.engine.span, self.engine.counters,
             self.alerts.sync(), self.engine.open_rows()))
         self._write_status(state)
@@ -167,7 +184,7 @@ class Monitor:
         watermark = engine.watermark
         return {
             "state": state, "pid": os.getpid(), "updated_at": iso(int(now * 1e9)),
-            "started_at": iso(int(self._started * 1e9)), "watch": self.fixed["watch"],
+            "started_at": iso(int(self._started * 1e9)), "source": self.fixed["source"],
             "model_version": self.version, "telescope": self.fixed["telescope"],
             "interval_s": self.settings.interval_s,
             **engine.counters.as_dict(),
@@ -175,10 +192,10 @@ class Monitor:
             "watermark": None if watermark is None else iso(watermark),
             "lag_s": None if watermark is None else round(now - watermark / 1e9, 1),
             "open_span_start": None if engine.span.start is None else iso(engine.span.start),
-            "files": sum(not f["gone"] for f in self.watcher.state()),
-            "capture_problems": [str(p) for p in self.watcher.problems[-20:]],
-            "skipped_records": self.watcher.skipped_records,
-            "drops": {"kernel": None, "own": 0},
+            "files": self.source.file_count(),
+            "capture_problems": [str(p) for p in self.source.problems[-20:]],
+            "skipped_records": self.source.skipped_records,
+            "drops": self.source.drops(),
             "memory_mb": round(_rss_bytes() / 2**20, 1),
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "checkpoint_seq": self.seq,

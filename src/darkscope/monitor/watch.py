@@ -73,8 +73,19 @@ class DirectoryWatcher:
         self.skipped_records = 0
         self._rejected: dict[str, int] = {}  # inode -> size when found not to be a capture
 
+    live = False
+
     def state(self) -> list[dict]:
         return [asdict(f) for f in self.files.values()]
+
+    def file_count(self) -> int:
+        return sum(not f.gone for f in self.files.values())
+
+    def drops(self) -> dict[str, int | None]:
+        return {"kernel": None, "own": 0}  # files are read at their own pace: nothing drops
+
+    def close(self) -> None:
+        """Nothing is held open between polls."""
 
     def _candidates(self) -> list[tuple[Path, os.stat_result]]:
         found = []

@@ -3,6 +3,7 @@ rotation, compression, kill -9 and SIGTERM."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -44,8 +45,8 @@ def test_once_finish_gives_the_batch_verdicts(tmp_path, sim_heldout, short_model
     got = monitor_verdicts(out, batch_verdicts.column_names)
     assert got.equals(batch_verdicts)
     verdicts = ds.dataset(out / "verdicts", format="parquet", partitioning="hive").to_table()
-    assert set(verdicts["model_version"].to_pylist()) == {
-        f"short@{json.loads((out / 'status.json').read_text())['model_version'].split('@')[1]}"}
+    weights = hashlib.sha256((short_model / "model.joblib").read_bytes()).hexdigest()
+    assert set(verdicts["model_version"].to_pylist()) == {f"v0001@{weights[:12]}"}
     table = ds.dataset(out / "packets", format="parquet", partitioning="hive").to_table()
     assert table.num_rows == packets.read(sim_heldout.capture).num_rows
 

@@ -37,6 +37,7 @@ class Checkpoint:
     span: SpanState
     counters: Counters
     alerts_bytes: int
+    learning: dict | None = None   # monitor.learning.LearningState as a dict
     open_rows: pa.Table | None = None
 
 
@@ -56,7 +57,8 @@ def load(folder: Path) -> Checkpoint | None:
         open_rows = pq.read_table(folder / state["open"])
     return Checkpoint(state["seq"], state["settings"], state["files"], state["watermark"],
                       state["interval_start"], SpanState(**state["span"]),
-                      Counters(**state["counters"]), state["alerts_bytes"], open_rows)
+                      Counters(**state["counters"]), state["alerts_bytes"],
+                      state.get("learning"), open_rows)
 
 
 def save(folder: Path, checkpoint: Checkpoint) -> None:
@@ -73,7 +75,8 @@ def save(folder: Path, checkpoint: Checkpoint) -> None:
         "settings": checkpoint.settings, "files": checkpoint.files,
         "watermark": checkpoint.watermark, "interval_start": checkpoint.interval_start,
         "span": asdict(checkpoint.span), "counters": checkpoint.counters.as_dict(),
-        "alerts_bytes": checkpoint.alerts_bytes, "open": open_name,
+        "alerts_bytes": checkpoint.alerts_bytes, "learning": checkpoint.learning,
+        "open": open_name,
     }
     with atomic_path(folder / STATE) as tmp:
         tmp.write_text(json.dumps(state), encoding="utf-8")

@@ -51,6 +51,15 @@ _INTERVAL_HELP = ("Seconds per interval (aligned to the epoch, as corsaro's): pa
 @click.option("--finish", is_flag=True,
               help="With --once: the captures are complete, so judge the open span too, as "
                    "backscatter detect would.")
+@click.option("--learn/--no-learn", default=True, show_default=True,
+              help="Learn expert labels arriving in the store while running (a new model "
+                   "version at the next poll).")
+@click.option("--self-train", is_flag=True,
+              help="Also learn each span's rule-labelled windows and confident verdicts "
+                   "(held back while a drift is unconfirmed).")
+@click.option("--confirm-drift", is_flag=True,
+              help="Tell the monitor writing to -o that an expert has looked at the reported "
+                   "drift: self-training resumes.")
 @click.option("--status", "show_status", is_flag=True,
               help="Print the status of the monitor writing to -o and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --status: print it as JSON.")
@@ -58,8 +67,8 @@ _INTERVAL_HELP = ("Seconds per interval (aligned to the epoch, as corsaro's): pa
 def monitor(watch: str | None, interface: str | None, bpf_filter: str | None,
             model_path: str | None, output: str, telescope: str | None,
             store_path: str, no_store: bool, rules_path: str | None, interval_s: int,
-            poll_s: float, settle_s: float, once: bool, finish: bool, show_status: bool,
-            as_json: bool) -> None:
+            poll_s: float, settle_s: float, once: bool, finish: bool, learn: bool,
+            self_train: bool, confirm_drift: bool, show_status: bool, as_json: bool) -> None:
     """Detect DDoS backscatter around the clock, on rotating captures or a live interface.
 
     --watch DIR: captures are read as they grow (tcpdump -G/-C, dumpcap ring buffers, hourly
@@ -76,6 +85,9 @@ def monitor(watch: str | None, interface: str | None, bpf_filter: str | None,
     from darkscope.monitor.service import read_status
 
     out = Path(output)
+    if confirm_drift:
+        _confirm_drift(out)
+        return
     if show_status:
         status = read_status(out)
         click.echo(json.dumps(status) if as_json else _status_text(status))
@@ -103,12 +115,26 @@ def monitor(watch: str | None, interface: str | None, bpf_filter: str | None,
         raise UsageError(f"output directory {out.parent} does not exist")
     _run(watch_dir, interface, bpf_filter, Path(model_path), out, telescope,
          None if no_store else store_path, rules_path, interval_s, poll_s, settle_s, once,
-         finish)
+         finish, learn, self_train)
+
+
+def _confirm_drift(out: Path) -> None:
+    from darkscope.monitor.learning import CONFIRM_FILE
+    from darkscope.monitor.service import read_status
+    from darkscope.store.review import _now, _who
+
+    drift = read_status(out).get("learning", {}).get("drift")
+    if drift is None:
+        raise UsageError(f"{out}: the monitor reports no unconfirmed drift")
+    (out / CONFIRM_FILE).write_text(json.dumps({"who": _who(), "at": _now()}), encoding="utf-8")
+    click.echo(f"drift of {drift['detected_in_span']} confirmed; self-training resumes at the "
+               "monitor's next poll")
 
 
 def _run(watch: Path | None, interface: str | None, bpf_filter: str | None, model_path: Path,
          out: Path, telescope: str, store_path: str | None, rules_path: str | None,
-         interval_s: int, poll_s: float, settle_s: float, once: bool, finish: bool) -> None:
+         interval_s: int, poll_s: float, settle_s: float, once: bool, finish: bool,
+         learn: bool, self_train: bool) -> None:
     from contextlib import nullcontext
 
     from darkscope.backscatter import persist
@@ -128,9 +154,9 @@ def _run(watch: Path | None, interface: str | None, bpf_filter: str | None, mode
                          "detection span")
     rules = load_rules(rules_path)
     settings = Settings(watch, interface, out, model_path, scope, bpf_filter, interval_s, poll_s,
-                        settle_s, once, finish)
+                        settle_s, once, finish, learn, self_train)
     with nullcontext() if store_path is None else ReviewStore(store_path) as store:
-        service = Monitor(settings, saved, rules, store)
+        service = Monitor(settings, rules, store)
         status = service.run()
     click.echo(_status_text(status), err=True)
 

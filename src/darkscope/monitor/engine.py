@@ -14,6 +14,7 @@ columns (a /16 telescope: a few hundred thousand packets an hour).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from darkscope.backscatter.flow import DDOS, decide, record_reviews, verdict_table
+from darkscope.backscatter.flow import DDOS, Decisions, decide, record_reviews, verdict_table
 from darkscope.backscatter.inputs import detector_rows
 from darkscope.backscatter.persist import SavedModel
 from darkscope.backscatter.rules import RuleSet
@@ -31,6 +32,8 @@ from darkscope.monitor.outputs import AlertLog, Layout, alert_records, iso
 from darkscope.store import ReviewStore
 
 NS = 1_000_000_000
+# called with a judged span's packets, its final decisions and its start (ns)
+SpanHook = Callable[[pa.Table, Decisions, int], None]
 
 
 @dataclass
@@ -63,7 +66,7 @@ class Engine:
 
     def __init__(self, layout: Layout, saved: SavedModel, model_version: str, rules: RuleSet,
                  telescope: Telescope, store: ReviewStore | None, alerts: AlertLog,
-                 interval_s: int = 60) -> None:
+                 interval_s: int = 60, on_span_closed: SpanHook | None = None) -> None:
         span = saved.definition.chunk_s
         if span is None:
             raise ValueError("packet-count windows have no time span to monitor")
@@ -77,6 +80,7 @@ class Engine:
         self.telescope = telescope
         self.store = store
         self.alerts = alerts
+        self.on_span_closed = on_span_closed
         self.interval_ns = min(interval_s, span) * NS
         self.span_ns = span * NS
         self.watermark: int | None = None
@@ -235,6 +239,8 @@ class Engine:
         self.counters.spans += 1
         self.counters.host_windows += verdicts.num_rows
         self.counters.ddos_windows += ddos.num_rows
+        if self.on_span_closed is not None:
+            self.on_span_closed(table, decisions, self.span.start)
         self.span = SpanState(self.span.start + self.span_ns)
         self._span_tables = []
         self._fresh_hosts = []

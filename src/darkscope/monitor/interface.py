@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -9,9 +10,11 @@ import pyarrow as pa
 from darkscope.errors import CaptureFormatError
 from darkscope.packets.live import LiveCapture
 
-# Frames reach user space when their ring block fills or ``block_timeout_ms`` passes, so the
-# clock runs this far behind real time: a packet is not later than its interval's close.
-CLOCK_DELAY_NS = 2_000_000_000
+# Frames reach user space when their ring block fills or ``block_timeout_ms`` (100 ms) passes:
+# a read started at time t has every frame that arrived before t - 100 ms. The clock is set
+# this far behind the start of the last read, so no frame is later than its interval's close
+# however long the judging after the read takes.
+CLOCK_DELAY_NS = 1_000_000_000
 
 
 class InterfaceSource:
@@ -22,6 +25,7 @@ class InterfaceSource:
     def __init__(self, interface: str, bpf_filter: str | None, poll_s: float) -> None:
         self.capture = LiveCapture(interface, bpf_filter=bpf_filter)
         self.poll_s = poll_s
+        self.read_started_ns = time.time_ns()
 
     @property
     def problems(self) -> list[CaptureFormatError]:
@@ -32,6 +36,7 @@ class InterfaceSource:
         return self.capture.report.skipped_records
 
     def poll(self) -> Iterator[tuple[None, list[pa.RecordBatch]]]:
+        self.read_started_ns = time.time_ns()
         batches = self.capture.read(timeout_s=self.poll_s)
         if batches:
             yield None, batches

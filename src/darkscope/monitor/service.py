@@ -8,7 +8,6 @@ progress line on stderr.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import resource
@@ -19,8 +18,10 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from darkscope import progress
-from darkscope.backscatter.persist import SavedModel
+from darkscope.backscatter.flow import BY_MODEL, Decisions
 from darkscope.backscatter.rules import RuleSet
 from darkscope.backscatter.telescope import Telescope
 from darkscope.errors import DarkscopeError
@@ -28,6 +29,7 @@ from darkscope.io import atomic_path
 from darkscope.monitor import checkpoint
 from darkscope.monitor.engine import Engine
 from darkscope.monitor.interface import CLOCK_DELAY_NS, InterfaceSource
+from darkscope.monitor.learning import Learner, LearningState, version_name
 from darkscope.monitor.outputs import AlertLog, Layout, iso
 from darkscope.monitor.watch import DirectoryWatcher
 from darkscope.store import ReviewStore
@@ -46,38 +48,39 @@ class Settings:
     settle_s: float = 30.0
     once: bool = False         # exit once caught up
     finish: bool = False       # and judge the open span, the input being complete
-
-
-def model_version(model_path: Path) -> str:
-    """The model's name and a hash of its weights: what every verdict and alert names."""
-    digest = hashlib.sha256((model_path / "model.joblib").read_bytes()).hexdigest()[:12]
-    return f"{model_path.name}@{digest}"
+    learn: bool = True         # learn expert labels from the store while running
+    self_train: bool = False   # also learn each span's rule labels and confident verdicts
 
 
 class Monitor:
-    def __init__(self, settings: Settings, saved: SavedModel, rules: RuleSet,
-                 store: ReviewStore | None) -> None:
+    def __init__(self, settings: Settings, rules: RuleSet, store: ReviewStore | None) -> None:
         self.settings = settings
+        self.rules = rules
         self.layout = Layout(settings.output)
         self.layout.root.mkdir(parents=True, exist_ok=True)
-        self.version = model_version(settings.model_path)
-        self.alerts = AlertLog(self.layout.alerts)
-        self.engine = Engine(self.layout, saved, self.version, rules, settings.telescope, store,
-                             self.alerts, settings.interval_s)
         source = (f"interface {settings.interface}" if settings.interface else
                   str(Path(settings.watch or ".").resolve()))
         self.fixed = {"source": source, "filter": settings.bpf_filter,
-                      "model_version": self.version, "telescope": str(settings.telescope),
-                      "interval_s": settings.interval_s}
+                      "start_model": version_name(1, settings.model_path),
+                      "telescope": str(settings.telescope), "interval_s": settings.interval_s}
         saved_state = checkpoint.load(self.layout.checkpoint)
-        self.seq = 0
-        files = None
         if saved_state is not None:
             changed = [f"{k} {saved_state.settings.get(k)!r} -> {v!r}"
                        for k, v in self.fixed.items() if saved_state.settings.get(k) != v]
             if changed:
                 raise DarkscopeError(f"{settings.output} was monitored with other settings "
                                      f"({'; '.join(changed)}); use a new -o directory")
+        learned = saved_state.learning if saved_state is not None else None
+        self.learner = Learner(self.layout.root, settings.model_path,
+                               LearningState(**learned) if learned else None, store=store,
+                               self_train=settings.self_train, enabled=settings.learn)
+        saved, version = self.learner.current()
+        self.alerts = AlertLog(self.layout.alerts)
+        self.engine = Engine(self.layout, saved, version, rules, settings.telescope, store,
+                             self.alerts, settings.interval_s, on_span_closed=self._span_closed)
+        self.seq = 0
+        files = None
+        if saved_state is not None:
             self.seq = saved_state.seq
             files = saved_state.files
             self.alerts.truncate(saved_state.alerts_bytes)
@@ -137,6 +140,9 @@ class Monitor:
 
     def _poll_once(self) -> bool:
         got = False
+        if self.learner.from_experts(self.engine.saved) is not None:
+            self._use_current_model()  # labels given since the last poll judge what comes next
+            got = True  # a new model version is state to checkpoint
         for _origin, batches in self.source.poll():
             self.engine.feed(batches)
             self.engine.advance()
@@ -144,11 +150,21 @@ class Monitor:
             if self._stop:
                 break
         if self.source.live:
-            self.engine.clock(time.time_ns() - CLOCK_DELAY_NS)
+            self.engine.clock(self.source.read_started_ns - CLOCK_DELAY_NS)
             self.engine.advance()
+
         if got:
             self._commit()
         return got
+
+    def _span_closed(self, table: pa.Table, decisions: Decisions, span_start: int) -> None:
+        judged_by_model = decisions.decided_by == BY_MODEL
+        if self.learner.after_span(self.engine.saved, table, self.rules, self.settings.telescope,
+                                   decisions.outlier[judged_by_model], span_start):
+            self._use_current_model()
+
+    def _use_current_model(self) -> None:
+        self.engine.saved, self.engine.model_version = self.learner.current()
 
     def _measure_rate(self) -> None:
         """Packets read per second over the last ten seconds or so."""
@@ -164,7 +180,7 @@ class Monitor:
         checkpoint.save(self.layout.checkpoint, checkpoint.Checkpoint(
             self.seq, self.fixed, self.source.state(), self.engine.watermark,
             self.engine.interval_start, self.engine.span, self.engine.counters,
-            self.alerts.sync(), self.engine.open_rows()))
+            self.alerts.sync(), self.learner.save_state(), self.engine.open_rows()))
         self._write_status(state)
 
     def _write_status(self, state: str) -> None:
@@ -185,7 +201,12 @@ class Monitor:
         return {
             "state": state, "pid": os.getpid(), "updated_at": iso(int(now * 1e9)),
             "started_at": iso(int(self._started * 1e9)), "source": self.fixed["source"],
-            "model_version": self.version, "telescope": self.fixed["telescope"],
+            "model_version": engine.model_version, "telescope": self.fixed["telescope"],
+            "learning": {"updates": self.learner.state.updates[-5:],
+                         "drift": self.learner.state.drift, "drifts": self.learner.state.drifts,
+                         "self_training": self.settings.self_train,
+                         "held_by_drift": self.settings.self_train
+                         and self.learner.state.drift is not None},
             "interval_s": self.settings.interval_s,
             **engine.counters.as_dict(),
             "packets_per_s": round(self._rate, 1),

@@ -180,6 +180,18 @@ class ReviewStore:
                            "VALUES (?,?,?,?,?,?)", records)
         return len(records)
 
+    def labels_after(self, label_id: int) -> tuple[dict[tuple[int, int | None], Label], int]:
+        """Labels recorded after ``label_id`` (latest per host-window), and the newest id: how
+        a long-running process learns what experts said since it last looked."""
+        latest: dict[tuple[int, int | None], Label] = {}
+        newest = label_id
+        for row in self._db.execute(
+                "SELECT id, src, window_start, label, note, who, at FROM labels WHERE id > ? "
+                "ORDER BY id", (int(label_id),)):
+            newest = row[0]
+            latest[(row[1], row[2])] = Label(*row[1:])
+        return latest, newest
+
     def labels(self) -> dict[tuple[int, int | None], Label]:
         """The latest label per (host, window) and per host (window ``None``)."""
         latest: dict[tuple[int, int | None], Label] = {}

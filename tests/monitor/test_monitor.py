@@ -4,6 +4,8 @@ rotation, compression, kill -9 and SIGTERM."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import itertools
 import json
 import random
 import shutil
@@ -60,6 +62,18 @@ def test_once_finish_gives_the_batch_verdicts(tmp_path, sim_heldout, short_model
     assert {"host", "window_start", "packets", "confidence", "decided_by", "model_version",
             "features", "packet_time"} <= set(first) and len(first["features"]) == 17
 
+    # attacks: a victim's DDoS windows with no whole window between them are one attack
+    window_ns = 600 * 10**9
+    expected = 0
+    for starts in _ddos_windows_by_host(ddos).values():
+        expected += 1 + sum(b - a >= 2 * window_ns for a, b in itertools.pairwise(starts))
+    attacks = [a for a in alerts if a["kind"] == "attack"]
+    started = Counter(a["key"] for a in attacks if a["stage"] == "start")
+    ended = Counter(a["key"] for a in attacks if a["stage"] == "end")
+    assert len(started) == expected and started == ended  # --finish: every attack ends
+    assert {a["victim"] for a in attacks if a["stage"] == "end"} == set(
+        _ddos_windows_by_host(ddos))
+
     queued = batch_verdicts.filter(pc.equal(batch_verdicts["verdict"], "needs_review"))
     with ReviewStore(store) as review:
         assert len(review.items()) == queued.filter(pc.is_valid(queued["src"])).num_rows
@@ -68,6 +82,14 @@ def test_once_finish_gives_the_batch_verdicts(tmp_path, sim_heldout, short_model
     status = json.loads(capsys.readouterr().out)
     assert status["state"] == "stopped" and status["packets"] == table.num_rows
     assert status["ddos_windows"] == ddos.num_rows and status["late_packets"] == 0
+
+
+def _ddos_windows_by_host(ddos) -> dict[str, list[int]]:
+    by_host: dict[str, list[int]] = {}
+    for row in ddos.select(["src", "src6", "window_start"]).to_pylist():
+        host = row["src6"] or str(ipaddress.IPv4Address(row["src"]))
+        by_host.setdefault(host, []).append(int(row["window_start"].timestamp()) * 10**9)
+    return {host: sorted(starts) for host, starts in by_host.items()}
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> None:
@@ -104,8 +126,8 @@ def test_kill_9_at_any_moment_loses_and_repeats_nothing(tmp_path, sim_heldout, s
     assert table.num_rows == packets.read(sim_heldout.capture).num_rows
     assert table["ts"].null_count == 0
     alerts = _alerts(out)  # whole lines only: a cut-off line would not parse
-    stages = Counter((a["key"], a["stage"]) for a in alerts)
-    assert max(stages.values()) == 1
+    stages = Counter((a["key"], a["stage"], a.get("window_start")) for a in alerts)
+    assert max(stages.values()) == 1  # no alert or attack event raised twice
     assert not list((out / ".checkpoint").glob("open-*.parquet"))[1:]  # one at most
 
 

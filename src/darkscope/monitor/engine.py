@@ -28,6 +28,7 @@ from darkscope.backscatter.persist import SavedModel
 from darkscope.backscatter.rules import RuleSet
 from darkscope.backscatter.telescope import Telescope
 from darkscope.backscatter.victims import victims as find_victims
+from darkscope.monitor.attacks import AttackTracker
 from darkscope.monitor.outputs import AlertLog, Layout, alert_records, iso
 from darkscope.store import ReviewStore
 
@@ -46,6 +47,7 @@ class Counters:
     ddos_windows: int = 0
     queued: int = 0
     alerts: int = 0
+    attacks: int = 0               # attacks started
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -81,6 +83,8 @@ class Engine:
         self.store = store
         self.alerts = alerts
         self.on_span_closed = on_span_closed
+        window_s = saved.definition.window_s or span
+        self.attacks = AttackTracker(window_s * NS)
         self.interval_ns = min(interval_s, span) * NS
         self.span_ns = span * NS
         self.watermark: int | None = None
@@ -96,7 +100,9 @@ class Engine:
         return pa.concat_tables(self._open) if self._open else None
 
     def restore(self, watermark: int | None, interval_start: int | None, span: SpanState,
-                counters: Counters, open_rows: pa.Table | None) -> None:
+                counters: Counters, open_rows: pa.Table | None,
+                attacks: dict[str, dict] | None = None) -> None:
+        self.attacks.state = attacks or {}
         self.watermark, self.interval_start = watermark, interval_start
         self.span, self.counters = span, counters
         self._open = [open_rows] if open_rows is not None and open_rows.num_rows else []
@@ -141,6 +147,7 @@ class Engine:
             self._close_span()  # the span ended while no packet was pending (a quiet link)
         if not finish:
             self._provisional()
+        self._emit(self.attacks.expire(None if finish else self.watermark))
 
     def clock(self, now_ns: int) -> None:
         """Live capture: real time moves the watermark even when no packet arrives, so
@@ -246,11 +253,14 @@ class Engine:
         self._fresh_hosts = []
 
     def _emit(self, records: list[dict]) -> None:
+        records = records + self.attacks.observe(records)
         if records:
             at = iso(time.time_ns())
             seen = None if self.watermark is None else iso(self.watermark)
             self.alerts.write([{**r, "at": at, "packet_time": seen} for r in records])
             self.counters.alerts += len(records)
+            self.counters.attacks += sum(r["kind"] == "attack" and r["stage"] == "start"
+                                         for r in records)
 
     def _with_version(self, verdicts: pa.Table) -> pa.Table:
         return verdicts.append_column(

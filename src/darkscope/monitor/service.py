@@ -85,7 +85,8 @@ class Monitor:
             files = saved_state.files
             self.alerts.truncate(saved_state.alerts_bytes)
             self.engine.restore(saved_state.watermark, saved_state.interval_start,
-                                saved_state.span, saved_state.counters, saved_state.open_rows)
+                                saved_state.span, saved_state.counters, saved_state.open_rows,
+                                saved_state.attacks)
         else:  # a run killed before its first checkpoint: all it wrote is redone
             self.alerts.truncate(0)
         self.resumed = saved_state is not None
@@ -180,7 +181,8 @@ class Monitor:
         checkpoint.save(self.layout.checkpoint, checkpoint.Checkpoint(
             self.seq, self.fixed, self.source.state(), self.engine.watermark,
             self.engine.interval_start, self.engine.span, self.engine.counters,
-            self.alerts.sync(), self.learner.save_state(), self.engine.open_rows()))
+            self.alerts.sync(), self.learner.save_state(), self.engine.attacks.state,
+            self.engine.open_rows()))
         self._write_status(state)
 
     def _write_status(self, state: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from darkscope import packets
@@ -167,3 +168,36 @@ def test_usage_mistakes(tmp_path, short_model, capsys, extra, message) -> None:
 def test_output_inside_the_watched_directory_is_refused(tmp_path, short_model, capsys):
     assert main(_args(tmp_path, short_model, tmp_path / "out")) == 2
     assert "would read its own outputs" in capsys.readouterr().err
+
+
+def test_a_directory_that_is_not_a_monitors_is_refused(tmp_path, short_model, capsys):
+    watch, out = tmp_path / "spool", tmp_path / "out"
+    watch.mkdir()
+    out.mkdir()
+    (out / "precious.csv").write_text("keep me\n")
+    assert main(_args(watch, short_model, out, "--no-store", "--once")) == 1
+    assert "not a monitor's (precious.csv)" in capsys.readouterr().err
+    assert (out / "precious.csv").read_text() == "keep me\n"
+
+
+def test_scanners_are_attributed_per_interval_and_rules_mined_per_day(
+        tmp_path, sim_heldout, short_model, capsys) -> None:
+    watch, out = tmp_path / "spool", tmp_path / "out"
+    watch.mkdir()
+    shutil.copy(sim_heldout.capture, watch / "telescope.pcap")
+    assert main(_args(watch, short_model, out, "--no-store", "--once", "--finish",
+                      "--scanner-min-hosts", "20")) == 0
+    capsys.readouterr()
+    hosts = ds.dataset(out / "hosts", format="parquet", partitioning="hive").to_table()
+    # the same attribution as `hosts attribute` per interval, done independently here
+    assert main(["hosts", "attribute", str(sim_heldout.capture), "--period", "60s", "-o",
+                 str(tmp_path / "batch-hosts.parquet")]) == 0
+    batch = pq.read_table(tmp_path / "batch-hosts.parquet")
+    key = [("period_start", "ascending"), ("src", "ascending")]
+    assert hosts.select(batch.column_names).sort_by(key).equals(batch.sort_by(key))
+    rules = pq.read_table(next((out / "rules").glob("date=*/rules.parquet")))
+    assert main(["rules", "mine", str(sim_heldout.capture), "--min-hosts", "20", "-o",
+                 str(tmp_path / "batch-rules.parquet")]) == 0
+    assert rules.num_rows == pq.read_table(tmp_path / "batch-rules.parquet").num_rows > 0
+    status = json.loads((out / "status.json").read_text())
+    assert status["scanners"]["days"][-1]["rules"] == rules.num_rows

@@ -39,6 +39,7 @@ class Checkpoint:
     alerts_bytes: int
     learning: dict | None = None   # monitor.learning.LearningState as a dict
     attacks: dict | None = None    # monitor.attacks.AttackTracker.state
+    daily: dict | None = None      # monitor.daily.DailyState as a dict
     open_rows: pa.Table | None = None
 
 
@@ -59,7 +60,8 @@ def load(folder: Path) -> Checkpoint | None:
     return Checkpoint(state["seq"], state["settings"], state["files"], state["watermark"],
                       state["interval_start"], SpanState(**state["span"]),
                       Counters(**state["counters"]), state["alerts_bytes"],
-                      state.get("learning"), state.get("attacks"), open_rows)
+                      state.get("learning"), state.get("attacks"), state.get("daily"),
+                      open_rows)
 
 
 def save(folder: Path, checkpoint: Checkpoint) -> None:
@@ -77,7 +79,7 @@ def save(folder: Path, checkpoint: Checkpoint) -> None:
         "watermark": checkpoint.watermark, "interval_start": checkpoint.interval_start,
         "span": asdict(checkpoint.span), "counters": checkpoint.counters.as_dict(),
         "alerts_bytes": checkpoint.alerts_bytes, "learning": checkpoint.learning,
-        "attacks": checkpoint.attacks,
+        "attacks": checkpoint.attacks, "daily": checkpoint.daily,
         "open": open_name,
     }
     with atomic_path(folder / STATE) as tmp:

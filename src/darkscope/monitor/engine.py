@@ -13,9 +13,11 @@ columns (a /16 telescope: a few hundred thousand packets an hour).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +37,9 @@ from darkscope.store import ReviewStore
 NS = 1_000_000_000
 # called with a judged span's packets, its final decisions and its start (ns)
 SpanHook = Callable[[pa.Table, Decisions, int], None]
+# called with a written packet-table part (relative to OUT) and the time it covers (ns)
+PartHook = Callable[[Path, int, int], None]
+HOUR_NS = 3600 * NS
 
 
 @dataclass
@@ -68,7 +73,8 @@ class Engine:
 
     def __init__(self, layout: Layout, saved: SavedModel, model_version: str, rules: RuleSet,
                  telescope: Telescope, store: ReviewStore | None, alerts: AlertLog,
-                 interval_s: int = 60, on_span_closed: SpanHook | None = None) -> None:
+                 interval_s: int = 60, on_span_closed: SpanHook | None = None,
+                 on_part_written: PartHook | None = None) -> None:
         span = saved.definition.chunk_s
         if span is None:
             raise ValueError("packet-count windows have no time span to monitor")
@@ -83,6 +89,9 @@ class Engine:
         self.store = store
         self.alerts = alerts
         self.on_span_closed = on_span_closed
+        self.on_part_written = on_part_written
+        self._part_rows: list[pa.Table] = []     # closed intervals not yet written
+        self._part_start: int | None = None
         window_s = saved.definition.window_s or span
         self.attacks = AttackTracker(window_s * NS)
         self.interval_ns = min(interval_s, span) * NS
@@ -134,14 +143,33 @@ class Engine:
             return
         limit = self.watermark + 1 if finish else self.watermark // self.interval_ns * \
             self.interval_ns
-        while self._open and self.interval_start < limit:
-            end = min(self.interval_start + self.interval_ns, self.span.start + self.span_ns)
-            self._close_interval(end)
-            if end >= self.span.start + self.span_ns:
-                self._close_span()
-            if self._open:   # skip intervals without packets
-                oldest = int(pc.min(self.open_rows()["ts"].cast(pa.int64())).as_py())
-                self._move_to(max(oldest, self.interval_start))
+        table = self.open_rows()
+        if table is not None:
+            # One sort and one cut for the whole backlog, then a slice per interval: the
+            # open rows are never filtered once per interval.
+            ts = table["ts"].cast(pa.int64()).to_numpy()
+            if ts.size > 1 and bool((ts[1:] < ts[:-1]).any()):
+                order = np.argsort(ts, kind="stable")
+                table, ts = table.take(order), ts[order]
+            cut = int(np.searchsorted(ts, limit, "left"))
+            closing, rest = table.slice(0, cut), table.slice(cut)
+            self._open = [rest] if rest.num_rows else []
+            # late rows (older than the open interval) go with the open interval
+            starts = np.maximum(ts[:cut] // self.interval_ns * self.interval_ns,
+                                self.interval_start)
+            edges = [0, *(np.flatnonzero(starts[1:] != starts[:-1]) + 1).tolist(), cut]
+            for lo, hi in itertools.pairwise(edges if cut else []):
+                start = int(starts[lo])
+                if self._part_start is not None and (
+                        start // HOUR_NS != self._part_start // HOUR_NS
+                        or start >= self.span.start + self.span_ns):
+                    self._write_part()  # a part holds one hour of one span at most
+                self._move_to(start)
+                self._close_interval(closing.slice(lo, hi - lo), start)
+                if self.interval_start >= self.span.start + self.span_ns:
+                    self._write_part()
+                    self._close_span()
+            self._write_part()
         span_over = self.span.start is not None and self.span.start + self.span_ns <= limit
         if self._span_tables and (finish or span_over):
             self._close_span()  # the span ended while no packet was pending (a quiet link)
@@ -165,32 +193,36 @@ class Engine:
                 self.span = SpanState(target // self.span_ns * self.span_ns)
         self.interval_start = max(self.interval_start or target, target)
 
-    def _close_interval(self, end: int) -> None:
-        table = self.open_rows()
-        assert table is not None
-        ts = table["ts"].cast(pa.int64())
-        closed_mask = pc.less(ts, end)
-        closed = table.filter(closed_mask)
-        rest = table.filter(pc.invert(closed_mask))
-        self._open = [rest] if rest.num_rows else []
-        start = self.interval_start
-        assert start is not None and self.span.start is not None
-        self.interval_start = end
-        if not closed.num_rows:
-            return
-        part = self.layout.packets_part(start)
-        self.layout.write(closed, part)
+    def _close_interval(self, closed: pa.Table, start: int) -> None:
+        """Add one interval's packets to the open span and to the part being gathered."""
+        assert self.span.start is not None
+        self.interval_start = start + self.interval_ns
         self.counters.intervals += 1
+        if self._part_start is None:
+            self._part_start = start
+        self._part_rows.append(closed)
         detector = detector_rows(closed)
         late = pc.less(detector["ts"].cast(pa.int64()), self.span.start)
         late_rows = int(pc.sum(late).as_py() or 0)
         if late_rows:
             self.counters.late_packets += late_rows
             detector = detector.filter(pc.invert(late))
-        if str(part) not in self.span.parts:
-            self.span.parts.append(str(part))
-            self._span_tables.append(detector)
+        self._span_tables.append(detector)
         self._fresh_hosts.append(detector.select(["src", "src6"]))
+
+    def _write_part(self) -> None:
+        """Write the gathered intervals as one packet-table part: one per interval when
+        keeping up with live traffic, up to an hour's worth when catching up on a backlog."""
+        if self._part_start is None:
+            return
+        start, end = self._part_start, self.interval_start
+        assert end is not None
+        part = self.layout.packets_part(start)
+        self.layout.write(pa.concat_tables(self._part_rows), part)
+        self.span.parts.append(str(part))
+        self._part_rows, self._part_start = [], None
+        if self.on_part_written is not None:
+            self.on_part_written(part, start, end)
 
     def _decide(self, table: pa.Table):
         labels = self.store.labels() if self.store is not None else None

@@ -1,14 +1,16 @@
 """Where the monitor writes, and how: Hive-partitioned Parquet parts named by the time they
-cover (so a part rewritten after a restart replaces itself instead of adding a copy), and an
+start (a restart removes the parts past its checkpoint and writes them again), and an
 append-only JSON Lines alert log.
 
-    OUT/packets/date=2016-08-20/hour=12/120300.parquet    packets of one interval (all columns)
-    OUT/verdicts/date=.../hour=.../span-120000.parquet     final verdicts, one file per hour of
-                                                           a detection span (backscatter detect's
-                                                           columns + model_version)
-    OUT/victims/date=.../hour=.../span-120000.parquet     attacks of a span (backscatter victims)
-    OUT/alerts.jsonl                                      alerts with their evidence
-    OUT/status.json, OUT/.checkpoint/                     health; restart state
+    OUT/packets/date=2016-08-20/hour=12/20160820T120300.parquet  packets from 12:03 on: one
+                        interval when keeping up, up to the hour's end when catching up
+    OUT/hosts/date=…/hour=…/20160820T120300.parquet      tool family of each host, per interval
+    OUT/verdicts/date=…/hour=…/span-20160820T120000.parquet   final verdicts of a span's windows
+                        in that hour (backscatter detect's columns + model_version)
+    OUT/victims/date=…/hour=…/span-20160820T120000.parquet    attacks of a span
+    OUT/rules/date=2016-08-20/rules.parquet               the day's fingerprint rules
+    OUT/models/v0002/                                     model versions learnt while running
+    OUT/alerts.jsonl, OUT/status.json, OUT/.checkpoint/   alerts; health; restart state
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -30,6 +33,15 @@ NS = 1_000_000_000
 
 def _stamp(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // NS, UTC)
+
+
+def _part_start(name: str) -> int | None:
+    """The start (ns) encoded in a part's name (``[span-]YYYYmmddTHHMMSS.parquet``)."""
+    try:
+        moment = datetime.strptime(name.removeprefix("span-")[:15], "%Y%m%dT%H%M%S")
+    except ValueError:
+        return None
+    return int(moment.replace(tzinfo=UTC).timestamp()) * NS
 
 
 def iso(ns: int) -> str:
@@ -47,9 +59,9 @@ class Layout:
         moment = _stamp(ns)
         return Path(kind) / f"date={moment:%Y-%m-%d}" / f"hour={moment:%H}"
 
-    def packets_part(self, interval_start: int) -> Path:
-        return self._partition("packets", interval_start) / \
-            f"{_stamp(interval_start):%H%M%S}.parquet"
+    def packets_part(self, start: int, kind: str = "packets") -> Path:
+        """Packets (or their hosts' tools) from ``start`` to the next part's start."""
+        return self._partition(kind, start) / f"{_stamp(start):%Y%m%dT%H%M%S}.parquet"
 
     def verdicts_part(self, hour_start: int, span_start: int) -> Path:
         return self._partition("verdicts", hour_start) / \
@@ -70,6 +82,32 @@ class Layout:
     @property
     def checkpoint(self) -> Path:
         return self.root / ".checkpoint"
+
+    def rollback(self, parts_from: int | None, spans_from: int | None, days_from: int | None,
+                 models_after: int) -> int:
+        """Remove what a run killed after its last checkpoint wrote past it (``None``: the
+        run never checkpointed, so everything): the restart writes it again, perhaps cut
+        into other parts, and nothing may be there twice. Returns the files removed."""
+        removed = 0
+        limits = {"packets": parts_from, "hosts": parts_from, "verdicts": spans_from,
+                  "victims": spans_from}
+        for kind, limit in limits.items():
+            for part in sorted((self.root / kind).rglob("*.parquet")):
+                stamp = _part_start(part.name)
+                if stamp is None or limit is None or stamp >= limit:
+                    part.unlink()
+                    removed += 1
+        for rules in sorted((self.root / "rules").glob("date=*/rules.parquet")):
+            day = _part_start(rules.parent.name.removeprefix("date=").replace("-", "")
+                              + "T000000")
+            if days_from is None or day is None or day >= days_from:
+                rules.unlink()
+                removed += 1
+        for model in sorted((self.root / "models").glob("v[0-9]*")):
+            if int(model.name[1:]) > models_after:
+                shutil.rmtree(model)
+                removed += 1
+        return removed
 
     def write(self, table: pa.Table, part: Path) -> None:
         target = self.root / part

@@ -27,6 +27,7 @@ from darkscope.backscatter.telescope import Telescope
 from darkscope.errors import DarkscopeError
 from darkscope.io import atomic_path
 from darkscope.monitor import checkpoint
+from darkscope.monitor.daily import DailyState, ScannerJobs
 from darkscope.monitor.engine import Engine
 from darkscope.monitor.interface import CLOCK_DELAY_NS, InterfaceSource
 from darkscope.monitor.learning import Learner, LearningState, version_name
@@ -50,6 +51,8 @@ class Settings:
     finish: bool = False       # and judge the open span, the input being complete
     learn: bool = True         # learn expert labels from the store while running
     self_train: bool = False   # also learn each span's rule labels and confident verdicts
+    scanners: bool = True      # tools per interval, fingerprint rules per day
+    scanner_min_hosts: int = 1000
 
 
 class Monitor:
@@ -70,14 +73,27 @@ class Monitor:
             if changed:
                 raise DarkscopeError(f"{settings.output} was monitored with other settings "
                                      f"({'; '.join(changed)}); use a new -o directory")
+        if saved_state is None:
+            _check_fresh(self.layout.root)
+            self.layout.rollback(None, None, None, models_after=1)
+        else:
+            daily_state = saved_state.daily or {}
+            self.layout.rollback(saved_state.interval_start, saved_state.span.start,
+                                 daily_state.get("day_start"),
+                                 (saved_state.learning or {}).get("version", 1))
         learned = saved_state.learning if saved_state is not None else None
         self.learner = Learner(self.layout.root, settings.model_path,
                                LearningState(**learned) if learned else None, store=store,
                                self_train=settings.self_train, enabled=settings.learn)
         saved, version = self.learner.current()
+        daily = saved_state.daily if saved_state is not None else None
+        self.scanners = ScannerJobs(self.layout, settings.scanner_min_hosts,
+                                    settings.interval_s, DailyState(**daily) if daily else None)
         self.alerts = AlertLog(self.layout.alerts)
         self.engine = Engine(self.layout, saved, version, rules, settings.telescope, store,
-                             self.alerts, settings.interval_s, on_span_closed=self._span_closed)
+                             self.alerts, settings.interval_s, on_span_closed=self._span_closed,
+                             on_part_written=self.scanners.part_written
+                             if settings.scanners else None)
         self.seq = 0
         files = None
         if saved_state is not None:
@@ -129,6 +145,8 @@ class Monitor:
                     time.sleep(self.settings.poll_s)
             if self.settings.finish and not self._stop:
                 self.engine.advance(finish=True)
+                if self.settings.scanners:
+                    self.scanners.day_over()
             self._commit(state="stopped")
             return self.status("stopped")
         finally:
@@ -182,7 +200,7 @@ class Monitor:
             self.seq, self.fixed, self.source.state(), self.engine.watermark,
             self.engine.interval_start, self.engine.span, self.engine.counters,
             self.alerts.sync(), self.learner.save_state(), self.engine.attacks.state,
-            self.engine.open_rows()))
+            self.scanners.as_dict(), self.engine.open_rows()))
         self._write_status(state)
 
     def _write_status(self, state: str) -> None:
@@ -209,6 +227,8 @@ class Monitor:
                          "self_training": self.settings.self_train,
                          "held_by_drift": self.settings.self_train
                          and self.learner.state.drift is not None},
+            "scanners": {"tools_today": self.scanners.state.tools,
+                         "days": self.scanners.state.days[-3:]},
             "interval_s": self.settings.interval_s,
             **engine.counters.as_dict(),
             "packets_per_s": round(self._rate, 1),
@@ -223,6 +243,20 @@ class Monitor:
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "checkpoint_seq": self.seq,
         }
+
+
+MONITOR_ENTRIES = {"packets", "hosts", "verdicts", "victims", "rules", "models",
+                   "alerts.jsonl", "status.json", ".checkpoint", "confirm-drift"}
+
+
+def _check_fresh(root: Path) -> None:
+    """Without a checkpoint the directory is new, or a monitor's that was killed before its
+    first checkpoint (whose outputs are then removed): never someone else's files."""
+    foreign = sorted(p.name for p in root.iterdir() if p.name not in MONITOR_ENTRIES)
+    if foreign:
+        raise DarkscopeError(f"{root} holds files that are not a monitor's "
+                             f"({', '.join(foreign[:3])}); give -o a new or a monitor's "
+                             "directory")
 
 
 def _rss_bytes() -> int:

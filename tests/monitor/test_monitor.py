@@ -10,7 +10,9 @@ import json
 import random
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +26,7 @@ from darkscope import packets
 from darkscope.cli import main
 from darkscope.store import ReviewStore
 
-from .conftest import DARKSCOPE, TELESCOPE, RotatingWriter, monitor_verdicts
+from .conftest import DARKSCOPE, TELESCOPE, RotatingWriter, assert_same_verdicts, monitor_verdicts
 
 
 def _args(watch: Path, model: Path, out: Path, *extra: str) -> list[str]:
@@ -46,7 +48,7 @@ def test_once_finish_gives_the_batch_verdicts(tmp_path, sim_heldout, short_model
     assert "spans judged" in capsys.readouterr().err
 
     got = monitor_verdicts(out, batch_verdicts.column_names)
-    assert got.equals(batch_verdicts)
+    assert_same_verdicts(got, batch_verdicts)
     verdicts = ds.dataset(out / "verdicts", format="parquet", partitioning="hive").to_table()
     weights = hashlib.sha256((short_model / "model.joblib").read_bytes()).hexdigest()
     assert set(verdicts["model_version"].to_pylist()) == {f"v0001@{weights[:12]}"}
@@ -122,7 +124,7 @@ def test_kill_9_at_any_moment_loses_and_repeats_nothing(tmp_path, sim_heldout, s
     time.sleep(0.4)  # let the last compressed file settle
     subprocess.run([*command, "--once", "--finish"], check=True, capture_output=True)
 
-    assert monitor_verdicts(out, batch_verdicts.column_names).equals(batch_verdicts)
+    assert_same_verdicts(monitor_verdicts(out, batch_verdicts.column_names), batch_verdicts)
     table = ds.dataset(out / "packets", format="parquet", partitioning="hive").to_table()
     assert table.num_rows == packets.read(sim_heldout.capture).num_rows
     assert table["ts"].null_count == 0
@@ -201,3 +203,60 @@ def test_scanners_are_attributed_per_interval_and_rules_mined_per_day(
     assert rules.num_rows == pq.read_table(tmp_path / "batch-rules.parquet").num_rows > 0
     status = json.loads((out / "status.json").read_text())
     assert status["scanners"]["days"][-1]["rules"] == rules.num_rows
+
+
+def test_alerts_reach_syslog_and_sighup_reopens_the_log(tmp_path, sim_heldout, short_model):
+    """A real syslog datagram socket on loopback; logrotate's rename-then-SIGHUP."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(0.2)
+    received: list[bytes] = []
+    sent_all = threading.Event()
+
+    def drain() -> None:  # as a syslog daemon would, while the monitor sends
+        while True:
+            try:
+                received.append(receiver.recv(65536))
+            except TimeoutError:
+                if sent_all.is_set():
+                    return
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    watch, out, staging = tmp_path / "spool", tmp_path / "out", tmp_path / "staging"
+    watch.mkdir()
+    staging.mkdir()
+    RotatingWriter(sim_heldout.capture, staging, files=2, pieces=1, pause_s=0).run()
+    first, second = sorted(staging.iterdir())
+    shutil.copy(first, watch / first.name)
+    process = subprocess.Popen([DARKSCOPE, *_args(watch, short_model, out, "--no-store",
+                                                  "--poll", "0.05", "--syslog",
+                                                  f"udp://127.0.0.1:{receiver.getsockname()[1]}")],
+                               stderr=subprocess.PIPE, text=True)
+    log = out / "alerts.jsonl"
+    _wait_for(lambda: log.exists() and log.stat().st_size > 0)
+    time.sleep(0.5)
+    log.rename(out / "alerts.jsonl.1")
+    process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    shutil.copy(second, watch / second.name)
+    _wait_for(lambda: log.exists() and log.stat().st_size > 0)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+
+    written = [line for name in ("alerts.jsonl.1", "alerts.jsonl")
+               for line in (out / name).read_text().splitlines()]
+    sent_all.set()
+    reader.join()
+    receiver.close()
+    assert len(received) == len(written) > 0
+    for datagram, line in zip(received, written, strict=True):
+        priority, _, message = datagram.decode().rstrip("\x00").partition(">")
+        stage = json.loads(line)["stage"]
+        # facility local0 (16): warning (4) for what is new, info (6) for the rest
+        assert int(priority.lstrip("<")) == 16 * 8 + (
+            4 if stage in ("start", "provisional", "final") else 6)
+        assert message == f"darkscope-monitor: {line}"

@@ -65,6 +65,9 @@ _INTERVAL_HELP = ("Seconds per interval (aligned to the epoch, as corsaro's): pa
                    "day's fingerprint rules (OUT/hosts, OUT/rules).")
 @click.option("--scanner-min-hosts", type=click.IntRange(1), default=1000, show_default=True,
               help="Minimum support, in hosts, of the daily rules (as rules mine --min-hosts).")
+@click.option("--syslog", default=None, metavar="TARGET",
+              help="Also send every alert to syslog: /dev/log, udp://HOST:PORT or "
+                   "tcp://HOST:PORT (facility local0; warning for new attacks, info else).")
 @click.option("--status", "show_status", is_flag=True,
               help="Print the status of the monitor writing to -o and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --status: print it as JSON.")
@@ -73,8 +76,8 @@ def monitor(watch: str | None, interface: str | None, bpf_filter: str | None,
             model_path: str | None, output: str, telescope: str | None,
             store_path: str, no_store: bool, rules_path: str | None, interval_s: int,
             poll_s: float, settle_s: float, once: bool, finish: bool, learn: bool,
-            self_train: bool, scanners: bool, scanner_min_hosts: int, confirm_drift: bool,
-            show_status: bool, as_json: bool) -> None:
+            self_train: bool, scanners: bool, scanner_min_hosts: int, syslog: str | None,
+            confirm_drift: bool, show_status: bool, as_json: bool) -> None:
     """Detect DDoS backscatter around the clock, on rotating captures or a live interface.
 
     --watch DIR: captures are read as they grow (tcpdump -G/-C, dumpcap ring buffers, hourly
@@ -121,7 +124,7 @@ def monitor(watch: str | None, interface: str | None, bpf_filter: str | None,
         raise UsageError(f"output directory {out.parent} does not exist")
     _run(watch_dir, interface, bpf_filter, Path(model_path), out, telescope,
          None if no_store else store_path, rules_path, interval_s, poll_s, settle_s, once,
-         finish, learn, self_train, scanners, scanner_min_hosts)
+         finish, learn, self_train, scanners, scanner_min_hosts, syslog)
 
 
 def _confirm_drift(out: Path) -> None:
@@ -140,7 +143,8 @@ def _confirm_drift(out: Path) -> None:
 def _run(watch: Path | None, interface: str | None, bpf_filter: str | None, model_path: Path,
          out: Path, telescope: str, store_path: str | None, rules_path: str | None,
          interval_s: int, poll_s: float, settle_s: float, once: bool, finish: bool,
-         learn: bool, self_train: bool, scanners: bool, scanner_min_hosts: int) -> None:
+         learn: bool, self_train: bool, scanners: bool, scanner_min_hosts: int,
+         syslog: str | None) -> None:
     from contextlib import nullcontext
 
     from darkscope.backscatter import persist
@@ -160,7 +164,8 @@ def _run(watch: Path | None, interface: str | None, bpf_filter: str | None, mode
                          "detection span")
     rules = load_rules(rules_path)
     settings = Settings(watch, interface, out, model_path, scope, bpf_filter, interval_s, poll_s,
-                        settle_s, once, finish, learn, self_train, scanners, scanner_min_hosts)
+                        settle_s, once, finish, learn, self_train, scanners, scanner_min_hosts,
+                        syslog)
     with nullcontext() if store_path is None else ReviewStore(store_path) as store:
         service = Monitor(settings, rules, store)
         status = service.run()

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
+import logging.handlers
 import os
 import shutil
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -26,6 +29,7 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from darkscope.errors import UsageError
 from darkscope.io import atomic_path
 
 NS = 1_000_000_000
@@ -123,13 +127,22 @@ class AlertLog:
     :meth:`truncate` drops what a crash left after the last checkpoint (it is re-emitted),
     :meth:`reopen` follows a logrotate rename (SIGHUP)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, syslog: str | None = None) -> None:
         self.path = path
         self._handle: IO[str] = path.open("a", encoding="utf-8")
+        self._syslog = _syslog_handler(syslog) if syslog else None
 
     def write(self, records: list[dict]) -> None:
-        self._handle.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        lines = [json.dumps(r, sort_keys=True) for r in records]
+        self._handle.write("".join(line + "\n" for line in lines))
         self._handle.flush()
+        if self._syslog is not None:
+            for record, line in zip(records, lines, strict=True):
+                urgent = record.get("stage") in ("start", "provisional", "final")
+                self._syslog.emit(logging.makeLogRecord({
+                    "msg": f"darkscope-monitor: {line}", "name": "darkscope",
+                    "levelno": logging.WARNING if urgent else logging.INFO,
+                    "levelname": "WARNING" if urgent else "INFO"}))
 
     def sync(self) -> int:
         """Flush to disk; the file's size (what a checkpoint records)."""
@@ -148,6 +161,27 @@ class AlertLog:
 
     def close(self) -> None:
         self._handle.close()
+        if self._syslog is not None:
+            self._syslog.close()
+
+
+def _syslog_handler(target: str) -> logging.handlers.SysLogHandler:
+    """``/dev/log`` (a local socket), ``udp://HOST:PORT`` or ``tcp://HOST:PORT``; facility
+    local0, so a syslog daemon can route the monitor's alerts apart."""
+    facility = logging.handlers.SysLogHandler.LOG_LOCAL0
+    if target.startswith(("udp://", "tcp://")):
+        host, _, port = target[6:].rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(f"--syslog {target!r}: expected udp://HOST:PORT or tcp://HOST:PORT")
+        kind = socket.SOCK_DGRAM if target.startswith("udp") else socket.SOCK_STREAM
+        try:
+            return logging.handlers.SysLogHandler((host.strip("[]"), int(port)), facility, kind)
+        except OSError as exc:
+            raise UsageError(f"--syslog {target}: {exc.strerror or exc}") from None
+    if not Path(target).exists():
+        raise UsageError(f"--syslog {target}: no such socket (a path like /dev/log, or "
+                         "udp://HOST:PORT)")
+    return logging.handlers.SysLogHandler(target, facility)
 
 
 _EVIDENCE = ("packets", "confidence", "decided_by", "model_version", "context_packets")

@@ -53,6 +53,7 @@ class Settings:
     self_train: bool = False   # also learn each span's rule labels and confident verdicts
     scanners: bool = True      # tools per interval, fingerprint rules per day
     scanner_min_hosts: int = 1000
+    syslog: str | None = None  # also send alerts to syslog (/dev/log, udp://h:p, tcp://h:p)
 
 
 class Monitor:
@@ -89,7 +90,7 @@ class Monitor:
         daily = saved_state.daily if saved_state is not None else None
         self.scanners = ScannerJobs(self.layout, settings.scanner_min_hosts,
                                     settings.interval_s, DailyState(**daily) if daily else None)
-        self.alerts = AlertLog(self.layout.alerts)
+        self.alerts = AlertLog(self.layout.alerts, settings.syslog)
         self.engine = Engine(self.layout, saved, version, rules, settings.telescope, store,
                              self.alerts, settings.interval_s, on_span_closed=self._span_closed,
                              on_part_written=self.scanners.part_written

@@ -158,6 +158,8 @@ def test_sigterm_finishes_the_poll_and_exits_cleanly(tmp_path, sim_heldout, shor
 @pytest.mark.parametrize(("extra", "message"), [
     (["--finish"], "--finish needs --once"),
     (["--telescope", "/16"], "name the telescope's networks"),
+    (["--syslog", "udp://127.0.0.1"], "expected udp://HOST:PORT"),
+    (["--syslog", "/nonexistent/log"], "no such socket"),
 ])
 def test_usage_mistakes(tmp_path, short_model, capsys, extra, message) -> None:
     watch = tmp_path / "spool"
@@ -165,6 +167,7 @@ def test_usage_mistakes(tmp_path, short_model, capsys, extra, message) -> None:
     assert main(_args(watch, short_model, tmp_path / "out", *extra)) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_output_inside_the_watched_directory_is_refused(tmp_path, short_model, capsys):

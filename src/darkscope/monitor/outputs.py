@@ -127,10 +127,11 @@ class AlertLog:
     :meth:`truncate` drops what a crash left after the last checkpoint (it is re-emitted),
     :meth:`reopen` follows a logrotate rename (SIGHUP)."""
 
-    def __init__(self, path: Path, syslog: str | None = None) -> None:
+    def __init__(self, path: Path,
+                 syslog: logging.handlers.SysLogHandler | None = None) -> None:
         self.path = path
         self._handle: IO[str] = path.open("a", encoding="utf-8")
-        self._syslog = _syslog_handler(syslog) if syslog else None
+        self._syslog = syslog
 
     def write(self, records: list[dict]) -> None:
         lines = [json.dumps(r, sort_keys=True) for r in records]
@@ -165,9 +166,11 @@ class AlertLog:
             self._syslog.close()
 
 
-def _syslog_handler(target: str) -> logging.handlers.SysLogHandler:
+def syslog_handler(target: str) -> logging.handlers.SysLogHandler:
     """``/dev/log`` (a local socket), ``udp://HOST:PORT`` or ``tcp://HOST:PORT``; facility
-    local0, so a syslog daemon can route the monitor's alerts apart."""
+    local0, so a syslog daemon can route the monitor's alerts apart. Raises
+    :class:`UsageError` for a target that cannot be reached (checked before anything is
+    written)."""
     facility = logging.handlers.SysLogHandler.LOG_LOCAL0
     if target.startswith(("udp://", "tcp://")):
         host, _, port = target[6:].rpartition(":")

@@ -31,7 +31,7 @@ from darkscope.monitor.daily import DailyState, ScannerJobs
 from darkscope.monitor.engine import Engine
 from darkscope.monitor.interface import CLOCK_DELAY_NS, InterfaceSource
 from darkscope.monitor.learning import Learner, LearningState, version_name
-from darkscope.monitor.outputs import AlertLog, Layout, iso
+from darkscope.monitor.outputs import AlertLog, Layout, iso, syslog_handler
 from darkscope.monitor.watch import DirectoryWatcher
 from darkscope.store import ReviewStore
 
@@ -60,6 +60,7 @@ class Monitor:
     def __init__(self, settings: Settings, rules: RuleSet, store: ReviewStore | None) -> None:
         self.settings = settings
         self.rules = rules
+        syslog = syslog_handler(settings.syslog) if settings.syslog else None
         self.layout = Layout(settings.output)
         self.layout.root.mkdir(parents=True, exist_ok=True)
         source = (f"interface {settings.interface}" if settings.interface else
@@ -90,7 +91,7 @@ class Monitor:
         daily = saved_state.daily if saved_state is not None else None
         self.scanners = ScannerJobs(self.layout, settings.scanner_min_hosts,
                                     settings.interval_s, DailyState(**daily) if daily else None)
-        self.alerts = AlertLog(self.layout.alerts, settings.syslog)
+        self.alerts = AlertLog(self.layout.alerts, syslog)
         self.engine = Engine(self.layout, saved, version, rules, settings.telescope, store,
                              self.alerts, settings.interval_s, on_span_closed=self._span_closed,
                              on_part_written=self.scanners.part_written

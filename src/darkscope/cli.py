@@ -29,8 +29,10 @@ COMMANDS: dict[str, str] = {
     "query": "darkscope.query:query",
     "review": "darkscope.backscatter.cli:review",
     "rules": "darkscope.patterns.cli:rules",
+    "serve": "darkscope.web.cli:serve",
     "simulate": "darkscope.simulate.cli:simulate",
     "topics": "darkscope.topics.cli:topics",
+    "users": "darkscope.web.cli:users",
 }
 
 

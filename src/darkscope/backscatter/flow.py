@@ -151,7 +151,8 @@ def ask_oracle(decisions: Decisions, truth: pa.Table, store: ReviewStore | None,
     return chosen
 
 
-def record_reviews(decisions: Decisions, store: ReviewStore) -> int:
+def record_reviews(decisions: Decisions, store: ReviewStore,
+                   model_version: str | None = None) -> int:
     """Queue every IPv4 window still waiting for an expert (with its features). IPv6 windows
     stay ``needs_review`` in the verdicts: the review store keys hosts by IPv4 address."""
     rows = np.flatnonzero((decisions.verdict == REVIEW) & ~decisions.windows.is6)
@@ -160,7 +161,7 @@ def record_reviews(decisions: Decisions, store: ReviewStore) -> int:
               "outlier" if decisions.outlier[i] else
               "one-packet" if w.packets[i] == 1 else "low-confidence",
               float(decisions.confidence[i]), w.X[i].tolist()) for i in rows)
-    return store.enqueue(items, w.definition.key())
+    return store.enqueue(items, w.definition.key(), model_version)
 
 
 def verdict_table(decisions: Decisions) -> pa.Table:

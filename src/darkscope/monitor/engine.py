@@ -257,7 +257,8 @@ class Engine:
         for hour_start, rows in _by_hour(verdicts):
             self.layout.write(rows, self.layout.verdicts_part(hour_start, self.span.start))
         if self.store is not None:
-            self.counters.queued += record_reviews(decisions, self.store)
+            self.counters.queued += record_reviews(decisions, self.store,
+                                                  self.model_version)
         is_ddos = decisions.verdict[decisions.windows.row_of_packet] == DDOS
         if is_ddos.any():
             attacks = find_victims(table.filter(pa.array(is_ddos)), verdicts, self.telescope)

@@ -29,11 +29,11 @@ import numpy as np
 import pyarrow as pa
 
 from darkscope.backscatter import persist
-from darkscope.backscatter.model import REVIEW
+from darkscope.backscatter.online import learn_expert_labels
 from darkscope.backscatter.persist import SavedModel
 from darkscope.backscatter.rules import RuleSet
 from darkscope.backscatter.telescope import Telescope
-from darkscope.backscatter.training import EXPERT_WEIGHT, train
+from darkscope.backscatter.training import train
 from darkscope.errors import DarkscopeError
 from darkscope.monitor.outputs import iso
 from darkscope.store import ReviewStore
@@ -100,28 +100,14 @@ class Learner:
         if not new:
             return None
         self.state.label_id = newest
-        key = saved.definition.key()
-        items = [item for item in self.store.items() if item.label is not None
-                 and item.feature_definition == key
-                 and ((item.src, item.window_start) in new or (item.src, None) in new)]
-        if not items:
-            return None  # labels for hosts never queued: applied as verdicts, nothing to learn
-        X = np.array([item.features for item in items], np.float64)
-        y = np.array([1 if item.label == "ddos" else 0 for item in items], np.int64)
-        try:
-            saved.model.partial_fit(X, y, np.full(len(y), EXPERT_WEIGHT))
-        except DarkscopeError:
-            return None  # one class only and nothing to replay: wait for more labels
-        pending = [item for item in self.store.items(pending_only=True)
-                   if item.feature_definition == key]
-        decided = 0
-        if pending:
-            verdict, _confidence, _outlier = saved.model.decide(
-                np.array([item.features for item in pending], np.float64))
-            decided = int((verdict != REVIEW).sum())
-        return self._save(saved, {"source": "experts", "labels": len(items),
-                                  "pending_now_decided": decided,
-                                  "pending": len(pending)})
+        labelled = [item for item in self.store.items() if item.label is not None
+                    and ((item.src, item.window_start) in new or (item.src, None) in new)]
+        update = learn_expert_labels(saved, labelled, self.store.items(pending_only=True))
+        if update is None:
+            return None  # labels for hosts never queued (applied as verdicts), or one class
+        return self._save(saved, {"source": "experts", "labels": update.learnt,
+                                  "pending_now_decided": update.now_decided,
+                                  "pending": update.pending})
 
     # -- self-training and drift at the end of a span -----------------------------------------
     def after_span(self, saved: SavedModel, table: pa.Table, rules: RuleSet,

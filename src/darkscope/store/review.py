@@ -2,7 +2,9 @@
 
 A queued item keeps its feature vector, so a label can train the next model update without
 re-reading the packets. Labels keep who gave them and when; a later label for the same host
-replaces an earlier one for training (the history stays in the table).
+replaces an earlier one for training. The label table is an append-only history: each row
+names the label it replaced and the model version and score it was given under, and an undo is
+a new row restoring the label before (``label`` NULL when there was none).
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ from darkscope.errors import DarkscopeError, UsageError
 
 DEFAULT_STORE = "darkscope.db"
 LABELS = ("ddos", "scan", "other")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_QUEUE = """
 CREATE TABLE IF NOT EXISTS review_queue (
     src INTEGER NOT NULL,
     window_start INTEGER NOT NULL,   -- ns since the epoch, UTC
@@ -35,19 +36,58 @@ CREATE TABLE IF NOT EXISTS review_queue (
     features TEXT NOT NULL,          -- JSON list, in the model's feature order
     feature_definition TEXT NOT NULL,
     queued_at TEXT NOT NULL,
+    model_version TEXT,              -- the model that queued it, when known (schema 2)
     PRIMARY KEY (src, window_start)
 );
-CREATE TABLE IF NOT EXISTS labels (
+"""
+_LABELS = """
+CREATE TABLE IF NOT EXISTS {name} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     src INTEGER NOT NULL,
     window_start INTEGER,            -- NULL: the label covers every window of the host
-    label TEXT NOT NULL CHECK (label IN ('ddos', 'scan', 'other')),
+    label TEXT CHECK (label IS NULL OR label IN ('ddos', 'scan', 'other')),  -- NULL: withdrawn
     note TEXT,
     who TEXT NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    previous TEXT,                   -- the label this one replaced (NULL: none)
+    model_version TEXT,              -- the model judging the item when it was labelled
+    score REAL,                      -- that model's confidence then
+    undoes INTEGER                   -- the id of the label an undo withdrew
 );
-CREATE INDEX IF NOT EXISTS labels_src ON labels (src);
 """
+_USERS = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'expert', 'admin')),
+    password_hash TEXT NOT NULL,     -- argon2id, PHC string
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY,     -- sha256 of the cookie's random token
+    user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at INTEGER NOT NULL      -- seconds since the epoch
+);
+"""
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+           + _QUEUE + _LABELS.format(name="labels")
+           + "CREATE INDEX IF NOT EXISTS labels_src ON labels (src);" + _USERS)
+_LABEL_COLUMNS = ("id, src, window_start, label, note, who, at, previous, model_version, score, "
+                  "undoes")
+
+
+def _migrate_from_1(db: sqlite3.Connection) -> None:
+    """Schema 1 had labels without history columns and a CHECK that forbade withdrawals."""
+    db.executescript(
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE review_queue ADD COLUMN model_version TEXT;"
+        + _LABELS.format(name="labels_v2")
+        + "INSERT INTO labels_v2 (id, src, window_start, label, note, who, at) "
+          "SELECT id, src, window_start, label, note, who, at FROM labels;"
+          "DROP TABLE labels; ALTER TABLE labels_v2 RENAME TO labels;"
+          "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+          "COMMIT;")
 
 
 @dataclass(frozen=True)
@@ -61,18 +101,26 @@ class ReviewItem:
     features: list[float]
     feature_definition: str
     queued_at: str
+    model_version: str | None = None
     label: str | None = None
     labelled_by: str | None = None
 
 
 @dataclass(frozen=True)
 class Label:
+    """One row of the append-only label history; ``label`` None withdraws an earlier one."""
+
+    id: int
     src: int
     window_start: int | None
-    label: str
+    label: str | None
     note: str | None
     who: str
     at: str
+    previous: str | None = None
+    model_version: str | None = None
+    score: float | None = None
+    undoes: int | None = None
 
 
 def _now() -> str:
@@ -101,14 +149,19 @@ class ReviewStore:
         try:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta "
+                             "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             found = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if found is not None and int(found[0]) == 1:
+                _migrate_from_1(self._db)
+            elif found is not None and int(found[0]) != SCHEMA_VERSION:
+                raise DarkscopeError(f"{self.path}: store schema version {found[0]}, this "
+                                     f"darkscope reads versions 1 and {SCHEMA_VERSION}")
+            self._db.executescript(_SCHEMA)
             if found is None:
                 self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
                                  (str(SCHEMA_VERSION),))
-            elif int(found[0]) != SCHEMA_VERSION:
-                raise DarkscopeError(f"{self.path}: store schema version {found[0]}, this "
-                                     f"darkscope reads version {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise DarkscopeError(f"{self.path}: not a darkscope store ({exc})") from None
 
@@ -128,7 +181,8 @@ class ReviewStore:
     def is_empty(self) -> bool:
         """Nothing queued and nothing labelled."""
         return self._db.execute("SELECT NOT EXISTS (SELECT 1 FROM review_queue) "
-                                "AND NOT EXISTS (SELECT 1 FROM labels)").fetchone()[0] == 1
+                                "AND NOT EXISTS (SELECT 1 FROM labels) "
+                                "AND NOT EXISTS (SELECT 1 FROM users)").fetchone()[0] == 1
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -141,37 +195,71 @@ class ReviewStore:
         self._db.execute("COMMIT")
 
     def enqueue(self, rows: Iterable[tuple[int, int, int, int, str, float, list[float]]],
-                feature_definition: str) -> int:
+                feature_definition: str, model_version: str | None = None) -> int:
         """Add (src, window_start, window_end, packets, reason, confidence, features) items;
         an item already queued keeps its place and is refreshed. Returns the items written."""
         now = _now()
         records = [(int(s), int(w0), int(w1), int(n), reason, float(conf), json.dumps(feats),
-                    feature_definition, now)
+                    feature_definition, now, model_version)
                    for s, w0, w1, n, reason, conf, feats in rows]
         with self._transaction() as db:
             db.executemany(
-                "INSERT INTO review_queue VALUES (?,?,?,?,?,?,?,?,?) "
+                "INSERT INTO review_queue (src, window_start, window_end, packets, reason, "
+                "confidence, features, feature_definition, queued_at, model_version) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (src, window_start) DO UPDATE SET window_end=excluded.window_end, "
                 "packets=excluded.packets, reason=excluded.reason, "
                 "confidence=excluded.confidence, features=excluded.features, "
-                "feature_definition=excluded.feature_definition", records)
+                "feature_definition=excluded.feature_definition, "
+                "model_version=coalesce(excluded.model_version, model_version)", records)
         return len(records)
 
     def label(self, src: int, label: str, *, window_start: int | None = None,
-              note: str | None = None, who: str | None = None) -> Label:
-        """Record an expert's label for a host (all its windows, or one window)."""
+              note: str | None = None, who: str | None = None,
+              model_version: str | None = None, score: float | None = None) -> Label:
+        """Record an expert's label for a host (all its windows, or one window), with the
+        label it replaces and, when known, the model version and score it was given under."""
         if label not in LABELS:
             raise UsageError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
-        record = Label(int(src), window_start, label, note, who or _who(), _now())
         with self._transaction() as db:
-            db.execute("INSERT INTO labels (src, window_start, label, note, who, at) "
-                       "VALUES (?,?,?,?,?,?)",
-                       (record.src, record.window_start, record.label, record.note, record.who,
-                        record.at))
-        return record
+            return self._insert(db, src, window_start, label, note, who or _who(),
+                                model_version, score, None)
+
+    def undo(self, label_id: int, who: str | None = None) -> Label:
+        """Withdraw label ``label_id`` by appending the label it replaced (history is never
+        rewritten); only the newest label of its host-window can be undone."""
+        with self._transaction() as db:
+            row = db.execute(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE id=?",
+                             (int(label_id),)).fetchone()
+            if row is None:
+                raise UsageError(f"no label #{label_id}")
+            done = Label(*row)
+            newest = db.execute("SELECT max(id) FROM labels WHERE src=? AND window_start IS ?",
+                                (done.src, done.window_start)).fetchone()[0]
+            if newest != done.id:
+                raise UsageError(f"label #{label_id} was replaced since; undo the newer one")
+            return self._insert(db, done.src, done.window_start, done.previous,
+                                f"undo of #{done.id}", who or _who(), done.model_version,
+                                done.score, done.id)
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, src: int, window_start: int | None, label: str | None,
+                note: str | None, who: str, model_version: str | None, score: float | None,
+                undoes: int | None) -> Label:
+        previous = db.execute("SELECT label FROM labels WHERE src=? AND window_start IS ? "
+                              "ORDER BY id DESC LIMIT 1", (int(src), window_start)).fetchone()
+        at = _now()
+        cursor = db.execute(
+            "INSERT INTO labels (src, window_start, label, note, who, at, previous, "
+            "model_version, score, undoes) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (int(src), window_start, label, note, who, at, previous and previous[0],
+             model_version, score, undoes))
+        return Label(int(cursor.lastrowid or 0), int(src), window_start, label, note, who, at,
+                     previous and previous[0], model_version, score, undoes)
 
     def label_many(self, rows: Iterable[tuple[int, int | None, str]], who: str,
                    note: str | None = None) -> int:
+        """Labels in bulk (a truth oracle standing in for experts): no history columns."""
         now = _now()
         records = [(int(s), None if w is None else int(w), lab, note, who, now)
                    for s, w, lab in rows]
@@ -180,25 +268,34 @@ class ReviewStore:
                            "VALUES (?,?,?,?,?,?)", records)
         return len(records)
 
+    def history(self, src: int | None = None, limit: int | None = None) -> list[Label]:
+        """The label history, newest first (of one host, or of all)."""
+        where, args = ("WHERE src=?", [int(src)]) if src is not None else ("", [])
+        query = f"SELECT {_LABEL_COLUMNS} FROM labels {where} ORDER BY id DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(int(limit))
+        return [Label(*row) for row in self._db.execute(query, args)]
+
     def labels_after(self, label_id: int) -> tuple[dict[tuple[int, int | None], Label], int]:
-        """Labels recorded after ``label_id`` (latest per host-window), and the newest id: how
-        a long-running process learns what experts said since it last looked."""
+        """Labels recorded after ``label_id`` (latest per host-window, withdrawals included),
+        and the newest id: how a long-running process learns what experts said since it last
+        looked."""
         latest: dict[tuple[int, int | None], Label] = {}
         newest = label_id
         for row in self._db.execute(
-                "SELECT id, src, window_start, label, note, who, at FROM labels WHERE id > ? "
-                "ORDER BY id", (int(label_id),)):
+                f"SELECT {_LABEL_COLUMNS} FROM labels WHERE id > ? ORDER BY id",
+                (int(label_id),)):
             newest = row[0]
-            latest[(row[1], row[2])] = Label(*row[1:])
+            latest[(row[1], row[2])] = Label(*row)
         return latest, newest
 
     def labels(self) -> dict[tuple[int, int | None], Label]:
-        """The latest label per (host, window) and per host (window ``None``)."""
+        """The standing label per (host, window) and per host (window ``None``)."""
         latest: dict[tuple[int, int | None], Label] = {}
-        for row in self._db.execute(
-                "SELECT src, window_start, label, note, who, at FROM labels ORDER BY id"):
-            latest[(row[0], row[1])] = Label(*row)
-        return latest
+        for row in self._db.execute(f"SELECT {_LABEL_COLUMNS} FROM labels ORDER BY id"):
+            latest[(row[1], row[2])] = Label(*row)
+        return {key: label for key, label in latest.items() if label.label is not None}
 
     def items(self, *, pending_only: bool = False, limit: int | None = None) -> list[ReviewItem]:
         """Queued items, lowest confidence first, each with its latest label if any."""
@@ -206,7 +303,7 @@ class ReviewStore:
         out = []
         for row in self._db.execute(
                 "SELECT src, window_start, window_end, packets, reason, confidence, features, "
-                "feature_definition, queued_at FROM review_queue "
+                "feature_definition, queued_at, model_version FROM review_queue "
                 "ORDER BY confidence, src, window_start"):
             found = latest.get((row[0], row[1])) or latest.get((row[0], None))
             if pending_only and found is not None:

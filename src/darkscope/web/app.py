@@ -1,0 +1,389 @@
+"""The dashboard application: server-rendered pages and the JSON API behind each of them.
+
+Server-rendered HTML (Jinja2, autoescaped) with a few small scripts of our own: pages work
+without a build step or a front-end toolchain, every string from captures and crawls passes the
+template escaper, and a strict CSP forbids any script but ours. FastAPI serves both the pages
+and ``/api/v1`` (OpenAPI at ``/api/openapi.json``); each page's data is exactly its API's.
+"""
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Form, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+from darkscope.store import ReviewStore
+from darkscope.store.users import Session, UserStore
+from darkscope.web import charts, queries
+from darkscope.web.data import DataSource, Host
+from darkscope.web.review import Reviewer, find_model
+from darkscope.web.security import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    Hardening,
+    NotAllowed,
+    check_csrf,
+    new_login_token,
+    same_token,
+)
+
+HERE = Path(__file__).resolve().parent
+MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    data: Path
+    store: Path
+    model: Path | None = None
+    secure_cookies: bool = False
+    max_body: int = MAX_BODY
+
+
+class _Stores(threading.local):
+    """One SQLite connection per worker thread (sqlite3 connections stay in their thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.store: ReviewStore | None = None
+        self.users: UserStore | None = None
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data = DataSource(settings.data)
+        self._stores = _Stores(settings.store)
+        self.reviewer = Reviewer(self.store, settings.model or find_model(settings.data))
+        self.notice: dict[str, str] = {}   # per user: what their last label changed
+
+    def store(self) -> ReviewStore:
+        if self._stores.store is None:
+            self._stores.store = ReviewStore(self.settings.store)
+        return self._stores.store
+
+    def users(self) -> UserStore:
+        if self._stores.users is None:
+            self._stores.users = UserStore(self.store())
+        return self._stores.users
+
+
+class LabelRequest(BaseModel):
+    src: int
+    window_start: int
+    label: str
+
+
+def create_app(settings: Settings) -> FastAPI:
+    state = App(settings)
+    api = FastAPI(title="darkscope", version="1", docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals["ipv4"] = queries.ipv4_text
+    templates.env.filters["count"] = lambda n: f"{int(n or 0):,}"
+    templates.env.filters["when"] = _when
+    templates.env.filters["proto"] = lambda p: PROTOCOLS.get(p, p)
+    api.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def session(request: Request) -> Session | None:
+        token = request.cookies.get(SESSION_COOKIE)
+        return state.users().session(token) if token else None
+
+    def require(role: str):
+        def guard(request: Request) -> Session:
+            found = session(request)
+            if found is None:
+                raise NotAllowed(401, "log in first")
+            if not found.user.can(role):
+                raise NotAllowed(403, f"this needs the {role} role")
+            return found
+        return guard
+
+    viewer = Annotated[Session, Depends(require("viewer"))]
+    expert = Annotated[Session, Depends(require("expert"))]
+
+    @api.exception_handler(NotAllowed)
+    async def not_allowed(request: Request, exc: NotAllowed) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        if exc.status == 401:
+            target = quote(request.url.path + (f"?{request.url.query}" if request.url.query
+                                               else ""), safe="")
+            return RedirectResponse(f"/login?next={target}", status_code=303)
+        return templates.TemplateResponse(request, "error.html", {
+            "status": exc.status, "detail": exc.detail, "me": session(request)},
+            status_code=exc.status)
+
+    def page(request: Request, name: str, me: Session, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"me": me, **context})
+
+    def bad_request(request: Request, detail: str) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": detail}, status_code=400)
+        return templates.TemplateResponse(request, "error.html", {
+            "status": 400, "detail": detail, "me": session(request)}, status_code=400)
+
+    # -- login ------------------------------------------------------------------------------
+    @api.get("/login", include_in_schema=False)
+    def login_form(request: Request, next: str = "/") -> Response:
+        token = new_login_token()
+        response = templates.TemplateResponse(request, "login.html", {
+            "me": None, "next": _local(next), "login_token": token, "failed": False})
+        response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
+                            secure=settings.secure_cookies, max_age=3600)
+        return response
+
+    @api.post("/login", include_in_schema=False)
+    def login(request: Request, name: Annotated[str, Form(max_length=64)],
+              password: Annotated[str, Form(max_length=1024)],
+              login_token: Annotated[str, Form(max_length=64)],
+              next: Annotated[str, Form(max_length=2048)] = "/") -> Response:
+        if not same_token(request.cookies.get(LOGIN_COOKIE), login_token):
+            raise NotAllowed(403, "the login form expired: reload it and try again")
+        user = state.users().authenticate(name, password)
+        if user is None:
+            token = new_login_token()
+            response = templates.TemplateResponse(request, "login.html", {
+                "me": None, "next": _local(next), "login_token": token, "failed": True},
+                status_code=401)
+            response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
+                                secure=settings.secure_cookies, max_age=3600)
+            return response
+        token, _ = state.users().open_session(user)
+        response = RedirectResponse(_local(next), status_code=303)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                            secure=settings.secure_cookies)
+        response.delete_cookie(LOGIN_COOKIE)
+        return response
+
+    @api.post("/logout", include_in_schema=False)
+    def logout(request: Request, me: viewer,
+               csrf: Annotated[str, Form(max_length=64)]) -> Response:
+        check_csrf(me, csrf)
+        state.users().close_session(request.cookies.get(SESSION_COOKIE, ""))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    # -- overview -----------------------------------------------------------------------------
+    def _range(request: Request, range_: str | None, start: str | None, end: str | None):
+        try:
+            return state.data.time_range(range_, start, end)
+        except ValueError:
+            return None
+
+    @api.get("/api/v1/overview", tags=["overview"])
+    def overview_api(request: Request, me: viewer, range: str | None = "all",
+                     start: str | None = None, end: str | None = None) -> Any:
+        """Hourly packets and hosts by verdict, top ports and victims, current attacks, tool
+        host counts, over a time range (6h/24h/7d/30d back from the newest data, all, or
+        ISO 8601 start/end)."""
+        span = _range(request, range, start, end)
+        if span is None:
+            return bad_request(request, "start/end: not ISO 8601 date-times")
+        return queries.overview(state.data, span)
+
+    @api.get("/", include_in_schema=False)
+    def overview_page(request: Request, me: viewer, range: str | None = "all",
+                      start: str | None = None, end: str | None = None) -> Response:
+        span = _range(request, range, start, end)
+        if span is None:
+            return bad_request(request, "start/end: not ISO 8601 date-times")
+        found = queries.overview(state.data, span)
+        return page(request, "overview.html", me, o=found, chart=charts.hourly(found["hourly"]),
+                    ranges=["6h", "24h", "7d", "30d", "all"], catalog=state.data.catalog)
+
+    # -- IP pages -----------------------------------------------------------------------------
+    @api.get("/api/v1/ip/{address}", tags=["ip"])
+    def ip_api(request: Request, address: str, me: viewer) -> Any:
+        """One address as source and victim: first/last seen, verdicts with who decided and
+        the 17 features, a packet sample, ports and /24s, tools, tags, notes, attacks."""
+        host = Host.parse(address)
+        if host is None:
+            return bad_request(request, f"{address!r} is not an IPv4 or IPv6 address")
+        return {**queries.ip_context(state.data, host), "notes": _notes(host)}
+
+    @api.get("/ip/", include_in_schema=False)
+    def ip_search(me: viewer, q: Annotated[str, Query(max_length=64)] = "") -> Response:
+        return RedirectResponse(f"/ip/{quote(q.strip(), safe='')}", status_code=303)
+
+    @api.get("/ip/{address}", include_in_schema=False)
+    def ip_page(request: Request, address: str, me: viewer) -> Response:
+        host = Host.parse(address)
+        if host is None:
+            return bad_request(request, f"{address!r} is not an IPv4 or IPv6 address")
+        context = queries.ip_context(state.data, host)
+        return page(request, "ip.html", me, c=context, notes=_notes(host))
+
+    def _notes(host: Host) -> list[dict[str, Any]]:
+        if host.v4 is None:
+            return []  # the review store keys hosts by IPv4 address
+        return [{"label": h.label, "previous": h.previous, "who": h.who, "at": h.at,
+                 "note": h.note, "window_start": h.window_start,
+                 "model_version": h.model_version, "score": h.score}
+                for h in state.store().history(host.v4)]
+
+    # -- review queue -------------------------------------------------------------------------
+    def _queue(evaluation: bool) -> dict[str, Any]:
+        items = state.reviewer.queue(evaluation, limit=50)
+        return {"counts": state.reviewer.counts(), "model_version": state.reviewer.model_version,
+                "slice": "evaluation" if evaluation else "uncertain",
+                "items": [{"src": i.src, "ip": queries.ipv4_text(i.src),
+                           "window_start": i.window_start, "window_end": i.window_end,
+                           "packets": i.packets, "reason": i.reason,
+                           "confidence": i.confidence, "model_version": i.model_version}
+                          for i in items]}
+
+    @api.get("/api/v1/review/queue", tags=["review"])
+    def queue_api(me: viewer, slice: Annotated[str, Query(pattern="^(uncertain|evaluation)$")]
+                  = "uncertain") -> Any:
+        """Pending items, least confident first; or the random evaluation slice."""
+        return _queue(slice == "evaluation")
+
+    @api.get("/api/v1/review/history", tags=["review"])
+    def history_api(me: viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+        return [h.__dict__ for h in state.reviewer.history(limit)]
+
+    @api.get("/api/v1/review/agreement", tags=["review"])
+    def agreement_api(me: viewer) -> Any:
+        """Cohen's kappa per expert pair and the items experts disagree on."""
+        return state.reviewer.agreement()
+
+    def _apply(me: Session, src: int, window_start: int, label: str) -> dict[str, Any]:
+        item = state.reviewer.item(src, window_start)
+        if item is None:
+            raise NotAllowed(404, "no such queued item")
+        if label not in ("ddos", "scan", "other"):
+            raise NotAllowed(400, "label must be ddos, scan or other")
+        outcome = state.reviewer.label(item, label, me.user.name)
+        return _outcome(me, outcome, f"{queries.ipv4_text(src)} labelled {label}")
+
+    def _outcome(me: Session, outcome, what: str) -> dict[str, Any]:
+        update = outcome.update
+        effect = (f"model {outcome.model_version} now decides {update.now_decided} of "
+                  f"{update.pending} pending items" if update else "the model learnt nothing "
+                  "yet (it needs labels of both kinds)")
+        state.notice[me.user.name] = f"{what}; {effect}"
+        return {"label": outcome.label.__dict__, "model_version": outcome.model_version,
+                "update": update.__dict__ if update else None}
+
+    @api.post("/api/v1/review/labels", tags=["review"])
+    def label_api(body: LabelRequest, me: expert,
+                  x_csrf_token: Annotated[str | None, Header()] = None) -> Any:
+        """Label a queued item (experts; send the session's CSRF token as X-CSRF-Token)."""
+        check_csrf(me, x_csrf_token)
+        return _apply(me, body.src, body.window_start, body.label)
+
+    @api.post("/api/v1/review/undo", tags=["review"])
+    def undo_api(me: expert, x_csrf_token: Annotated[str | None, Header()] = None) -> Any:
+        """Withdraw your newest label (a new history row restores the one before)."""
+        check_csrf(me, x_csrf_token)
+        outcome = state.reviewer.undo(me.user.name)
+        if outcome is None:
+            raise NotAllowed(404, "nothing of yours to undo")
+        return _outcome(me, outcome, f"undid your label of {queries.ipv4_text(outcome.label.src)}")
+
+    @api.get("/review", include_in_schema=False)
+    def review_page(request: Request, me: viewer, slice: str = "uncertain") -> Response:
+        evaluation = slice == "evaluation"
+        return page(request, "review.html", me, q=_queue(evaluation),
+                    history=state.reviewer.history(20), agreement=state.reviewer.agreement(),
+                    notice=state.notice.pop(me.user.name, None), evaluation=evaluation)
+
+    @api.post("/review/label", include_in_schema=False)
+    def review_label(me: expert, src: Annotated[int, Form()],
+                     window_start: Annotated[int, Form()],
+                     label: Annotated[str, Form(max_length=16)],
+                     csrf: Annotated[str, Form(max_length=64)],
+                     slice: Annotated[str, Form(max_length=16)] = "uncertain") -> Response:
+        check_csrf(me, csrf)
+        _apply(me, src, window_start, label)
+        return RedirectResponse(f"/review?slice={_slice(slice)}", status_code=303)
+
+    @api.post("/review/undo", include_in_schema=False)
+    def review_undo(me: expert, csrf: Annotated[str, Form(max_length=64)],
+                    slice: Annotated[str, Form(max_length=16)] = "uncertain") -> Response:
+        check_csrf(me, csrf)
+        outcome = state.reviewer.undo(me.user.name)
+        if outcome is None:
+            state.notice[me.user.name] = "nothing of yours to undo"
+        else:
+            _outcome(me, outcome, f"undid your label of {queries.ipv4_text(outcome.label.src)}")
+        return RedirectResponse(f"/review?slice={_slice(slice)}", status_code=303)
+
+    # -- attacks ------------------------------------------------------------------------------
+    @api.get("/api/v1/attacks", tags=["attacks"])
+    def attacks_api(request: Request, me: viewer, range: str | None = "all",
+                    start: str | None = None, end: str | None = None,
+                    port: Annotated[int | None, Query(ge=0, le=65535)] = None,
+                    proto: Annotated[str | None, Query(pattern="^(tcp|udp|icmp)$")] = None
+                    ) -> Any:
+        """DDoS victims seen through their backscatter, with estimated attack rates."""
+        span = _range(request, range, start, end)
+        if span is None:
+            return bad_request(request, "start/end: not ISO 8601 date-times")
+        return queries.attacks(state.data, span, port, proto)
+
+    @api.get("/attacks", include_in_schema=False)
+    def attacks_page(request: Request, me: viewer, range: str | None = "all",
+                     port: Annotated[int | None, Query(ge=0, le=65535)] = None,
+                     proto: Annotated[str | None, Query(pattern="^(tcp|udp|icmp)$")] = None
+                     ) -> Response:
+        span = state.data.time_range(range, None, None)
+        rows = queries.attacks(state.data, span, port, proto)
+        return page(request, "attacks.html", me, rows=rows, chart=charts.timeline(rows),
+                    port=port, proto=proto, range=span.name)
+
+    @api.get("/api/v1/catalog", tags=["data"])
+    def catalog_api(me: viewer) -> Any:
+        """The outputs found under --data, by kind, and the files that matched no kind."""
+        catalog = state.data.catalog
+        root = catalog.root
+        return {"files": {k: [str(p.relative_to(root)) for p in v]
+                          for k, v in catalog.files.items()}, "skipped": catalog.skipped}
+
+    @api.get("/api/v1/me", tags=["data"])
+    def me_api(me: viewer) -> Any:
+        """Who you are, your role, and the CSRF token API writes need."""
+        return {"name": me.user.name, "role": me.user.role, "csrf": me.csrf}
+
+    return Hardening(api, settings.max_body, hsts=settings.secure_cookies)  # type: ignore[return-value]
+
+
+PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+
+
+def _when(value: Any) -> str:
+    """A time for a table cell: ISO text, datetime or ns since the epoch -> 'YYYY-MM-DD
+    HH:MM:SS' (UTC; the API keeps full precision)."""
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        value = datetime.fromtimestamp(value / 1e9, UTC)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    return str(value).replace("T", " ")[:19]
+
+
+def _local(target: str) -> str:
+    """Only same-site paths after login (no open redirect to another host)."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+def _slice(value: str) -> str:
+    return "evaluation" if value == "evaluation" else "uncertain"
+
+
+def run(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
+                proxy_headers=True, server_header=False)
+

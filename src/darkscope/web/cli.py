@@ -1,0 +1,144 @@
+"""``darkscope serve`` (the analysts' and experts' web application) and ``darkscope users``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from darkscope.clikit import common
+from darkscope.errors import UsageError
+
+_STORE = click.option("--store", "store_path", envvar="DARKSCOPE_STORE", default="darkscope.db",
+                      show_default=True, type=click.Path(dir_okay=False),
+                      help="Review store holding users, sessions, the queue and labels.")
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@click.group(name="users")
+def users() -> None:
+    """Dashboard users (viewer, expert, admin): the first admin is made here.
+
+    \b
+    darkscope users add alice --role admin        (asks for the password twice)
+    echo "$PW" | darkscope users add bob --role expert --password-stdin
+    """
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "expert", "admin"]), default="viewer",
+              show_default=True, help="viewer reads; expert also labels; admin also "
+                                      "manages users.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin's first "
+                                                      "line instead of asking.")
+@_STORE
+@common
+def add(name: str, role: str, password_stdin: bool, store_path: str) -> None:
+    """Add a user."""
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    password = _password(password_stdin)
+    with ReviewStore(store_path) as store:
+        user = UserStore(store).add(name, password, role)
+    click.echo(f"user {user.name} ({user.role}) added to {store_path}")
+
+
+@users.command("list")
+@_STORE
+@common
+def list_users(store_path: str) -> None:
+    """List users and roles."""
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    if not Path(store_path).exists():
+        raise UsageError(f"{store_path}: no store yet (darkscope users add makes one)")
+    with ReviewStore(store_path) as store:
+        for user in UserStore(store).users():
+            click.echo(f"{user.name}\t{user.role}\t{user.created_at}")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
+@_STORE
+@common
+def passwd(name: str, password_stdin: bool, store_path: str) -> None:
+    """Set a user's password (their sessions end)."""
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    password = _password(password_stdin)
+    with ReviewStore(store_path) as store:
+        UserStore(store).set_password(name, password)
+    click.echo(f"password of {name} changed; their sessions are closed")
+
+
+@users.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(["viewer", "expert", "admin"]))
+@_STORE
+@common
+def role(name: str, role: str, store_path: str) -> None:
+    """Change a user's role."""
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    with ReviewStore(store_path) as store:
+        UserStore(store).set_role(name, role)
+    click.echo(f"{name} is now {role}")
+
+
+@users.command("remove")
+@click.argument("name")
+@_STORE
+@common
+def remove(name: str, store_path: str) -> None:
+    """Remove a user (their labels stay in the history)."""
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    with ReviewStore(store_path) as store:
+        UserStore(store).remove(name)
+    click.echo(f"user {name} removed")
+
+
+@click.command(name="serve")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True),
+              required=True, help="Directory of darkscope outputs (monitor OUT, packet "
+                                  "tables, verdicts, victims, rules, hosts, listings, topics), "
+                                  "found by schema whatever the names.")
+@_STORE
+@click.option("--model", "model_path", type=click.Path(file_okay=False, exists=True),
+              default=None, help="Backscatter model whose update the review page previews "
+                                 "(default: the newest model under --data).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (put a TLS reverse proxy in front for others).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--secure-cookies/--no-secure-cookies", default=False, show_default=True,
+              help="Mark cookies Secure and send HSTS: set this behind a TLS proxy.")
+@common
+def serve(data_dir: str, store_path: str, model_path: str | None, host: str, port: int,
+          secure_cookies: bool) -> None:
+    """Serve the dashboard: overview, IP pages, review queue, attacks, rules, dark web.
+
+    Every page has a JSON API under /api/v1 (OpenAPI at /api/openapi.json). Nothing is shown
+    before login; create the first admin with `darkscope users add NAME --role admin`.
+    Example: darkscope serve --data /srv/darkscope --store /srv/darkscope/darkscope.db
+    """
+    from darkscope.web.app import Settings, run
+
+    if not Path(store_path).exists():
+        raise UsageError(f"{store_path}: no store, so nobody could log in; create the first "
+                         "admin with: darkscope users add NAME --role admin --store "
+                         f"{store_path}")
+    run(Settings(Path(data_dir), Path(store_path), Path(model_path) if model_path else None,
+                 secure_cookies=secure_cookies), host, port)

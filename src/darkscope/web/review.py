@@ -1,0 +1,162 @@
+"""The review queue as experts work it in the browser.
+
+- **Order.** Pending items, least confident first (the detector's uncertainty); a fixed tenth
+  of the queue, chosen by a hash of the item and not by its score, is kept apart as the
+  *evaluation slice* and shown in hash order: labels there are a random sample, so accuracy
+  measured on them is unbiased (uncertainty-ordered labels are not).
+- **Labels** go to the store's append-only history with who, when, the label replaced, and
+  the model version and score the item carried; undo appends the label before.
+- **Learning.** Each label is learnt at once by the dashboard's working copy of the model (the
+  same step as ``darkscope monitor``'s, ``backscatter.online``), and the page shows what that
+  update changes: how many pending items the model now decides. The model files are not
+  written: a running monitor learns the same labels from the store at its next poll.
+- **Agreement.** Items labelled by two experts give Cohen's κ per pair; disagreements are listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from darkscope.backscatter import persist
+from darkscope.backscatter.online import ExpertUpdate, learn_expert_labels
+from darkscope.backscatter.persist import SavedModel
+from darkscope.store import Label, ReviewItem, ReviewStore
+
+EVALUATION_PERCENT = 10
+
+
+def _bucket(item: ReviewItem) -> int:
+    digest = hashlib.sha256(f"{item.src}:{item.window_start}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def in_evaluation_slice(item: ReviewItem) -> bool:
+    return _bucket(item) % 100 < EVALUATION_PERCENT
+
+
+def find_model(root: Path) -> Path | None:
+    """The newest backscatter model directory under ``root`` (a monitor's latest version)."""
+    manifests = sorted(root.rglob(persist.MANIFEST), key=lambda p: p.stat().st_mtime)
+    return manifests[-1].parent if manifests else None
+
+
+@dataclass(frozen=True)
+class LabelOutcome:
+    label: Label
+    update: ExpertUpdate | None
+    model_version: str | None
+
+
+class Reviewer:
+    """The queue, labels and model preview; ``store`` gives the calling thread's store."""
+
+    def __init__(self, store: Callable[[], ReviewStore], model_path: Path | None) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self.model: SavedModel | None = None
+        self.base_version: str | None = None
+        self.updates = 0
+        if model_path is not None:
+            self.model = persist.load(model_path)
+            self.base_version = f"{model_path.name}@{_digest(model_path)}"
+
+    @property
+    def store(self) -> ReviewStore:
+        return self._store()
+
+    @property
+    def model_version(self) -> str | None:
+        if self.base_version is None:
+            return None
+        return self.base_version + (f"+{self.updates}" if self.updates else "")
+
+    def queue(self, evaluation: bool = False, limit: int = 200) -> list[ReviewItem]:
+        pending = [i for i in self.store.items(pending_only=True)
+                   if in_evaluation_slice(i) == evaluation]
+        if evaluation:
+            pending.sort(key=_bucket)
+        return pending[:limit]
+
+    def counts(self) -> dict[str, int]:
+        items = self.store.items()
+        pending = [i for i in items if i.label is None]
+        return {"queued": len(items), "pending": len(pending),
+                "evaluation_pending": sum(map(in_evaluation_slice, pending)),
+                "labelled": len(items) - len(pending)}
+
+    def item(self, src: int, window_start: int) -> ReviewItem | None:
+        return next((i for i in self.store.items()
+                     if i.src == src and i.window_start == window_start), None)
+
+    def label(self, item: ReviewItem, label: str, who: str) -> LabelOutcome:
+        with self._lock:
+            record = self.store.label(item.src, label, window_start=item.window_start,
+                                      who=who, model_version=item.model_version
+                                      or self.model_version, score=item.confidence)
+            update = self._learn(item.src, item.window_start)
+            return LabelOutcome(record, update, self.model_version)
+
+    def undo(self, who: str) -> LabelOutcome | None:
+        """Withdraw ``who``'s newest label, if nobody replaced it since."""
+        with self._lock:
+            mine = next((h for h in self.store.history(limit=500)
+                         if h.who == who and h.undoes is None), None)
+            if mine is None:
+                return None
+            record = self.store.undo(mine.id, who=who)
+            return LabelOutcome(record, self._learn(record.src, record.window_start),
+                                self.model_version)
+
+    def _learn(self, src: int, window_start: int | None) -> ExpertUpdate | None:
+        if self.model is None:
+            return None
+        labelled = [i for i in self.store.items() if i.src == src and i.label is not None
+                    and (window_start is None or i.window_start == window_start)]
+        update = learn_expert_labels(self.model, labelled,
+                                     self.store.items(pending_only=True))
+        if update is not None:
+            self.updates += 1
+        return update
+
+    def history(self, limit: int = 50) -> list[Label]:
+        return self.store.history(limit=limit)
+
+    def agreement(self) -> dict[str, Any]:
+        """Cohen's κ per pair of experts over the items both labelled, and the items where
+        experts disagree (each expert's own latest label counts)."""
+        from sklearn.metrics import cohen_kappa_score
+
+        latest: dict[tuple[int, int | None], dict[str, str]] = {}
+        for record in reversed(self.store.history()):
+            votes = latest.setdefault((record.src, record.window_start), {})
+            if record.label is None:
+                votes.pop(record.who, None)
+            else:
+                votes[record.who] = record.label
+        experts = sorted({who for votes in latest.values() for who in votes})
+        pairs = []
+        for a, b in itertools.combinations(experts, 2):
+            both = [(v[a], v[b]) for v in latest.values() if a in v and b in v]
+            if not both:
+                continue
+            left, right = zip(*both, strict=True)
+            agree = sum(x == y for x, y in both) / len(both)
+            # one label used by both throughout: chance agreement is 1 and kappa is undefined
+            kappa = (None if len(set(left) | set(right)) == 1
+                     else float(cohen_kappa_score(left, right)))
+            pairs.append({"experts": [a, b], "items": len(both), "agreement": agree,
+                          "kappa": kappa})
+        disagreements = [{"src": src, "window_start": start, "votes": votes}
+                         for (src, start), votes in latest.items()
+                         if len(set(votes.values())) > 1]
+        return {"pairs": pairs, "disagreements": disagreements}
+
+
+def _digest(model_path: Path) -> str:
+    return hashlib.sha256((model_path / persist.ESTIMATOR).read_bytes()).hexdigest()[:12]

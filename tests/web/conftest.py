@@ -1,0 +1,122 @@
+"""A dashboard served for real on loopback over a monitor's outputs of the held-out simulated
+traffic, a review store with its queue, and users of each role."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("fastapi")
+
+DARKSCOPE = str(Path(sys.executable).parent / "darkscope")
+TELESCOPE = "203.0.0.0/16"
+PASSWORD = "correct horse battery"
+HOSTILE = "<script>window.pwned=1</script><img src=x onerror=alert(1)>"
+HOSTILE_HOST = "192.0.2.66"
+
+
+@dataclass
+class Served:
+    url: str
+    data: Path
+    store: Path
+    model: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _hostile_verdicts(path: Path, template: pa.Table) -> None:
+    """One verdict row whose strings a crafted file controls, for a host nothing else has."""
+    template = template.select([c for c in template.column_names if c not in ("date", "hour")])
+    row = template.slice(0, 1).to_pylist()[0]
+    row.update(src=int.from_bytes(bytes(map(int, HOSTILE_HOST.split("."))), "big"),
+               decided_by=HOSTILE, model_version=HOSTILE, verdict="ddos")
+    pq.write_table(pa.Table.from_pylist([row], schema=template.schema), path)
+
+
+@dataclass
+class Outputs:
+    data: Path
+    store: Path
+
+
+@pytest.fixture(scope="session")
+def outputs(sim_heldout, model_dir, tmp_path_factory) -> Outputs:
+    """A monitor's outputs of the held-out traffic, a crafted table, a foreign file, and a
+    store with the monitor's review queue and one user of each role."""
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    root = tmp_path_factory.mktemp("serve")
+    data, spool, store = root / "data", root / "spool", root / "darkscope.db"
+    spool.mkdir()
+    data.mkdir()
+    (spool / "heldout.pcap").symlink_to(sim_heldout.capture)
+    subprocess.run([DARKSCOPE, "monitor", "--watch", str(spool), "--model", str(model_dir),
+                    "--telescope", TELESCOPE, "-o", str(data / "monitor"), "--store",
+                    str(store), "--once", "--finish", "--scanner-min-hosts", "20",
+                    "--no-progress"], check=True, capture_output=True)
+    verdicts = pq.ParquetDataset(data / "monitor" / "verdicts").read()
+    _hostile_verdicts(data / "crafted-verdicts.parquet", verdicts)
+    (data / "notes.parquet").write_bytes(b"PAR1 not really parquet")  # skipped, never fatal
+    with ReviewStore(store) as opened:
+        users = UserStore(opened)
+        for name, role in (("admin", "admin"), ("alice", "expert"), ("bob", "expert"),
+                           ("victor", "viewer")):
+            users.add(name, PASSWORD, role)
+    return Outputs(data, store)
+
+
+@pytest.fixture(scope="module")
+def served(outputs, model_dir, tmp_path_factory) -> Served:
+    """The dashboard on a loopback port, with a copy of the store of its own (each test
+    module labels from the same starting queue and model)."""
+    import sqlite3
+
+    import uvicorn
+
+    from darkscope.web.app import Settings, create_app
+
+    store = tmp_path_factory.mktemp("store") / "darkscope.db"
+    source = sqlite3.connect(outputs.store)
+    target = sqlite3.connect(store)
+    source.backup(target)
+    source.close()
+    target.close()
+    data = outputs.data
+    port = _free_port()
+    app = create_app(Settings(data, store, model_dir))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.05)
+    yield Served(f"http://127.0.0.1:{port}", data, store, model_dir)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def login(client, name: str) -> str:
+    """Log ``client`` (an httpx.Client) in as ``name``; returns the session's CSRF token."""
+    form = client.get("/login")
+    token = form.cookies.get("ds_login") or client.cookies.get("ds_login")
+    answer = client.post("/login", data={"name": name, "password": PASSWORD,
+                                         "login_token": token, "next": "/"})
+    assert answer.status_code == 303, answer.text
+    return client.get("/api/v1/me").json()["csrf"]

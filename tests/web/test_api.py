@@ -1,0 +1,157 @@
+"""The dashboard's HTTP side against a real server: nothing before login, roles, CSRF, limits,
+headers, and page data that agrees with the tables it was computed from."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+
+import httpx
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pytest
+
+from .conftest import HOSTILE, HOSTILE_HOST, login
+
+PAGES = ["/", "/attacks", "/review", "/ip/203.0.113.9", "/api/v1/overview",
+         "/api/v1/ip/203.0.113.9", "/api/v1/review/queue", "/api/v1/review/history",
+         "/api/v1/review/agreement", "/api/v1/attacks", "/api/v1/catalog", "/api/v1/me"]
+
+
+def _client(served) -> httpx.Client:
+    return httpx.Client(base_url=served.url, follow_redirects=False, timeout=60)
+
+
+def test_nothing_is_shown_before_login(served) -> None:
+    with _client(served) as client:
+        for path in PAGES:
+            answer = client.get(path)
+            if path.startswith("/api/"):
+                assert answer.status_code == 401, path
+                assert answer.json() == {"detail": "log in first"}
+            else:
+                assert answer.status_code == 303, path
+                assert answer.headers["location"].startswith("/login?next=")
+        label = client.post("/api/v1/review/labels",
+                            json={"src": 1, "window_start": 0, "label": "ddos"})
+        assert label.status_code == 401
+        assert client.get("/api/openapi.json").status_code == 200  # the schema holds no data
+
+
+def test_login_needs_the_right_password_and_its_form_token(served) -> None:
+    with _client(served) as client:
+        client.get("/login")
+        token = client.cookies.get("ds_login")
+        wrong = client.post("/login", data={"name": "alice", "password": "not it at all",
+                                            "login_token": token})
+        assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
+        assert "ds_session" not in client.cookies
+    with _client(served) as client:  # a form posted from elsewhere has no matching cookie
+        forged = client.post("/login", data={"name": "alice", "password": "x" * 12,
+                                             "login_token": "guess"})
+        assert forged.status_code == 403
+    with _client(served) as client:
+        client.get("/login")
+        redirect = client.post("/login", data={
+            "name": "victor", "password": "correct horse battery",
+            "login_token": client.cookies.get("ds_login"), "next": "//evil.example/"})
+        assert redirect.headers["location"] == "/"  # no open redirect off the site
+        cookie = redirect.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+
+def test_roles_csrf_limits_and_headers(served) -> None:
+    with _client(served) as viewer:
+        csrf = login(viewer, "victor")
+        item = viewer.get("/api/v1/review/queue").json()["items"][0]
+        body = {"src": item["src"], "window_start": item["window_start"], "label": "ddos"}
+        refused = viewer.post("/api/v1/review/labels", json=body,
+                              headers={"X-CSRF-Token": csrf})
+        assert refused.status_code == 403 and "expert" in refused.json()["detail"]
+        page = viewer.get("/")
+        assert page.status_code == 200
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["cache-control"] == "no-store"
+    with _client(served) as expert:
+        login(expert, "alice")
+        item = expert.get("/api/v1/review/queue").json()["items"][0]
+        body = {"src": item["src"], "window_start": item["window_start"], "label": "ddos"}
+        assert expert.post("/api/v1/review/labels", json=body).status_code == 403  # no token
+        assert expert.post("/api/v1/review/labels", json=body,
+                           headers={"X-CSRF-Token": "wrong"}).status_code == 403
+        huge = expert.post("/review/label", content=b"a=" + b"x" * 200_000,
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+        assert huge.status_code == 413
+        assert expert.get("/api/v1/ip/not-an-ip").status_code == 400
+        assert expert.get("/api/v1/overview", params={"start": "yesterday"}).status_code == 400
+
+
+def test_overview_agrees_with_the_verdict_and_packet_tables(served) -> None:
+    verdicts = ds.dataset(served.data / "monitor" / "verdicts", partitioning="hive").to_table()
+    packets = ds.dataset(served.data / "monitor" / "packets", partitioning="hive").to_table(
+        columns=["dport", "proto", "src"])
+    with _client(served) as client:
+        login(client, "victor")
+        overview = client.get("/api/v1/overview").json()
+    totals = overview["totals"]
+    want = Counter(verdicts["verdict"].to_pylist())
+    want["ddos"] += 1  # the crafted file's row
+    assert {k: v["windows"] for k, v in totals.items()} == dict(want)
+    hourly_packets = sum(r["packets"] for r in overview["hourly"])
+    assert hourly_packets == int(pc.sum(verdicts["packets"]).as_py()) + _crafted_packets(served)
+    ports = Counter(zip(packets["proto"].to_pylist(), packets["dport"].to_pylist(),
+                        strict=True))
+    ports.pop((None, None), None)
+    top = [(p["proto"], p["port"], p["packets"]) for p in overview["top_ports"]]
+    assert top[0][2] == max(n for (proto, port), n in ports.items() if port is not None)
+    assert all(ports[(proto, port)] == n for proto, port, n in top)
+
+
+def _crafted_packets(served) -> int:
+    table = ds.dataset(served.data / "crafted-verdicts.parquet").to_table()
+    return int(pc.sum(table["packets"]).as_py())
+
+
+def test_an_ip_page_holds_that_hosts_verdicts_and_packets(served) -> None:
+    verdicts = ds.dataset(served.data / "monitor" / "verdicts", partitioning="hive").to_table()
+    ddos = verdicts.filter(pc.equal(verdicts["verdict"], "ddos"))
+    host = int(ddos["src"][0].as_py())
+    address = str(ipaddress.IPv4Address(host))
+    with _client(served) as client:
+        login(client, "victor")
+        context = client.get(f"/api/v1/ip/{address}").json()
+    mine = verdicts.filter(pc.equal(verdicts["src"], host)).sort_by("window_start")
+    assert [w["verdict"] for w in context["windows"]] == mine["verdict"].to_pylist()
+    assert [w["decided_by"] for w in context["windows"]] == mine["decided_by"].to_pylist()
+    assert len(context["windows"][0]["features"]) == 17
+    assert np.isclose(context["windows"][0]["confidence"], mine["confidence"][0].as_py())
+    packets = ds.dataset(served.data / "monitor" / "packets", partitioning="hive").to_table(
+        filter=ds.field("src") == host)
+    assert context["packets"] == packets.num_rows > 0
+    assert len(context["sample"]) == min(50, packets.num_rows)
+    first = next(w for w in context["windows"] if w["verdict"] == "ddos")
+    source = (f"model {first['model_version']}" if first["decided_by"] == "model"
+              else first["decided_by"])
+    assert {"tag": "ddos-victim", "source": source} in context["tags"]
+
+
+def test_hostile_strings_from_a_crafted_table_render_as_text(served) -> None:
+    with _client(served) as client:
+        login(client, "victor")
+        page = client.get(f"/ip/{HOSTILE_HOST}").text
+    assert HOSTILE not in page and "<script>window.pwned" not in page
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize("path", ["/api/v1/catalog"])
+def test_outputs_are_found_by_schema_and_foreign_files_skipped(served, path) -> None:
+    with _client(served) as client:
+        login(client, "victor")
+        catalog = client.get(path).json()
+    kinds = catalog["files"]
+    assert {"packets", "verdicts", "hosts"} <= set(kinds)
+    assert "crafted-verdicts.parquet" in kinds["verdicts"]
+    assert "notes.parquet" in catalog["skipped"]

@@ -1,0 +1,55 @@
+"""`darkscope users` and `darkscope serve` mistakes: one clear line, exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("argon2")
+DARKSCOPE = str(Path(sys.executable).parent / "darkscope")
+
+
+def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([DARKSCOPE, *args], input=stdin, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_users_add_list_role_passwd_remove(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    added = _run("users", "add", "alice", "--role", "admin", "--password-stdin", "--store",
+                 store, stdin="a long enough password\n")
+    assert added.returncode == 0 and "alice (admin)" in added.stdout
+    again = _run("users", "add", "alice", "--password-stdin", "--store", store,
+                 stdin="a long enough password\n")
+    assert again.returncode == 2 and "exists already" in again.stderr
+    assert "Traceback" not in again.stderr
+    short = _run("users", "add", "bob", "--password-stdin", "--store", store, stdin="short\n")
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    assert _run("users", "role", "alice", "expert", "--store", store).returncode == 0
+    listed = _run("users", "list", "--store", store).stdout.split()
+    assert listed[:2] == ["alice", "expert"]
+    changed = _run("users", "passwd", "alice", "--password-stdin", "--store", store,
+                   stdin="another long password\n")
+    assert changed.returncode == 0
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    with ReviewStore(store) as opened:
+        users = UserStore(opened)
+        assert users.authenticate("alice", "a long enough password") is None
+        assert users.authenticate("alice", "another long password").role == "expert"
+        hashed = opened._db.execute("SELECT password_hash FROM users").fetchone()[0]
+        assert hashed.startswith("$argon2id$") and "another" not in hashed
+    assert _run("users", "remove", "alice", "--store", store).returncode == 0
+    gone = _run("users", "remove", "alice", "--store", store)
+    assert gone.returncode == 2 and "no user 'alice'" in gone.stderr
+
+
+def test_serve_without_a_store_says_how_to_make_the_first_admin(tmp_path: Path) -> None:
+    answer = _run("serve", "--data", str(tmp_path), "--store", str(tmp_path / "none.db"))
+    assert answer.returncode == 2
+    assert "darkscope users add NAME --role admin" in answer.stderr
+    assert not (tmp_path / "none.db").exists()

@@ -87,6 +87,9 @@ def test_roles_csrf_limits_and_headers(served) -> None:
         assert huge.status_code == 413
         assert expert.get("/api/v1/ip/not-an-ip").status_code == 400
         assert expert.get("/api/v1/overview", params={"start": "yesterday"}).status_code == 400
+        typed = expert.get("/api/v1/overview?start=2017-03-07T07:00:00+00:00")  # '+' unencoded
+        assert typed.status_code == 200
+        assert typed.json()["range"]["start"] == "2017-03-07T07:00:00Z"
 
 
 def test_overview_agrees_with_the_verdict_and_packet_tables(served) -> None:

@@ -83,7 +83,9 @@ class LabelRequest(BaseModel):
 
 def create_app(settings: Settings) -> FastAPI:
     state = App(settings)
-    api = FastAPI(title="darkscope", version="1", docs_url="/api/docs", redoc_url=None,
+    # no Swagger UI page: it loads its scripts from a CDN, which the CSP (and an offline
+    # telescope network) refuses; the OpenAPI document itself is served
+    api = FastAPI(title="darkscope", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json")
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["ipv4"] = queries.ipv4_text

@@ -10,6 +10,7 @@ two changes of the data is answered from memory.
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -152,5 +153,7 @@ def _utc(value: datetime) -> datetime:
 
 
 def _parse_time(text: str) -> datetime:
-    """ISO 8601; a bad one raises ValueError, which pages turn into a 400 naming it."""
-    return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    """ISO 8601; a bad one raises ValueError, which pages turn into a 400 naming it. A '+'
+    typed into a URL arrives as a space: '...T00:00:00 00:00' is read as '+00:00'."""
+    text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text.strip()).replace("Z", "+00:00")
+    return _utc(datetime.fromisoformat(text))

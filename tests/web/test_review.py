@@ -78,5 +78,13 @@ def test_two_experts_label_history_preview_undo_and_kappa(served) -> None:
     assert undo.json()["label"]["label"] == "scan" and undo.json()["label"]["undoes"]
     after = alice.get("/api/v1/review/history").json()
     assert len(after) == len(history) + 1 and after[0]["previous"] == "scan"
+    again = bob.post("/api/v1/review/undo", headers={"X-CSRF-Token": bob_csrf})
+    assert again.status_code == 200  # an undo of the undo re-applies, never an error page
+    assert again.json()["label"]["undoes"] == undo.json()["label"]["id"]
+    nothing = httpx.Client(base_url=served.url, timeout=60)
+    csrf = login(nothing, "admin")  # admin outranks expert and has labelled nothing
+    assert nothing.post("/api/v1/review/undo", headers={"X-CSRF-Token": csrf}
+                        ).status_code == 404
+    nothing.close()
     alice.close()
     bob.close()

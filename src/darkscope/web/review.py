@@ -26,6 +26,7 @@ from typing import Any
 from darkscope.backscatter import persist
 from darkscope.backscatter.online import ExpertUpdate, learn_expert_labels
 from darkscope.backscatter.persist import SavedModel
+from darkscope.errors import UsageError
 from darkscope.store import Label, ReviewItem, ReviewStore
 
 EVALUATION_PERCENT = 10
@@ -103,13 +104,16 @@ class Reviewer:
             return LabelOutcome(record, update, self.model_version)
 
     def undo(self, who: str) -> LabelOutcome | None:
-        """Withdraw ``who``'s newest label, if nobody replaced it since."""
+        """Withdraw ``who``'s newest history row (an undo of an undo re-applies the label);
+        None when there is none, or someone labelled that item since."""
         with self._lock:
-            mine = next((h for h in self.store.history(limit=500)
-                         if h.who == who and h.undoes is None), None)
+            mine = next((h for h in self.store.history(limit=500) if h.who == who), None)
             if mine is None:
                 return None
-            record = self.store.undo(mine.id, who=who)
+            try:
+                record = self.store.undo(mine.id, who=who)
+            except UsageError:
+                return None  # replaced by another expert's label since: theirs stands
             return LabelOutcome(record, self._learn(record.src, record.window_start),
                                 self.model_version)
 

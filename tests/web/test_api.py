@@ -10,7 +10,6 @@ import httpx
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pytest
 
 from .conftest import HOSTILE, HOSTILE_HOST, login
 
@@ -149,12 +148,25 @@ def test_hostile_strings_from_a_crafted_table_render_as_text(served) -> None:
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page
 
 
-@pytest.mark.parametrize("path", ["/api/v1/catalog"])
-def test_outputs_are_found_by_schema_and_foreign_files_skipped(served, path) -> None:
+def test_outputs_are_found_by_schema_and_foreign_files_skipped(served) -> None:
     with _client(served) as client:
         login(client, "victor")
-        catalog = client.get(path).json()
+        catalog = client.get("/api/v1/catalog").json()
     kinds = catalog["files"]
     assert {"packets", "verdicts", "hosts"} <= set(kinds)
     assert "crafted-verdicts.parquet" in kinds["verdicts"]
     assert "notes.parquet" in catalog["skipped"]
+
+
+def test_attack_filters_keep_exactly_the_matching_victims(served) -> None:
+    victims = ds.dataset(served.data / "monitor" / "victims", partitioning="hive").to_table()
+    ports = victims["ports"].to_pylist()
+    with _client(served) as client:
+        login(client, "victor")
+        every = client.get("/api/v1/attacks").json()
+        on_443 = client.get("/api/v1/attacks", params={"port": 443}).json()
+        icmp = client.get("/api/v1/attacks", params={"icmp": "true"}).json()
+    assert len(every) == victims.num_rows
+    assert len(on_443) == sum("443" in p.split(",") for p in ports) > 0
+    assert all("443" in a["ports"].split(",") for a in on_443)
+    assert len(icmp) == sum(p.startswith("icmp-") for p in ports) > 0

@@ -175,7 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     # -- overview -----------------------------------------------------------------------------
-    def _range(request: Request, range_: str | None, start: str | None, end: str | None):
+    def _range(range_: str | None, start: str | None, end: str | None):
         try:
             return state.data.time_range(range_, start, end)
         except ValueError:
@@ -187,7 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Hourly packets and hosts by verdict, top ports and victims, current attacks, tool
         host counts, over a time range (6h/24h/7d/30d back from the newest data, all, or
         ISO 8601 start/end)."""
-        span = _range(request, range, start, end)
+        span = _range(range, start, end)
         if span is None:
             return bad_request(request, "start/end: not ISO 8601 date-times")
         return queries.overview(state.data, span)
@@ -195,7 +195,7 @@ def create_app(settings: Settings) -> FastAPI:
     @api.get("/", include_in_schema=False)
     def overview_page(request: Request, me: viewer, range: str | None = "all",
                       start: str | None = None, end: str | None = None) -> Response:
-        span = _range(request, range, start, end)
+        span = _range(range, start, end)
         if span is None:
             return bad_request(request, "start/end: not ISO 8601 date-times")
         found = queries.overview(state.data, span)
@@ -325,23 +325,22 @@ def create_app(settings: Settings) -> FastAPI:
     def attacks_api(request: Request, me: viewer, range: str | None = "all",
                     start: str | None = None, end: str | None = None,
                     port: Annotated[int | None, Query(ge=0, le=65535)] = None,
-                    proto: Annotated[str | None, Query(pattern="^(tcp|udp|icmp)$")] = None
-                    ) -> Any:
-        """DDoS victims seen through their backscatter, with estimated attack rates."""
-        span = _range(request, range, start, end)
+                    icmp: bool = False) -> Any:
+        """DDoS victims seen through their backscatter, with estimated attack rates;
+        ``port``: the victim replied from it; ``icmp``: seen through ICMP errors."""
+        span = _range(range, start, end)
         if span is None:
             return bad_request(request, "start/end: not ISO 8601 date-times")
-        return queries.attacks(state.data, span, port, proto)
+        return queries.attacks(state.data, span, port, icmp)
 
     @api.get("/attacks", include_in_schema=False)
     def attacks_page(request: Request, me: viewer, range: str | None = "all",
                      port: Annotated[int | None, Query(ge=0, le=65535)] = None,
-                     proto: Annotated[str | None, Query(pattern="^(tcp|udp|icmp)$")] = None
-                     ) -> Response:
+                     icmp: bool = False) -> Response:
         span = state.data.time_range(range, None, None)
-        rows = queries.attacks(state.data, span, port, proto)
+        rows = queries.attacks(state.data, span, port, icmp)
         return page(request, "attacks.html", me, rows=rows, chart=charts.timeline(rows),
-                    port=port, proto=proto, range=span.name)
+                    port=port, icmp=icmp, range=span.name)
 
     @api.get("/api/v1/catalog", tags=["data"])
     def catalog_api(me: viewer) -> Any:

@@ -38,8 +38,8 @@ def overview(data: DataSource, span: TimeRange) -> dict[str, Any]:
     if data.has("verdicts"):
         out["hourly"] = _clean(data.query(
             "SELECT date_trunc('hour', window_start) AS hour, verdict, "
-            "sum(packets)::BIGINT AS packets, count(DISTINCT coalesce(src::VARCHAR, "
-            + _src6(data) + ")) AS hosts FROM verdicts "
+            "sum(packets)::BIGINT AS packets, count(DISTINCT src) + count(DISTINCT "
+            + _src6(data) + ") AS hosts FROM verdicts "
             "WHERE window_start >= ? AND window_start < ? GROUP BY ALL ORDER BY hour, verdict",
             window))
         totals = data.query(
@@ -151,16 +151,18 @@ def _tags(context: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def attacks(data: DataSource, span: TimeRange, port: int | None = None,
-            proto: str | None = None) -> list[dict[str, Any]]:
+            icmp: bool = False) -> list[dict[str, Any]]:
+    """Attacks in the range; ``port``: those whose victim replied from it; ``icmp``: those
+    seen through ICMP errors (the victims table keeps reply ports, not whether they were TCP
+    or UDP)."""
     if not data.has("victims"):
         return []
     where, params = ["\"end\" >= ?", "start < ?"], span.params()
     if port is not None:
         where.append("list_contains(string_split(ports, ','), ?)")
         params.append(str(port))
-    if proto:
-        where.append("ports ILIKE ?")
-        params.append(f"%{proto}%")
+    if icmp:
+        where.append("ports LIKE 'icmp-%'")
     rows = data.query("SELECT victim, start, \"end\", packets, ports, distinct_targets, "
                       "observed_pps, estimated_attack_pps FROM victims WHERE "
                       + " AND ".join(where) + " ORDER BY start LIMIT 5000", params)

@@ -2,16 +2,22 @@
 concurrent users on loopback, against computing the same page data with pandas, in one run.
 
     python -u benchmarks/serve.py [--hours 24] [--users 4] [--requests 15] [--workdir DIR]
+                                  [--made DIR]
 
 Data: ``simulate --scenario mirai-2016`` for ``--hours`` from 2016-09-01 at scale 1 (the NICT /16
 at the Mirai peak, about a million packets an hour), then as a user makes them: ``ingest``
-(hour-partitioned packet table), ``backscatter detect --victims`` (verdicts, victims) and
-``hosts attribute`` (tools). ``darkscope serve`` runs as its own process; ``--users`` clients,
-each logged in with its own session, ask every page ``--requests`` times at once. Each request
-is made uncached on purpose: the overview with a start time one second later each time, the IP
-page for another address each time (sources drawn from the verdicts). The peer computes the
-same overview (hourly packets and hosts by verdict, totals, top ports) and one IP page's
-verdicts and packets with pandas over the same Parquet files, best of 2.
+(hour-partitioned packet table), ``backscatter detect --victims`` (verdicts, victims),
+``hosts attribute`` (tools) and ``rules mine --period 1h`` (scanner rules). ``darkscope serve``
+runs as its own process; ``--users`` clients, each logged in with its own session, ask every
+page ``--requests`` times at once. Each request is made uncached on purpose where the page has
+parameters: the overview for another range of whole hours each time (its summaries are
+hourly), the IP page for another address (sources drawn from the verdicts), the rules page
+with another filter. The feature map has none: it is computed once per data version. Before
+the load, the time the summaries take to build (``web/rollups.py``) and the first overview
+while they build are measured. The peer computes the same overview (hourly packets and hosts
+by verdict, totals, top ports) and one IP page's verdicts and packets with pandas over the same
+Parquet files, best of 2. ``--made DIR``: reuse the data and model an earlier run left in DIR
+(``data/``, ``model/``) instead of making them.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ import pyarrow.dataset as ds
 DARKSCOPE = str(Path(sys.executable).parent / "darkscope")
 TELESCOPE = "198.51.0.0/16"
 PASSWORD = "benchmark password"
+# the rules page filtered by another item each time (uncached); the map has no parameter: it is
+# computed once per data version, then cached
+RULE_ITEMS = ("dport=23", "dport=2323", "tos=0", "win=", "dport=80", "->")
 
 
 def run(*args: str, stdin: str | None = None) -> float:
@@ -64,8 +73,15 @@ def make_data(work: Path, hours: int) -> Path:
         "--store", str(work / "darkscope.db"), "--telescope", TELESCOPE, "--no-progress")
     run("hosts", "attribute", str(data / "packets"), "-o", str(data / "hosts.parquet"),
         "--period", "1h", "--no-progress")
+    mine_rules(data)
     capture.unlink()
     return data
+
+
+def mine_rules(data: Path) -> None:
+    """Scanner rules per hour of the day: the rules page's timeline."""
+    run("rules", "mine", str(data / "packets"), "--period", "1h", "--min-hosts", "1000",
+        "-o", str(data / "rules.parquet"), "--no-progress")
 
 
 def _port() -> int:
@@ -83,6 +99,14 @@ def _login(url: str) -> httpx.Client:
     return client
 
 
+def _hours(first: datetime, m: int) -> dict[str, str]:
+    """The m-th distinct range of whole hours: starts 0-19 h after ``first``, ending 24, 23,
+    22... h after it."""
+    start, end = first + timedelta(hours=m % 20), first + timedelta(hours=24 - m // 20)
+    return {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 def load(url: str, users: int, requests: int, start: datetime,
          hosts: list[str]) -> dict[str, list[float]]:
     """Every user asks every page ``requests`` times, all users at once; seconds per request."""
@@ -94,13 +118,14 @@ def load(url: str, users: int, requests: int, start: datetime,
         client = _login(url)
         for _ in range(requests):
             n = next(counter)
-            page_at, api_at = (
-                (start + timedelta(seconds=2 * n + k)).strftime("%Y-%m-%dT%H:%M:%SZ")
-                for k in (0, 1))  # page and API apart: neither answers from the other's cache
-            for page, path, params in (("overview", "/", {"start": page_at}),
-                                       ("overview API", "/api/v1/overview", {"start": api_at}),
+            page_at, api_at = (_hours(start, 2 * n + k) for k in (0, 1))
+            # page and API apart: neither answers from the other's cache
+            for page, path, params in (("overview", "/", page_at),
+                                       ("overview API", "/api/v1/overview", api_at),
                                        ("ip", f"/ip/{hosts[n % len(hosts)]}", {}),
                                        ("review", "/review", {}),
+                                       ("rules", "/rules", {"match": RULE_ITEMS[n % 6]}),
+                                       ("map", "/map", {}),
                                        ("attacks", "/attacks", {"port": n % 1024})):
                 began = time.perf_counter()
                 answer = client.get(path, params=params)
@@ -151,10 +176,16 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=4)
     parser.add_argument("--requests", type=int, default=15)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--made", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
-        data = make_data(work, args.hours)
+        if args.made:
+            data, model = args.made / "data", args.made / "model"
+            if not (data / "rules.parquet").exists():
+                mine_rules(data)
+        else:
+            data, model = make_data(work, args.hours), work / "model"
         packets = ds.dataset(data / "packets", format="parquet", partitioning="hive")
         verdicts = ds.dataset(data / "verdicts.parquet")
         print(f"data: {args.hours} h of mirai-2016 at scale 1: {packets.count_rows():,} packets, "
@@ -169,7 +200,7 @@ def main() -> None:
         port = _port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([DARKSCOPE, "serve", "--data", str(data), "--store",
-                                   str(store), "--model", str(work / "model"), "--port",
+                                   str(store), "--model", str(model), "--port",
                                    str(port)])
         try:
             deadline = time.monotonic() + 120
@@ -186,8 +217,15 @@ def main() -> None:
             cold_start = time.perf_counter() - began
             overview = first.get("/api/v1/overview").json()
             start = datetime.fromisoformat(overview["range"]["start"].replace("Z", "+00:00"))
+            while first.get("/api/v1/catalog").json()["summaries"]["pending"]:
+                time.sleep(0.5)
+            built = time.perf_counter() - began
+            summaries = first.get("/api/v1/catalog").json()["summaries"]
             first.close()
-            print(f"first overview after start (catalog, views): {cold_start:.2f} s")
+            size = Path(summaries["path"]).stat().st_size
+            print(f"first overview after start, while the summaries build: {cold_start:.2f} s")
+            print(f"summaries of {summaries['files']} files built {built:.1f} s after start, "
+                  f"{size / 1e6:.0f} MB")
             times = load(url, args.users, args.requests, start.astimezone(UTC), hosts)
         finally:
             server.terminate()
@@ -209,7 +247,8 @@ def main() -> None:
         print(f"pandas, one IP page's data: {peer_ip:.2f} s -> the dashboard's page "
               f"(p50, under load) is {peer_ip / ours_ip:.1f}x faster")
         print(json.dumps({"overview_p50": ours_overview, "ip_p50": ours_ip}))
-        shutil.rmtree(data, ignore_errors=True)
+        if not args.made:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

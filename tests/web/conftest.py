@@ -54,7 +54,7 @@ class Outputs:
 
 
 @pytest.fixture(scope="session")
-def outputs(sim_heldout, model_dir, tmp_path_factory) -> Outputs:
+def outputs(sim_heldout, sim_train, model_dir, tmp_path_factory) -> Outputs:
     """A monitor's outputs of the held-out traffic, a crafted table, a foreign file, and a
     store with the monitor's review queue and one user of each role."""
     from darkscope.store import ReviewStore
@@ -69,6 +69,14 @@ def outputs(sim_heldout, model_dir, tmp_path_factory) -> Outputs:
                     "--telescope", TELESCOPE, "-o", str(data / "monitor"), "--store",
                     str(store), "--once", "--finish", "--scanner-min-hosts", "20",
                     "--no-progress"], check=True, capture_output=True)
+    # rules per hour of the training traffic: a timeline of several periods (the monitor
+    # mines a day at a time, and the held-out traffic is two hours)
+    subprocess.run([DARKSCOPE, "rules", "mine", str(sim_train.table), "--period", "1h",
+                    "--min-hosts", "20", "-o", str(data / "rules-hourly.parquet"),
+                    "--no-progress"], check=True, capture_output=True)
+    subprocess.run([DARKSCOPE, "hosts", "attribute", str(sim_train.table), "--period", "1h",
+                    "-o", str(data / "train-hosts.parquet"), "--no-progress"], check=True,
+                   capture_output=True)
     verdicts = pq.ParquetDataset(data / "monitor" / "verdicts").read()
     _hostile_verdicts(data / "crafted-verdicts.parquet", verdicts)
     (data / "notes.parquet").write_bytes(b"PAR1 not really parquet")  # skipped, never fatal

@@ -43,8 +43,13 @@ class Settings:
     data: Path
     store: Path
     model: Path | None = None
+    cache: Path | None = None    # the summaries' DuckDB file; default: beside the store
     secure_cookies: bool = False
     max_body: int = MAX_BODY
+
+    @property
+    def summaries(self) -> Path:
+        return self.cache or self.store.with_name(self.store.name + ".cache.duckdb")
 
 
 class _Stores(threading.local):
@@ -59,7 +64,7 @@ class _Stores(threading.local):
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.data = DataSource(settings.data)
+        self.data = DataSource(settings.data, settings.summaries)
         self._stores = _Stores(settings.store)
         self.reviewer = Reviewer(self.store, settings.model or find_model(settings.data))
         self.notice: dict[str, str] = {}   # per user: what their last label changed
@@ -233,8 +238,8 @@ def create_app(settings: Settings) -> FastAPI:
                 for h in state.store().history(host.v4)]
 
     # -- review queue -------------------------------------------------------------------------
-    def _queue(evaluation: bool) -> dict[str, Any]:
-        items = state.reviewer.queue(evaluation, limit=50)
+    def _queue(evaluation: bool, limit: int = 50) -> dict[str, Any]:
+        items = state.reviewer.queue(evaluation, limit=limit)
         return {"counts": state.reviewer.counts(), "model_version": state.reviewer.model_version,
                 "slice": "evaluation" if evaluation else "uncertain",
                 "items": [{"src": i.src, "ip": queries.ipv4_text(i.src),
@@ -245,9 +250,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @api.get("/api/v1/review/queue", tags=["review"])
     def queue_api(me: viewer, slice: Annotated[str, Query(pattern="^(uncertain|evaluation)$")]
-                  = "uncertain") -> Any:
+                  = "uncertain", limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
         """Pending items, least confident first; or the random evaluation slice."""
-        return _queue(slice == "evaluation")
+        return _queue(slice == "evaluation", limit)
 
     @api.get("/api/v1/review/history", tags=["review"])
     def history_api(me: viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
@@ -342,13 +347,68 @@ def create_app(settings: Settings) -> FastAPI:
         return page(request, "attacks.html", me, rows=rows, chart=charts.timeline(rows),
                     port=port, icmp=icmp, range=span.name)
 
+    # -- scanner rules ------------------------------------------------------------------------
+    @api.get("/api/v1/rules", tags=["rules"])
+    def rules_api(me: viewer, match: Annotated[str | None, Query(max_length=200)] = None
+                  ) -> Any:
+        """Every rule through time (first/last period, peak hosts and when, hosts per period,
+        Mirai share at the peak), highest peak first; ``match``: rules whose text contains
+        it. ``panels``: the top six per item kind, as the page draws them."""
+        return queries.rules(state.data, match)
+
+    @api.get("/api/v1/rules/rule", tags=["rules"])
+    def rule_api(me: viewer, text: Annotated[str, Query(max_length=2000)]) -> Any:
+        """One rule (its text, e.g. ``{tos=0, win=5840} -> {dport=23}``): per period, and
+        the hosts fingerprinted as its tool family."""
+        found = queries.rule(state.data, text)
+        if found is None:
+            raise NotAllowed(404, "no such rule under --data")
+        return found
+
+    @api.get("/rules", include_in_schema=False)
+    def rules_page(request: Request, me: viewer,
+                   match: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+        found = queries.rules(state.data, match)
+        return page(request, "rules.html", me, r=found,
+                    chart=charts.rule_panels(found["periods"], found["panels"]))
+
+    @api.get("/rules/rule", include_in_schema=False)
+    def rule_page(request: Request, me: viewer,
+                  text: Annotated[str, Query(max_length=2000)]) -> Response:
+        found = queries.rule(state.data, text)
+        if found is None:
+            raise NotAllowed(404, "no such rule under --data")
+        return page(request, "rule.html", me, x=found)
+
+    # -- feature map --------------------------------------------------------------------------
+    def _map() -> dict[str, Any]:
+        queued = {(i.src, i.window_start) for i in state.reviewer.queue(False, limit=1000)}
+        return queries.feature_map(state.data, queued)
+
+    @api.get("/api/v1/map", tags=["map"])
+    def map_api(me: viewer) -> Any:
+        """Host-windows in two dimensions (PCA of the 17 features; ``axes`` names the features
+        that load most on each), with verdicts and whether each waits in the review queue:
+        every ddos, needs-review and queued window and a fixed sample of the rest."""
+        return _map()
+
+    @api.get("/map", include_in_schema=False)
+    def map_page(request: Request, me: viewer) -> Response:
+        found = _map()
+        return page(request, "map.html", me, m=found,
+                    chart=charts.feature_map(found["points"], found["axes"]))
+
     @api.get("/api/v1/catalog", tags=["data"])
     def catalog_api(me: viewer) -> Any:
-        """The outputs found under --data, by kind, and the files that matched no kind."""
+        """The outputs found under --data, by kind, the files that matched no kind, and the
+        summaries' state (``pending``: kinds whose newest files are still being summarised,
+        answered from the raw files meanwhile)."""
+        state.data.refresh()
         catalog = state.data.catalog
         root = catalog.root
         return {"files": {k: [str(p.relative_to(root)) for p in v]
-                          for k, v in catalog.files.items()}, "skipped": catalog.skipped}
+                          for k, v in catalog.files.items()}, "skipped": catalog.skipped,
+                "summaries": state.data.rollups.status()}
 
     @api.get("/api/v1/me", tags=["data"])
     def me_api(me: viewer) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
@@ -85,4 +86,99 @@ def timeline(attacks: list[dict[str, Any]]) -> Markup:
                  '</text>')
     parts.append(f'<text x="{WIDTH - PAD - 150}" y="{PAD - 14}" class="axis">'
                  f'{high:%Y-%m-%d %H:%M:%S}</text></svg>')
+    return Markup("".join(parts))
+
+
+PALETTE = ("#2e86c1", "#c0392b", "#27ae60", "#8e44ad", "#f39c12", "#16a085", "#7f8c8d",
+           "#d35400")
+PANEL_TITLES = {"win": "TCP window rules", "tos": "ToS rules", "dport": "destination port rules"}
+
+
+def rule_panels(periods: list[str], panels: dict[str, list[dict[str, Any]]]) -> Markup:
+    """The rules timeline as the seed draws it: one panel per item kind (window, ToS, port),
+    a line per rule of its hosts per period; each line and legend entry links to the rule's
+    page, and its title gives the numbers and the Mirai share at the peak."""
+    shown = {family: rows for family, rows in panels.items() if rows}
+    if not periods or not shown:
+        return Markup('<p class="empty">No rules tables under --data.</p>')
+    panel_h, legend_w = 170, 330
+    width = WIDTH + legend_w - 200
+    plot_w = width - legend_w - PAD
+    step = plot_w / max(len(periods) - 1, 1)
+    parts = [f'<svg class="chart rules" viewBox="0 0 {width} {len(shown) * (panel_h + 30)}" '
+             'role="img" aria-label="rules timeline">']
+    for p, (family, rows) in enumerate(shown.items()):
+        top = p * (panel_h + 30) + 22
+        peak = max(max(r["daily_hosts"]) for r in rows) or 1
+        parts.append(f'<text x="{PAD}" y="{top - 6}" class="title">'
+                     f'{escape(PANEL_TITLES.get(family, family))}</text>')
+        parts.append(f'<text x="4" y="{top + 10}" class="axis">{peak:,}</text>')
+        parts.append(f'<line x1="{PAD}" y1="{top + panel_h - 20}" x2="{PAD + plot_w}" '
+                     f'y2="{top + panel_h - 20}" class="grid"/>')
+        for i, row in enumerate(rows):
+            colour = PALETTE[i % len(PALETTE)]
+            points = " ".join(
+                f"{PAD + j * step:.1f},{top + (panel_h - 20) * (1 - n / peak):.1f}"
+                for j, n in enumerate(row["daily_hosts"]))
+            share = row["mirai_share_at_peak"]
+            note = "" if share is None else f", Mirai share at the peak {share:.0%}"
+            title = escape(f"{row['rule']}: peak {row['peak_hosts']:,} hosts on "
+                           f"{row['peak_period'][:10]}{note}")
+            href = f"/rules/rule?text={quote(row['rule'], safe='')}"
+            parts.append(f'<a href="{escape(href)}"><polyline points="{points}" fill="none" '
+                         f'stroke="{colour}" stroke-width="2"><title>{title}</title>'
+                         '</polyline></a>')
+            y = top + 8 + i * 16
+            label = row["rule"] if len(row["rule"]) <= 44 else row["rule"][:43] + "…"
+            parts.append(f'<a href="{escape(href)}"><rect x="{width - legend_w + 8}" '
+                         f'y="{y - 9}" width="10" height="10" fill="{colour}"/><text '
+                         f'x="{width - legend_w + 24}" y="{y}" class="axis">{escape(label)}'
+                         f'<title>{title}</title></text></a>')
+        for j in range(0, len(periods), max(1, len(periods) // 8)):
+            parts.append(f'<text x="{PAD + j * step:.1f}" y="{top + panel_h - 6}" '
+                         f'class="axis">{escape(periods[j][:16].replace("T", " "))}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def feature_map(points: list[dict[str, Any]], axes: list[dict[str, Any]]) -> Markup:
+    """Host-windows as dots coloured by verdict, queued items ringed; every dot links to its
+    IP page, and map.js lets a dragged rectangle select several."""
+    if not points:
+        return Markup('<p class="empty">No verdicts under --data.</p>')
+    width, height = WIDTH, 520
+    xs = [p["x"] for p in points]
+    ys = [p["y"] for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    sx = (width - 2 * PAD) / ((x1 - x0) or 1.0)
+    sy = (height - 2 * PAD) / ((y1 - y0) or 1.0)
+    parts = [f'<svg class="chart map" id="feature-map" viewBox="0 0 {width} {height}" '
+             'role="img" aria-label="host-windows by their features">',
+             f'<rect class="frame" x="{PAD}" y="{PAD}" width="{width - 2 * PAD}" '
+             f'height="{height - 2 * PAD}"/>']
+    order = sorted(points, key=lambda p: (p["verdict"] != "not_ddos", p["queued"]))
+    for p in order:  # the common verdict first, so the rare ones are drawn on top
+        cx = PAD + (p["x"] - x0) * sx
+        cy = height - PAD - (p["y"] - y0) * sy
+        ring = ' class="queued"' if p["queued"] else ""
+        title = escape(f"{p['ip']} {p['verdict']} ({p['decided_by']}), {p['packets']} packets"
+                       + (", in the review queue" if p["queued"] else ""))
+        parts.append(f'<a href="/ip/{escape(p["ip"])}"><circle cx="{cx:.1f}" cy="{cy:.1f}" '
+                     f'r="{4 if p["queued"] else 3}" fill="{COLOURS.get(p["verdict"], "#777")}"'
+                     f'{ring} data-ip="{escape(p["ip"])}" data-verdict="{escape(p["verdict"])}">'
+                     f'<title>{title}</title></circle></a>')
+    for axis, (x, y, anchor) in zip(axes, ((width / 2, height - 8, "middle"),
+                                           (12, PAD - 12, "start")), strict=False):
+        names = ", ".join(f"{f['name']} {'+' if f['loading'] > 0 else '−'}"
+                          for f in axis["features"])
+        parts.append(f'<text x="{x}" y="{y}" class="axis" text-anchor="{anchor}">'
+                     f'PC{axis["component"]} ({axis["variance"]:.0%} of the variance): '
+                     f'{escape(names)}</text>')
+    for j, verdict in enumerate(("ddos", "needs_review", "not_ddos")):
+        parts.append(f'<circle cx="{width - 330 + j * 105}" cy="{PAD - 14}" r="4" '
+                     f'fill="{COLOURS[verdict]}"/><text x="{width - 322 + j * 105}" '
+                     f'y="{PAD - 10}" class="axis">{verdict}</text>')
+    parts.append(f'<circle cx="{width - 330 + 3 * 105 - 20}" cy="{PAD - 14}" r="4" '
+                 'fill="none" class="queued"/>')
+    parts.append("</svg>")
     return Markup("".join(parts))

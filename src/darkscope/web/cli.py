@@ -120,14 +120,17 @@ def remove(name: str, store_path: str) -> None:
 @click.option("--model", "model_path", type=click.Path(file_okay=False, exists=True),
               default=None, help="Backscatter model whose update the review page previews "
                                  "(default: the newest model under --data).")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
+              help="Summaries of --data the pages read (DuckDB file, derived: delete it any "
+                   "time; about 16 bytes per packet). Default: STORE.cache.duckdb.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (put a TLS reverse proxy in front for others).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--secure-cookies/--no-secure-cookies", default=False, show_default=True,
               help="Mark cookies Secure and send HSTS: set this behind a TLS proxy.")
 @common
-def serve(data_dir: str, store_path: str, model_path: str | None, host: str, port: int,
-          secure_cookies: bool) -> None:
+def serve(data_dir: str, store_path: str, model_path: str | None, cache_path: str | None,
+          host: str, port: int, secure_cookies: bool) -> None:
     """Serve the dashboard: overview, IP pages, review queue, attacks, rules, dark web.
 
     Every page has a JSON API under /api/v1 (OpenAPI at /api/openapi.json). Nothing is shown
@@ -141,4 +144,5 @@ def serve(data_dir: str, store_path: str, model_path: str | None, host: str, por
                          "admin with: darkscope users add NAME --role admin --store "
                          f"{store_path}")
     run(Settings(Path(data_dir), Path(store_path), Path(model_path) if model_path else None,
+                 cache=Path(cache_path) if cache_path else None,
                  secure_cookies=secure_cookies), host, port)

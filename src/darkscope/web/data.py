@@ -3,8 +3,9 @@
 DuckDB is the embedded engine because every page is an aggregate over columnar files (hourly
 counts, top-k, one host's rows): it scans Parquet in parallel with projection and filter
 pushdown and needs no server or import step, so a running monitor's new parts are visible at
-the next catalog look. Results are cached per catalog version: a page asked for twice between
-two changes of the data is answered from memory.
+the next catalog look. The busiest pages read summaries built once per file (rollups.py)
+rather than the raw tables. Results are cached per catalog and summary version: a page asked
+for twice between two changes of the data is answered from memory.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from darkscope.web.catalog import Catalog
+from darkscope.web.rollups import HOUR_NS, Rollups, arrow, merged_estimate
 
 CACHE_ENTRIES = 512
 RANGES = {"6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7),
@@ -45,6 +48,11 @@ class Host:
             return cls(str(address), int(address), None)
         return cls(str(address), None, str(address))
 
+    @property
+    def packed(self) -> bytes | None:
+        """The IPv6 address as the packet tables hold it (16 bytes)."""
+        return None if self.v6 is None else ipaddress.IPv6Address(self.v6).packed
+
 
 @dataclass(frozen=True)
 class TimeRange:
@@ -55,6 +63,13 @@ class TimeRange:
     def params(self) -> list[datetime]:
         return [self.start, self.end]
 
+    def hours(self) -> list[int]:
+        """The range as whole hours since the epoch, [first, last): what the hourly
+        summaries are kept at (the overview is hour-resolved)."""
+        start = int(self.start.timestamp()) * 10**9 // HOUR_NS
+        end = -(-int(self.end.timestamp() * 10**9) // HOUR_NS)
+        return [start, max(end, start + 1)]
+
 
 def _quoted(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
@@ -64,21 +79,35 @@ def ipv4_text(value: int | None) -> str | None:
     return None if value is None else str(ipaddress.IPv4Address(int(value)))
 
 
+def ipv6_text(value: bytes | str | None) -> str | None:
+    """An IPv6 address from the packet tables' 16 bytes (or the verdicts' text)."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(ipaddress.IPv6Address(bytes(value))) if len(value) == 16 else None
+
+
 class DataSource:
     """Views per output kind, refreshed with the catalog, and cached queries over them."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, summaries: Path | None = None) -> None:
         self.catalog = Catalog(root)
         self._db = duckdb.connect()
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
-        self._views_version = -1
+        self._views_version: tuple[int, int] = (-1, -1)
+        self.rollups = Rollups(self._db, summaries)
         self.refresh(force=True)
 
+    def close(self) -> None:
+        self.rollups.close()
+        self._db.close()
+
     def refresh(self, force: bool = False) -> None:
-        self.catalog.refresh(force=force)
+        if self.catalog.refresh(force=force):
+            self.rollups.submit(self.catalog)
         with self._lock:
-            if self._views_version == self.catalog.version:
+            version = (self.catalog.version, self.rollups.version)
+            if self._views_version == version:
                 return
             for kind, files in self.catalog.files.items():
                 listed = ", ".join(_quoted(p) for p in files)
@@ -87,7 +116,8 @@ class DataSource:
                            if reader == "read_json" else "union_by_name=true")
                 self._db.execute(f'CREATE OR REPLACE VIEW "{kind}" AS SELECT * FROM '
                                  f"{reader}([{listed}], {options})")
-            self._views_version = self.catalog.version
+            self.rollups.views(self.catalog)
+            self._views_version = version
             self._cache.clear()
 
     def has(self, kind: str) -> bool:
@@ -118,6 +148,56 @@ class DataSource:
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
         return rows
+
+    def table(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """A query's rows as Arrow, for the parts' own functions (cached like ``query``)."""
+        self.refresh()
+        key = ("arrow", self._views_version, sql, tuple(params or ()))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]  # type: ignore[return-value]
+        cursor = self._db.cursor()
+        try:
+            found = arrow(cursor.sql(sql, params=params or None))
+        finally:
+            cursor.close()
+        with self._lock:
+            self._cache[key] = found  # type: ignore[assignment]
+        return found
+
+    # -- distinct hosts over a range ----------------------------------------------------------
+    def port_hosts(self, ports: list[tuple[int, int]], hours: list[int]
+                   ) -> tuple[dict[tuple[int, int], int], bool]:
+        """Distinct sources per (proto, port) over the hours, and whether they are sketch
+        estimates: merged sketches once every packet file is summarised, an exact count over
+        the raw table before."""
+        if not ports:
+            return {}, False
+        listed = ", ".join(f"({int(p)}, {int(d)})" for p, d in ports)
+        if self.rollups.pending("packets"):
+            v6 = "src6" if "src6" in self.columns("packets") else "NULL"
+            rows = self.query(
+                f"SELECT proto, dport, count(DISTINCT src) + count(DISTINCT {v6}) AS n "
+                "FROM packets WHERE ts >= to_timestamp(? * 3600) AND ts < to_timestamp(? * "
+                f"3600) AND (proto, dport) IN ({listed}) GROUP BY ALL", hours)
+            return {(r["proto"], r["dport"]): int(r["n"]) for r in rows}, False
+        rows = self.query("SELECT proto, dport, list(sketch) AS sketches FROM port_sketches "
+                          f"WHERE hour >= ? AND hour < ? AND (proto, dport) IN ({listed}) "
+                          "GROUP BY ALL", hours)
+        return {(r["proto"], r["dport"]): round(merged_estimate(r["sketches"]))
+                for r in rows}, True
+
+    def tool_hosts(self, hours: list[int]) -> tuple[dict[str, int], bool]:
+        """Distinct sources per tool family over the hours (as port_hosts)."""
+        if self.rollups.pending("hosts"):
+            rows = self.query("SELECT family, count(DISTINCT src) AS n FROM hosts WHERE "
+                              "period_start >= to_timestamp(? * 3600) AND period_start < "
+                              "to_timestamp(? * 3600) GROUP BY family", hours)
+            return {r["family"]: int(r["n"]) for r in rows}, False
+        rows = self.query("SELECT family, list(sketch) AS sketches FROM tool_sketches "
+                          "WHERE hour >= ? AND hour < ? GROUP BY family", hours)
+        return {r["family"]: round(merged_estimate(r["sketches"])) for r in rows}, True
 
     # -- time -------------------------------------------------------------------------------
     def extent(self) -> tuple[datetime, datetime] | None:

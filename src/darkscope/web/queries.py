@@ -6,10 +6,11 @@ Addresses leave as text, times as ISO 8601 UTC.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from darkscope.web.data import DataSource, Host, TimeRange, ipv4_text
+from darkscope.web.data import DataSource, Host, TimeRange, ipv4_text, ipv6_text
+from darkscope.web.rollups import feature_columns
 
 TOOLS = ("mirai", "zmap", "masscan")
 TOP = 10
@@ -26,7 +27,7 @@ def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _host_of(row: dict[str, Any], v4: str = "src", v6: str = "src6") -> str | None:
-    return row.get(v6) or ipv4_text(row.get(v4))
+    return ipv6_text(row.get(v6)) or ipv4_text(row.get(v4))
 
 
 def overview(data: DataSource, span: TimeRange) -> dict[str, Any]:
@@ -35,23 +36,28 @@ def overview(data: DataSource, span: TimeRange) -> dict[str, Any]:
                                      "name": span.name},
                            "hourly": [], "top_ports": [], "top_victims": [],
                            "current_attacks": [], "tools": {}, "totals": {}}
+    hours = span.hours()
     if data.has("verdicts"):
         out["hourly"] = _clean(data.query(
-            "SELECT date_trunc('hour', window_start) AS hour, verdict, "
-            "sum(packets)::BIGINT AS packets, count(DISTINCT src) + count(DISTINCT "
-            + _src6(data) + ") AS hosts FROM verdicts "
-            "WHERE window_start >= ? AND window_start < ? GROUP BY ALL ORDER BY hour, verdict",
-            window))
+            "SELECT to_timestamp(hour * 3600) AS hour, verdict, sum(packets)::BIGINT AS "
+            "packets, sum(hosts)::BIGINT AS hosts FROM verdict_hours "
+            "WHERE hour >= ? AND hour < ? GROUP BY ALL ORDER BY 1, 2", hours))
         totals = data.query(
-            "SELECT verdict, count(*) AS windows, sum(packets)::BIGINT AS packets FROM verdicts "
-            "WHERE window_start >= ? AND window_start < ? GROUP BY verdict", window)
+            "SELECT verdict, sum(windows)::BIGINT AS windows, sum(packets)::BIGINT AS packets "
+            "FROM verdict_hours WHERE hour >= ? AND hour < ? GROUP BY verdict", hours)
         out["totals"] = {r["verdict"]: {"windows": r["windows"], "packets": r["packets"]}
                          for r in totals}
     if data.has("packets"):
-        out["top_ports"] = data.query(
-            "SELECT proto, dport AS port, count(*) AS packets, count(DISTINCT src) AS hosts "
-            "FROM packets WHERE ts >= ? AND ts < ? AND dport IS NOT NULL "
-            f"GROUP BY ALL ORDER BY packets DESC LIMIT {TOP}", window)
+        top = data.query(
+            "SELECT proto, dport AS port, sum(packets)::BIGINT AS packets, "
+            "bool_and(with_sources) AS every_hour FROM port_hours WHERE hour >= ? AND "
+            f"hour < ? GROUP BY ALL ORDER BY packets DESC, proto, port LIMIT {TOP}", hours)
+        hosts, estimated = data.port_hosts([(r["proto"], r["port"]) for r in top], hours)
+        # every_hour: the port was among each hour's busiest, so no hour's hosts are missing
+        out["top_ports"] = [{"proto": r["proto"], "port": r["port"], "packets": r["packets"],
+                             "hosts": hosts.get((r["proto"], r["port"]), 0),
+                             "hosts_estimated": estimated,
+                             "hosts_partial": estimated and not r["every_hour"]} for r in top]
     if data.has("victims"):
         victims = data.query(
             "SELECT victim, sum(packets)::BIGINT AS packets, max(estimated_attack_pps) "
@@ -66,11 +72,9 @@ def overview(data: DataSource, span: TimeRange) -> dict[str, Any]:
         out["current_attacks"] = [{**r, "victim": ipv4_text(r["victim"])}
                                   for r in _clean(current)]
     if data.has("hosts"):
-        counts = data.query(
-            "SELECT family, count(DISTINCT src) AS hosts FROM hosts "
-            "WHERE period_start >= ? AND period_start < ? GROUP BY family", window)
-        found = {r["family"]: r["hosts"] for r in counts}
+        found, estimated = data.tool_hosts(hours)
         out["tools"] = {tool: int(found.get(tool, 0)) for tool in TOOLS}
+        out["tools_estimated"] = estimated
     return out
 
 
@@ -84,40 +88,38 @@ def ip_context(data: DataSource, host: Host, sample: int = 50) -> dict[str, Any]
                            "packets": 0, "windows": [], "sample": [], "ports": [],
                            "prefixes": [], "tools": [], "attacks": []}
     key_sql, key = ("src = ?", host.v4) if host.v4 is not None else ("src6 = ?", host.v6)
-    if data.has("packets") and (host.v4 is not None or "src6" in data.columns("packets")):
-        seen = data.query(f"SELECT min(ts) AS a, max(ts) AS b, count(*) AS n FROM packets "
-                          f"WHERE {key_sql}", [key])[0]
+    if data.has("packets"):
+        # packets_by_src (rollups.py): the packet columns ordered by source, so a lookup
+        # reads a row group or two per file; IPv6 sources are the tables' 16 bytes there
+        packet_key = [host.v4 if host.v4 is not None else host.packed]
+        seen = data.query(f"SELECT min(ts) AS a, max(ts) AS b, count(*) AS n FROM "
+                          f"packets_by_src WHERE {key_sql}", packet_key)[0]
         out.update(first_seen=_iso(seen["a"]), last_seen=_iso(seen["b"]), packets=seen["n"])
-        columns = data.columns("packets")
-        wanted = [c for c in ("ts", "dst", "dst6", "proto", "sport", "dport", "tcp_flags",
-                              "ttl", "ip_id", "window", "tos", "ip_len") if c in columns]
-        rows = data.query(f"SELECT {', '.join(wanted)} FROM packets WHERE {key_sql} "
-                          f"ORDER BY ts LIMIT {int(sample)}", [key])
+        rows = data.query("SELECT ts, dst, dst6, proto, sport, dport, tcp_flags, ttl, ip_id, "
+                          f"win AS window, tos, ip_len FROM packets_by_src WHERE {key_sql} "
+                          f"ORDER BY ts LIMIT {int(sample)}", packet_key)
         out["sample"] = [{**r, "dst": _host_of(r, "dst", "dst6")} for r in _clean(rows)]
         for r in out["sample"]:
             r.pop("dst6", None)
         out["ports"] = data.query(
-            f"SELECT proto, dport AS port, count(*) AS packets FROM packets WHERE {key_sql} "
-            f"AND dport IS NOT NULL GROUP BY ALL ORDER BY packets DESC LIMIT {TOP}", [key])
+            f"SELECT proto, dport AS port, count(*) AS packets FROM packets_by_src WHERE "
+            f"{key_sql} AND dport IS NOT NULL GROUP BY ALL ORDER BY packets DESC, port "
+            f"LIMIT {TOP}", packet_key)
         if host.v4 is not None:
             prefixes = data.query(
-                "SELECT (dst >> 8) AS p, count(*) AS packets FROM packets WHERE src = ? "
-                f"AND dst IS NOT NULL GROUP BY p ORDER BY packets DESC LIMIT {TOP}", [key])
+                "SELECT (dst >> 8) AS p, count(*) AS packets FROM packets_by_src WHERE "
+                f"src = ? AND dst IS NOT NULL GROUP BY p ORDER BY packets DESC, p LIMIT {TOP}",
+                packet_key)
             out["prefixes"] = [{"prefix": f"{ipv4_text(r['p'] << 8)}/24",
                                 "packets": r["packets"]} for r in prefixes]
-    if data.has("verdicts") and (host.v4 is not None or "src6" in data.columns("verdicts")):
-        columns = data.columns("verdicts")
-        extra = [c for c in ("model_version", "context_packets") if c in columns]
-        features = [c for c in columns if c not in {
-            "src", "src6", "window_start", "window_end", "packets", "verdict", "decided_by",
-            "confidence", "model_version", "context_packets", "date", "hour"}]
-        rows = data.query(
-            "SELECT window_start, window_end, packets, verdict, decided_by, confidence"
-            + "".join(f", {c}" for c in extra) + "".join(f', "{c}"' for c in sorted(features))
-            + f" FROM verdicts WHERE {key_sql} ORDER BY window_start", [key])
+    if data.has("verdicts"):
+        # verdicts_by_src (rollups.py): the verdicts ordered by source
+        rows = data.query(f"SELECT * EXCLUDE (src, src6) FROM verdicts_by_src WHERE {key_sql} "
+                          "ORDER BY window_start", [key])
+        features = feature_columns(set(rows[0]) if rows else set())
         out["windows"] = [
             {**{k: v for k, v in r.items() if k not in features},
-             "features": {k: r[k] for k in sorted(features)}} for r in _clean(rows)]
+             "features": {k: r[k] for k in features}} for r in _clean(rows)]
         if out["first_seen"] is None and rows:
             out["first_seen"] = out["windows"][0]["window_start"]
             out["last_seen"] = out["windows"][-1]["window_end"]
@@ -167,3 +169,121 @@ def attacks(data: DataSource, span: TimeRange, port: int | None = None,
                       "observed_pps, estimated_attack_pps FROM victims WHERE "
                       + " AND ".join(where) + " ORDER BY start LIMIT 5000", params)
     return [{**r, "victim": ipv4_text(r["victim"])} for r in _clean(rows)]
+
+
+# -- scanner rules ----------------------------------------------------------------------------
+RULE_PANELS = ("win", "tos", "dport")
+
+
+def rules(data: DataSource, match: str | None = None, top: int = 6) -> dict[str, Any]:
+    """The day-by-day timeline of fingerprint rules (``patterns.timeline``, the seed's
+    three-panel figure: window, ToS and port rules), each rule's Mirai share at its peak."""
+    from darkscope.patterns.timeline import build_timeline
+
+    out: dict[str, Any] = {"periods": [], "rules": [], "panels": {}, "match": match}
+    if not data.has("rules"):
+        return out
+    table = data.table("SELECT period_start, antecedent, consequent, support_hosts, "
+                       "mirai_share FROM rules")
+    if table.num_rows == 0:
+        return out
+    timeline = build_timeline(table)
+    periods = [_iso(datetime.fromtimestamp(int(p) / 1e9, UTC)) for p in timeline.periods]
+    rows = _clean(timeline.table.drop_columns(["appears", "vanishes"]).to_pylist())
+    for row in rows:
+        row["mirai_share_at_peak"] = _number(row["mirai_share_at_peak"])
+    if match:
+        rows = [r for r in rows if match in r["rule"]]
+    out.update(periods=periods, rules=rows)
+    for family in RULE_PANELS:
+        out["panels"][family] = [r for r in rows if r["family"] == family][:top]
+    return out
+
+
+def _number(value: Any) -> float | None:
+    """NaN (no Mirai share known) as null: JSON has no NaN."""
+    return None if value is None or value != value else float(value)
+
+
+def rule(data: DataSource, text: str, hosts_limit: int = 200) -> dict[str, Any] | None:
+    """One rule through time: its host count, confidence, lift and Mirai share per period, and
+    per period the hosts fingerprinted as the rule's tool family (``hosts attribute``)."""
+    from darkscope.patterns.mining import rule_text
+
+    if not data.has("rules"):
+        return None
+    table = data.table("SELECT * FROM rules ORDER BY period_start")
+    periods = [r for r in table.to_pylist()
+               if rule_text(r["antecedent"] or [], r["consequent"] or []) == text]
+    if not periods:
+        return None
+    for row in periods:
+        row.pop("date", None)
+        for key in ("mirai_share", "family_share", "confidence", "lift"):
+            if key in row:
+                row[key] = _number(row[key])
+    family = next((r.get("family") for r in reversed(periods) if r.get("family")), None)
+    hosts: list[dict[str, Any]] = []
+    if family and family != "unknown" and data.has("hosts"):
+        first = periods[0]["period_start"]
+        last = periods[-1]["period_start"]
+        found = data.query(
+            "SELECT src, min(period_start) AS first, max(period_start) AS last, "
+            "sum(packets)::BIGINT AS packets, avg(match_share) AS match FROM hosts "
+            "WHERE family = ? AND period_start >= ? AND period_start < ? + INTERVAL 1 DAY "
+            f"GROUP BY src ORDER BY packets DESC, src LIMIT {int(hosts_limit)}",
+            [family, first, last])
+        hosts = [{**r, "ip": ipv4_text(r["src"])} for r in _clean(found)]
+    return {"rule": text, "family": family, "periods": _clean(periods), "hosts": hosts}
+
+
+# -- feature map ------------------------------------------------------------------------------
+MAP_POINTS = 3000
+
+
+def feature_map(data: DataSource, queued: set[tuple[int, int]],
+                points: int = MAP_POINTS) -> dict[str, Any]:
+    """Host-windows in two dimensions: a principal-component projection of their 17 features
+    (signed log, standardised). Every ddos and needs-review window and every queued item is
+    drawn; not-ddos windows are a fixed hash-chosen sample, so the picture is the same at each
+    reload and between users. PCA rather than t-SNE/UMAP: deterministic, milliseconds, and its
+    axes are named by the features that load on them."""
+    import numpy as np
+    from sklearn.decomposition import PCA
+
+    out: dict[str, Any] = {"points": [], "axes": [], "sampled": 0, "windows": 0}
+    if not data.has("verdicts"):
+        return out
+    counts = {r["verdict"]: r["n"] for r in data.query(
+        "SELECT verdict, sum(windows)::BIGINT AS n FROM verdict_hours GROUP BY verdict")}
+    common = counts.get("not_ddos", 0)
+    rare = sum(counts.values()) - common
+    keep = max(points - rare, points // 2)
+    per_mille = min(1000, max(1, -(-1000 * keep // max(common, 1))))
+    keys = ", ".join(f"({int(s)}, {int(w)})" for s, w in sorted(queued)[:1000])
+    wanted = f" OR (src, epoch_ns(window_start)) IN ({keys})" if keys else ""
+    rows = data.query(
+        "SELECT * EXCLUDE (src6), epoch_ns(window_start) AS start_ns FROM verdicts_by_src "
+        "WHERE src IS NOT NULL AND (verdict <> 'not_ddos' OR hash(src, window_start) % 1000 "
+        f"< {per_mille}{wanted}) ORDER BY verdict <> 'not_ddos' DESC, hash(src, "
+        f"window_start) LIMIT {int(points) + 1000}")
+    if len(rows) < 3:
+        return out
+    names = feature_columns(set(rows[0]))
+    X = np.array([[r[n] if r[n] is not None else 0.0 for n in names] for r in rows], float)
+    X = np.sign(X) * np.log1p(np.abs(X))
+    spread = X.std(axis=0)
+    X = (X - X.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    pca = PCA(n_components=2, svd_solver="full").fit(X)
+    xy = pca.transform(X)
+    out["axes"] = [{"component": i + 1, "variance": float(pca.explained_variance_ratio_[i]),
+                    "features": [{"name": names[j], "loading": float(pca.components_[i, j])}
+                                 for j in np.argsort(-np.abs(pca.components_[i]))[:3]]}
+                   for i in range(2)]
+    out["points"] = [{"ip": ipv4_text(r["src"]), "src": r["src"],
+                      "window_start": r["start_ns"], "verdict": r["verdict"],
+                      "decided_by": r["decided_by"], "confidence": _number(r["confidence"]),
+                      "packets": r["packets"], "queued": (r["src"], r["start_ns"]) in queued,
+                      "x": float(x), "y": float(y)} for r, (x, y) in zip(rows, xy, strict=True)]
+    out.update(sampled=len(rows), windows=sum(counts.values()), not_ddos_per_mille=per_mille)
+    return out

@@ -1,0 +1,89 @@
+"""The scanner rules page and its API against the rules tables they were computed from."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from darkscope.patterns.mining import rule_text
+
+from .conftest import login
+
+
+def _tables(root, columns: set[str]) -> list:
+    found = []
+    for path in root.rglob("*.parquet"):
+        try:
+            if columns <= set(pq.read_schema(path).names):
+                found.append(pq.read_table(path))
+        except (OSError, pa.ArrowInvalid):  # the fixture's foreign notes.parquet
+            continue
+    return found
+
+
+def _rules_table(served):
+    tables = _tables(served.data, {"antecedent", "support_hosts", "period_start"})
+    rows = [r for t in tables for r in t.to_pylist()]
+    assert rows, "the fixture mined no rules"
+    return rows
+
+
+def test_rules_timeline_follows_each_rule_through_its_periods(served) -> None:
+    rows = _rules_table(served)
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        login(client, "victor")
+        found = client.get("/api/v1/rules").json()
+        periods = sorted({r["period_start"] for r in rows})
+        assert len(found["periods"]) == len(periods) > 1
+        by_rule: dict[str, dict] = {}
+        for r in rows:
+            by_rule.setdefault(rule_text(r["antecedent"], r["consequent"]), {})[
+                r["period_start"]] = max(r["support_hosts"], by_rule.get(rule_text(
+                    r["antecedent"], r["consequent"]), {}).get(r["period_start"], 0))
+        assert {r["rule"] for r in found["rules"]} == set(by_rule)
+        for rule in found["rules"]:
+            want = [by_rule[rule["rule"]].get(p, 0) for p in periods]
+            assert rule["daily_hosts"] == want, rule["rule"]
+            assert rule["peak_hosts"] == max(want)
+        peaks = [r["peak_hosts"] for r in found["rules"]]
+        assert peaks == sorted(peaks, reverse=True)
+        for family, shown in found["panels"].items():
+            assert all(r["family"] == family for r in shown) and len(shown) <= 6
+        # a filter keeps the rules whose text contains it, and nothing else
+        some = found["rules"][0]["rule"].strip("{}").split(",")[0].split(" ")[0]
+        narrowed = client.get("/api/v1/rules", params={"match": some}).json()["rules"]
+        assert narrowed and all(some in r["rule"] for r in narrowed)
+        assert len(narrowed) == sum(some in r for r in by_rule)
+        page = client.get("/rules")
+        assert page.status_code == 200
+        assert page.text.count("<polyline") == sum(len(v) for v in found["panels"].values())
+
+
+def test_a_rule_page_lists_its_periods_and_its_familys_hosts(served) -> None:
+    rows = _rules_table(served)
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        login(client, "victor")
+        top = client.get("/api/v1/rules").json()["rules"]
+        with_family = [r for r in top if any(
+            rule_text(x["antecedent"], x["consequent"]) == r["rule"]
+            and x.get("family") not in (None, "unknown") for x in rows)]
+        chosen = (with_family or top)[0]["rule"]
+        answer = client.get("/api/v1/rules/rule", params={"text": chosen})
+        assert answer.status_code == 200
+        found = answer.json()
+        mine = [x for x in rows if rule_text(x["antecedent"], x["consequent"]) == chosen]
+        assert [p["support_hosts"] for p in found["periods"]] == [
+            x["support_hosts"] for x in sorted(mine, key=lambda x: x["period_start"])]
+        if found["family"] not in (None, "unknown"):
+            hosts = _tables(served.data, {"match_share", "family", "src"})
+            family_hosts = {r["src"] for t in hosts for r in t.to_pylist()
+                            if r["family"] == found["family"]}
+            assert found["hosts"], "a rule of a known family lists its hosts"
+            assert {h["src"] for h in found["hosts"]} <= family_hosts
+        page = client.get(f"/rules/rule?text={quote(chosen, safe='')}")
+        assert page.status_code == 200 and "Per period" in page.text
+        assert client.get("/api/v1/rules/rule", params={"text": "{no=such} -> {rule=1}"}
+                          ).status_code == 404

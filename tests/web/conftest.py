@@ -22,6 +22,7 @@ TELESCOPE = "203.0.0.0/16"
 PASSWORD = "correct horse battery"
 HOSTILE = "<script>window.pwned=1</script><img src=x onerror=alert(1)>"
 HOSTILE_HOST = "192.0.2.66"
+HOSTILE_URL = "http://market.example.onion/listing/\"><script>window.pwned=2</script>"
 
 
 @dataclass
@@ -45,6 +46,35 @@ def _hostile_verdicts(path: Path, template: pa.Table) -> None:
     row.update(src=int.from_bytes(bytes(map(int, HOSTILE_HOST.split("."))), "big"),
                decided_by=HOSTILE, model_version=HOSTILE, verdict="ddos")
     pq.write_table(pa.Table.from_pylist([row], schema=template.schema), path)
+
+
+def _crawl_and_topics(data: Path, work: Path) -> None:
+    """The built-in test market crawled through a loopback SOCKS5 proxy (its pages carry
+    hostile markup), LDA topics of its listings, and one crafted listing whose strings are
+    all hostile."""
+    import json
+
+    from darkscope.darkweb.loopback_socks import LoopbackSocks5
+    from darkscope.darkweb.testmarket import SESSION_COOKIE, Market, MarketServer
+
+    with MarketServer(Market.generate(seed=0, slow_seconds=0.5)) as market, \
+            LoopbackSocks5() as proxy:
+        cookies = work / "cookies.txt"
+        cookies.write_text("# Netscape HTTP Cookie File\n"
+                           f"{market.host}\tFALSE\t/\tFALSE\t0\t{SESSION_COOKIE}\t"
+                           f"{market.market.token}\n")
+        subprocess.run([DARKSCOPE, "crawl", market.base + "/", "--proxy", proxy.url,
+                        "--market", "testmarket", "--cookies", str(cookies), "--timeout", "2",
+                        "--retries", "1", "--backoff", "0.2", "-o", str(data / "crawl"),
+                        "--no-progress"], check=True, capture_output=True)
+    subprocess.run([DARKSCOPE, "topics", "fit", str(data / "crawl" / "listings.jsonl"), "-k",
+                    "4", "--seed", "0", "-o", str(data / "topics"), "--no-progress"],
+                   check=True, capture_output=True)
+    crafted = {"market": HOSTILE, "url": HOSTILE_URL, "title": HOSTILE,
+               "description": HOSTILE, "price": 1.0, "currency": "USD", "vendor": HOSTILE,
+               "category": HOSTILE, "ships_from": HOSTILE, "ships_to": HOSTILE,
+               "crawled_at": "2026-12-01T00:00:00Z", "page_sha256": "0" * 64}
+    (data / "crafted-listings.jsonl").write_text(json.dumps(crafted) + "\n")
 
 
 @dataclass
@@ -77,6 +107,7 @@ def outputs(sim_heldout, sim_train, model_dir, tmp_path_factory) -> Outputs:
     subprocess.run([DARKSCOPE, "hosts", "attribute", str(sim_train.table), "--period", "1h",
                     "-o", str(data / "train-hosts.parquet"), "--no-progress"], check=True,
                    capture_output=True)
+    _crawl_and_topics(data, root)
     verdicts = pq.ParquetDataset(data / "monitor" / "verdicts").read()
     _hostile_verdicts(data / "crafted-verdicts.parquet", verdicts)
     (data / "notes.parquet").write_bytes(b"PAR1 not really parquet")  # skipped, never fatal

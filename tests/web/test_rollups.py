@@ -166,3 +166,39 @@ def test_cache_path_default_is_beside_the_store(tmp_path):
     from darkscope.web.app import Settings
     settings = Settings(tmp_path, tmp_path / "darkscope.db")
     assert settings.summaries == Path(tmp_path / "darkscope.db.cache.duckdb")
+
+
+def test_the_same_question_asked_at_once_is_computed_once(outputs, tmp_path):
+    import threading
+    import time
+
+    source = DataSource(outputs.data / "monitor" / "verdicts", tmp_path / "c.duckdb")
+    calls: list[int] = []
+
+    def slow(_cursor):
+        calls.append(1)
+        time.sleep(0.3)
+        if len(calls) == 1:
+            raise RuntimeError("the first computation fails")
+        return object()
+
+    answers: list[object] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            answers.append(source._cached(("question",), slow))
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # one asker saw the failure; one waiter then computed it for all the others
+        assert len(errors) == 1 and len(calls) == 2
+        assert len(answers) == 5 and len({id(a) for a in answers}) == 1
+    finally:
+        source.close()

@@ -7,6 +7,8 @@ and ``/api/v1`` (OpenAPI at ``/api/openapi.json``); each page's data is exactly 
 """
 
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,8 +92,13 @@ def create_app(settings: Settings) -> FastAPI:
     state = App(settings)
     # no Swagger UI page: it loads its scripts from a CDN, which the CSP (and an offline
     # telescope network) refuses; the OpenAPI document itself is served
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.data.close()  # stop the summaries' builder before DuckDB goes
+
     api = FastAPI(title="darkscope", version="1", docs_url=None, redoc_url=None,
-                  openapi_url="/api/openapi.json")
+                  openapi_url="/api/openapi.json", lifespan=lifespan)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["ipv4"] = queries.ipv4_text
     templates.env.filters["count"] = lambda n: f"{int(n or 0):,}"
@@ -397,6 +404,37 @@ def create_app(settings: Settings) -> FastAPI:
         found = _map()
         return page(request, "map.html", me, m=found,
                     chart=charts.feature_map(found["points"], found["axes"]))
+
+    # -- dark web -----------------------------------------------------------------------------
+    @api.get("/api/v1/darkweb", tags=["darkweb"])
+    def darkweb_api(me: viewer, q: Annotated[str | None, Query(max_length=200)] = None) -> Any:
+        """Markets and their crawls, the newest listings (``q``: in the title), and each
+        topic model: topics with words, representative products and trends."""
+        return queries.darkweb(state.data, q)
+
+    @api.get("/api/v1/darkweb/listing", tags=["darkweb"])
+    def listing_api(me: viewer, url: Annotated[str, Query(max_length=4096)]) -> Any:
+        """Every crawled version of one listing (by its URL) and its topics."""
+        found = queries.listing(state.data, url)
+        if found is None:
+            raise NotAllowed(404, "no such listing under --data")
+        return found
+
+    @api.get("/darkweb", include_in_schema=False)
+    def darkweb_page(request: Request, me: viewer,
+                     q: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+        found = queries.darkweb(state.data, q)
+        return page(request, "darkweb.html", me, d=found,
+                    trends={(m["path"], t["id"]): charts.trend(t["trend"])
+                            for m in found["models"] for t in m["topics"]})
+
+    @api.get("/darkweb/listing", include_in_schema=False)
+    def listing_page(request: Request, me: viewer,
+                     url: Annotated[str, Query(max_length=4096)]) -> Response:
+        found = queries.listing(state.data, url)
+        if found is None:
+            raise NotAllowed(404, "no such listing under --data")
+        return page(request, "listing.html", me, x=found)
 
     @api.get("/api/v1/catalog", tags=["data"])
     def catalog_api(me: viewer) -> Any:

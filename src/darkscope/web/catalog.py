@@ -1,9 +1,10 @@
 """Find darkscope's outputs under a directory by their schema, whatever the file names.
 
 Every Parquet file (and JSON Lines file of the crawler and topic commands) is classified by the
-columns it holds; files of one kind become one DuckDB view. The directory is looked at again
-when anything under it changed (a running monitor adds parts every interval), at most every few
-seconds, so a request never waits on a walk of a large tree.
+columns it holds; files of one kind become one DuckDB view. A JSON file is classified by its
+top-level keys: ``topics fit``'s ``topics.json`` (model, topics, documents) is read whole.
+The directory is looked at again when anything under it changed (a running monitor adds parts
+every interval), at most every few seconds, so a request never waits on a walk of a large tree.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ KINDS: dict[str, frozenset[str]] = {
     "topics": frozenset({"topic", "words"}),
     "topic_listings": frozenset({"url", "topic", "title"}),
     "listings": frozenset({"url", "title", "market"}),
+    "topic_summaries": frozenset({"model", "topics", "documents"}),
 }
+DOCUMENT_KINDS = frozenset({"topic_summaries"})  # whole JSON documents, not tables
 RESCAN_S = 5.0
+MAX_DOCUMENT = 256 << 20  # a JSON document larger than this is not one of ours
 
 
 @dataclass
@@ -75,7 +79,7 @@ def _walk(root: Path) -> Iterable[tuple[Path, os.stat_result]]:
     for folder, dirs, names in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]  # checkpoints, caches
         for name in names:
-            if name.endswith((".parquet", ".jsonl")) and not name.startswith("."):
+            if name.endswith((".parquet", ".jsonl", ".json")) and not name.startswith("."):
                 path = Path(folder) / name
                 try:
                     yield path, path.stat()
@@ -88,13 +92,21 @@ def classify(path: Path) -> str | None:
     columns = _columns(path)
     if columns is None:
         return None
-    return next((kind for kind, needed in KINDS.items() if needed <= columns), None)
+    kind = next((kind for kind, needed in KINDS.items() if needed <= columns), None)
+    if (kind in DOCUMENT_KINDS) != (path.suffix == ".json"):
+        return None  # a table with a "topics" column is no summary, nor a document a table
+    return kind
 
 
 def _columns(path: Path) -> set[str] | None:
     try:
         if path.suffix == ".parquet":
             return set(pq.read_schema(path).names)
+        if path.suffix == ".json":
+            if path.stat().st_size > MAX_DOCUMENT:
+                return None
+            document = json.loads(path.read_bytes())
+            return set(document) if isinstance(document, dict) else None
         with path.open("rb") as handle:
             first = handle.readline(1 << 20)
         record = json.loads(first)

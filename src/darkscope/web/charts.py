@@ -182,3 +182,21 @@ def feature_map(points: list[dict[str, Any]], axes: list[dict[str, Any]]) -> Mar
                  'fill="none" class="queued"/>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def trend(points: list[dict[str, Any]]) -> Markup:
+    """A topic's prevalence per crawl period, as a small line (a dot for one period)."""
+    values = [(p["period"], p["prevalence"]) for p in points if p["prevalence"] is not None]
+    if not values:
+        return Markup("")
+    width, height = 220, 44
+    step = (width - 8) / max(len(values) - 1, 1)
+    coords = [(4 + i * step, height - 4 - (height - 8) * float(v)) for i, (_, v) in
+              enumerate(values)]
+    title = escape("; ".join(f"{period}: {float(v):.0%}" for period, v in values))
+    shape = (f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in coords)}" '
+             'fill="none" stroke="#1f5fbf" stroke-width="2"/>' if len(coords) > 1 else
+             f'<circle cx="{coords[0][0] + 100:.1f}" cy="{coords[0][1]:.1f}" r="3" '
+             'fill="#1f5fbf"/>')
+    return Markup(f'<svg class="spark" viewBox="0 0 {width} {height}" role="img" '
+                  f'aria-label="prevalence per period"><title>{title}</title>{shape}</svg>')

@@ -11,6 +11,7 @@ for twice between two changes of the data is answered from memory.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import threading
 from collections import OrderedDict
@@ -22,7 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from darkscope.web.catalog import Catalog
+from darkscope.web.catalog import DOCUMENT_KINDS, Catalog
 from darkscope.web.rollups import HOUR_NS, Rollups, arrow, merged_estimate
 
 CACHE_ENTRIES = 512
@@ -93,7 +94,8 @@ class DataSource:
         self.catalog = Catalog(root)
         self._db = duckdb.connect()
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._running: dict[tuple, threading.Event] = {}
         self._views_version: tuple[int, int] = (-1, -1)
         self.rollups = Rollups(self._db, summaries)
         self.refresh(force=True)
@@ -110,12 +112,9 @@ class DataSource:
             if self._views_version == version:
                 return
             for kind, files in self.catalog.files.items():
-                listed = ", ".join(_quoted(p) for p in files)
-                reader = ("read_json" if files[0].suffix == ".jsonl" else "read_parquet")
-                options = ("format='newline_delimited', union_by_name=true"
-                           if reader == "read_json" else "union_by_name=true")
-                self._db.execute(f'CREATE OR REPLACE VIEW "{kind}" AS SELECT * FROM '
-                                 f"{reader}([{listed}], {options})")
+                if kind in DOCUMENT_KINDS:
+                    continue  # read whole by document()
+                self._db.execute(f'CREATE OR REPLACE VIEW "{kind}" AS {_read_all(files)}')
             self.rollups.views(self.catalog)
             self._views_version = version
             self._cache.clear()
@@ -130,41 +129,62 @@ class DataSource:
             f'SELECT column_name FROM (DESCRIBE SELECT * FROM "{kind}")')}
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        self.refresh()
-        key = (self._views_version, sql, tuple(params or ()))
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        cursor = self._db.cursor()
-        try:
+        def rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             result = cursor.execute(sql, params or [])
             names = [d[0] for d in result.description]
-            rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-        finally:
-            cursor.close()
-        with self._lock:
-            self._cache[key] = rows
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
-        return rows
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        return self._cached(("rows", sql, tuple(params or ())), rows)
 
     def table(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """A query's rows as Arrow, for the parts' own functions (cached like ``query``)."""
+        return self._cached(("arrow", sql, tuple(params or ())),
+                            lambda cursor: arrow(cursor.sql(sql, params=params or None)))
+
+    def _cached(self, what: tuple, compute: Any) -> Any:
+        """The answer for the data as it is now, from the cache or computed once: users who
+        ask the same thing while it is computed wait for that answer rather than compute it
+        again (four analysts opening the morning's overview at once)."""
         self.refresh()
-        key = ("arrow", self._views_version, sql, tuple(params or ()))
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]  # type: ignore[return-value]
+        key = (self._views_version, *what)
+        while True:
+            with self._lock:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
+                running = self._running.get(key)
+                if running is None:
+                    self._running[key] = threading.Event()
+                    break
+            running.wait()
+            with self._lock:
+                if key not in self._cache and key not in self._running:
+                    self._running[key] = threading.Event()  # the first one failed: our turn
+                    break
         cursor = self._db.cursor()
         try:
-            found = arrow(cursor.sql(sql, params=params or None))
+            found = compute(cursor)
+            with self._lock:
+                self._cache[key] = found
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
         finally:
             cursor.close()
-        with self._lock:
-            self._cache[key] = found  # type: ignore[assignment]
+            with self._lock:
+                self._running.pop(key).set()
         return found
+
+    def documents(self, kind: str) -> list[tuple[Path, Any]]:
+        """The JSON documents of ``kind``, newest file first, parsed once per catalog
+        version."""
+        def parse(_: duckdb.DuckDBPyConnection) -> list[tuple[Path, Any]]:
+            found = []
+            for path in self.catalog.files.get(kind, []):
+                try:
+                    found.append((path.stat().st_mtime, path, json.loads(path.read_bytes())))
+                except (OSError, ValueError):
+                    continue  # replaced or broken since the catalog looked: skipped
+            return [(path, doc) for _, path, doc in sorted(found, key=lambda f: -f[0])]
+        return self._cached(("documents", kind), parse)
 
     # -- distinct hosts over a range ----------------------------------------------------------
     def port_hosts(self, ports: list[tuple[int, int]], hours: list[int]
@@ -226,6 +246,21 @@ class DataSource:
         if name in RANGES:
             return TimeRange(max(first, last - RANGES[name]), last, name)
         return TimeRange(first, last, "all")
+
+
+def _read_all(files: list[Path]) -> str:
+    """One SELECT over files of one kind, JSON Lines and Parquet alike (a crawl's listings
+    are JSON Lines, a topics directory's copy of them Parquet)."""
+    jsonl = [p for p in files if p.suffix == ".jsonl"]
+    parquet = [p for p in files if p.suffix != ".jsonl"]
+    parts = []
+    if parquet:
+        parts.append("SELECT * FROM read_parquet([" + ", ".join(map(_quoted, parquet))
+                     + "], union_by_name=true)")
+    if jsonl:
+        parts.append("SELECT * FROM read_json([" + ", ".join(map(_quoted, jsonl))
+                     + "], format='newline_delimited', union_by_name=true)")
+    return " UNION ALL BY NAME ".join(parts)
 
 
 def _utc(value: datetime) -> datetime:

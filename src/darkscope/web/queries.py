@@ -287,3 +287,89 @@ def feature_map(data: DataSource, queued: set[tuple[int, int]],
                       "x": float(x), "y": float(y)} for r, (x, y) in zip(rows, xy, strict=True)]
     out.update(sampled=len(rows), windows=sum(counts.values()), not_ddos_per_mille=per_mille)
     return out
+
+
+# -- dark web ---------------------------------------------------------------------------------
+# one row per listing version (its page's hash): a topics directory keeps a copy of the crawl
+# it modelled (with times typed, where the crawl's JSON Lines has text), and a crawl seen
+# twice under --data is the same crawl
+_LISTINGS = ("(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY market, url, "
+             "page_sha256 ORDER BY crawled_at) AS copy FROM {kind}) WHERE copy = 1)")
+
+
+def _listing_kind(data: DataSource) -> str | None:
+    return next((k for k in ("listings", "topic_listings") if data.has(k)), None)
+
+
+def _listings(data: DataSource) -> str | None:
+    kind = _listing_kind(data)
+    return None if kind is None else _LISTINGS.format(kind=kind)
+
+
+def darkweb(data: DataSource, q: str | None = None, limit: int = 100) -> dict[str, Any]:
+    """Markets and their crawls, listings (newest first, ``q`` in the title), and the topic
+    models fitted on them: topics with words, representative products and trends."""
+    out: dict[str, Any] = {"markets": [], "listings": [], "models": [], "q": q}
+    source = _listings(data)
+    if source is not None:
+        out["markets"] = data.query(
+            "SELECT market, count(DISTINCT url) AS listings, count(DISTINCT vendor) AS "
+            "vendors, min(crawled_at) AS first_crawled, max(crawled_at) AS last_crawled, "
+            f"count(DISTINCT category) AS categories FROM {source} GROUP BY market "
+            "ORDER BY listings DESC, market")
+        # every crawl counts here, also those that found a listing unchanged
+        days = {r["market"]: r["n"] for r in data.query(
+            "SELECT market, count(DISTINCT left(crawled_at::VARCHAR, 10)) AS n FROM "
+            f'"{_listing_kind(data)}" GROUP BY market')}
+        out["markets"] = [{**m, "crawl_days": days.get(m["market"], 0)} for m in out["markets"]]
+        where, params = "", []
+        if q:
+            where, params = "WHERE contains(lower(title), lower(?))", [q]
+        out["listings"] = data.query(
+            "SELECT market, url, title, vendor, price, currency, category, crawled_at "
+            f"FROM {source} {where} ORDER BY crawled_at DESC, url LIMIT {int(limit)}", params)
+    for path, document in data.documents("topic_summaries"):
+        out["models"].append(_topic_model(path, document, data.catalog.root))
+    return out
+
+
+def _topic_model(path: Any, document: dict[str, Any], root: Any) -> dict[str, Any]:
+    trends = document.get("trends") or []
+    topics = []
+    for topic in document.get("topics") or []:
+        topics.append({
+            "id": topic.get("id"), "label": topic.get("label"),
+            "words": (topic.get("words") or [])[:12],
+            "prevalence": topic.get("prevalence"), "coherence_npmi": topic.get("coherence_npmi"),
+            "products": (topic.get("products") or [])[:5],
+            "trend": [{"period": t.get("period"), "market": t.get("market"),
+                       "prevalence": _at(t.get("prevalence"), topic.get("id"))}
+                      for t in trends]})
+    return {"path": str(path.parent.relative_to(root)), "model": document.get("model") or {},
+            "topics": topics}
+
+
+def _at(values: Any, index: Any) -> Any:
+    ok = isinstance(values, list) and isinstance(index, int) and 0 <= index < len(values)
+    return values[index] if ok else None
+
+
+def listing(data: DataSource, url: str) -> dict[str, Any] | None:
+    """Every crawled version of one listing, and its topic mixture in each model."""
+    source = _listings(data)
+    if source is None:
+        return None
+    versions = data.query(f"SELECT * EXCLUDE (copy) FROM {source} WHERE url = ? "
+                          "ORDER BY crawled_at", [url])
+    if not versions:
+        return None
+    topics = []
+    for path, document in data.documents("topic_summaries"):
+        labels = {t.get("id"): t.get("label") for t in document.get("topics") or []}
+        for doc in document.get("documents") or []:
+            if doc.get("url") == url and doc.get("topic") is not None:
+                topics.append({"model": str(path.parent.relative_to(data.catalog.root)),
+                               "topic": doc["topic"], "label": labels.get(doc["topic"]),
+                               "mixture": doc.get("mixture"),
+                               "crawled_at": doc.get("crawled_at")})
+    return {"url": url, "versions": versions, "topics": topics}

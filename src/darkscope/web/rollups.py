@@ -132,6 +132,7 @@ class Rollups:
         self._stop = False
         self._catalog: Catalog | None = None
         self._pending: set[str] = set()
+        self._building: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self.version = 0
         self.path = self._attach(path)
@@ -242,8 +243,12 @@ class Rollups:
         return self._idle.wait(timeout)
 
     def close(self) -> None:
+        """Stop the builder: a build under way is interrupted (and rolled back)."""
         self._stop = True
         self._wake.set()
+        building = self._building
+        if building is not None:
+            building.interrupt()
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
@@ -257,7 +262,8 @@ class Rollups:
             try:
                 self._sync(catalog)
             except duckdb.Error as exc:  # a file that vanished or broke mid-build: next time
-                log.warning("summaries: %s", exc)
+                if not self._stop:
+                    log.warning("summaries: %s", exc)
             except Exception:  # never leave waiters hanging; pages read the raw files
                 log.exception("summaries: the builder failed")
             if not self._wake.is_set():
@@ -268,6 +274,7 @@ class Rollups:
                   for path in catalog.files.get(kind, [])}
         built = self._built()
         cursor = self._db.cursor()
+        self._building = cursor
         try:
             kinds = {row[0]: row[1] for row in cursor.execute(
                 "SELECT file_id, kind FROM cache.files").fetchall()}
@@ -282,6 +289,7 @@ class Rollups:
                 self._build(cursor, kind, path, key, next_id)
                 next_id += 1
         finally:
+            self._building = None
             cursor.close()
 
     def _drop(self, cursor: duckdb.DuckDBPyConnection, ids: list[int]) -> None:

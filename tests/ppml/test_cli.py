@@ -167,3 +167,30 @@ def test_text_output_has_no_python_reprs():
                          "parties_in_round": ["a", "b"], "accuracy": 0.98765})
     assert lines == ["security.scheme: BFV", "security.bits: 128", "party_reports:",
                      "  - party=a seconds=0.1235", "parties_in_round: a, b", "accuracy: 0.9877"]
+
+
+def test_evaluate_scores_a_model_file_and_refuses_what_does_not_fit(tmp_path, capsys):
+    import numpy as np
+
+    from darkscope.ppml import datasets
+    from darkscope.ppml.elm import ELM
+
+    glass = datasets.load("glass", 0)
+    model = ELM(n_hidden=20, random_state=0).fit(glass.X_train, glass.y_train)
+    model.save(tmp_path / "model.npz")
+    datasets.write_labelled_csv(tmp_path / "test.csv", glass.X_test, glass.y_test)
+    assert main(["ppml", "evaluate", "--model", str(tmp_path / "model.npz"), "--round", "r1",
+                 "--data", str(tmp_path / "test.csv"), "-o", str(tmp_path / "e.json"),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads((tmp_path / "e.json").read_text())
+    assert report["accuracy"] == float(np.mean(model.predict(glass.X_test) == glass.y_test))
+    assert sum(c["rows"] for c in report["per_class"].values()) == len(glass.y_test)
+    assert main(["ppml", "evaluate", "--round", "r1", "--data",
+                 str(tmp_path / "test.csv")]) == 2
+    assert "--model FILE" in capsys.readouterr().err
+    narrow = tmp_path / "narrow.csv"
+    narrow.write_text("a,label\n1,1\n")
+    assert main(["ppml", "evaluate", "--model", str(tmp_path / "model.npz"), "--round", "r1",
+                 "--data", str(narrow)]) == 1
+    assert "1 features, the model 9" in capsys.readouterr().err

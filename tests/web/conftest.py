@@ -31,6 +31,7 @@ class Served:
     data: Path
     store: Path
     model: Path
+    ppml_state: Path
 
 
 def _free_port() -> int:
@@ -77,10 +78,59 @@ def _crawl_and_topics(data: Path, work: Path) -> None:
     (data / "crafted-listings.jsonl").write_text(json.dumps(crafted) + "\n")
 
 
+def _ppml_rounds(data: Path, work: Path) -> Path:
+    """A real aggregator's state: round "published" (three parties, solved, one party's
+    evaluation report under --data) and round "open" (one of three parties in)."""
+    import json
+
+    from darkscope.ppml import datasets, tokens
+    from darkscope.ppml.bench import start_aggregator, stop
+
+    def ppml(*args: str) -> dict:
+        done = subprocess.run([DARKSCOPE, "ppml", *args, "--json"], capture_output=True,
+                              text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    glass = datasets.load("glass", 0)
+    names = ["kobe", "nict", "osaka"]
+    shares = datasets.split_among_parties(glass.y_train, len(names), 0)
+    for name, rows in zip(names, shares, strict=True):
+        datasets.write_labelled_csv(work / f"{name}.csv", glass.X_train[rows], glass.y_train[rows])
+    datasets.write_labelled_csv(work / "heldout.csv", glass.X_test, glass.y_test)
+    tokens.issue(names, work / "tokens")
+    token = {n: str(work / "tokens" / f"{n}.token") for n in [*names, tokens.KEYHOLDER]}
+    keys = ppml("keys", "-o", str(work / "keys"))
+    aggregator, url = start_aggregator(work, work / "tokens" / tokens.HASHES_FILE)
+    try:
+        for round_id, parties in (("published", names), ("open", names[:1])):
+            config = {"round_id": round_id, "parties": names,
+                      "classes": sorted({int(c) for c in glass.y_train}), "n_hidden": 20,
+                      "activation": "sigmoid", "seed": 0, "scale_bits": "auto",
+                      "max_rows_per_party": max(len(r) for r in shares),
+                      "feature_low": glass.X_train.min(axis=0).tolist(),
+                      "feature_high": glass.X_train.max(axis=0).tolist()}
+            (work / f"{round_id}.json").write_text(json.dumps(config))
+            ppml("round", "--server", url, "--token-file", token[tokens.KEYHOLDER], "--keys",
+                 str(work / "keys"), "--config", str(work / f"{round_id}.json"))
+            for name in parties:
+                ppml("party", "--server", url, "--token-file", token[name], "--round",
+                     round_id, "--data", str(work / f"{name}.csv"), "--expect-key",
+                     keys["public_key_sha256"])
+        ppml("solve", "--server", url, "--token-file", token[tokens.KEYHOLDER], "--round",
+             "published", "--keys", str(work / "keys"))
+        ppml("evaluate", "--server", url, "--token-file", token["nict"], "--round",
+             "published", "--data", str(work / "heldout.csv"), "--name", "nict", "-o",
+             str(data / "nict-evaluation.json"))
+    finally:
+        stop(aggregator)
+    return work / "aggregator-state"
+
+
 @dataclass
 class Outputs:
     data: Path
     store: Path
+    ppml_state: Path
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +158,9 @@ def outputs(sim_heldout, sim_train, model_dir, tmp_path_factory) -> Outputs:
                     "-o", str(data / "train-hosts.parquet"), "--no-progress"], check=True,
                    capture_output=True)
     _crawl_and_topics(data, root)
+    ppml = root / "ppml"
+    ppml.mkdir()
+    ppml_state = _ppml_rounds(data, ppml)
     verdicts = pq.ParquetDataset(data / "monitor" / "verdicts").read()
     _hostile_verdicts(data / "crafted-verdicts.parquet", verdicts)
     (data / "notes.parquet").write_bytes(b"PAR1 not really parquet")  # skipped, never fatal
@@ -116,7 +169,7 @@ def outputs(sim_heldout, sim_train, model_dir, tmp_path_factory) -> Outputs:
         for name, role in (("admin", "admin"), ("alice", "expert"), ("bob", "expert"),
                            ("victor", "viewer")):
             users.add(name, PASSWORD, role)
-    return Outputs(data, store)
+    return Outputs(data, store, ppml_state)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +190,7 @@ def served(outputs, model_dir, tmp_path_factory) -> Served:
     target.close()
     data = outputs.data
     port = _free_port()
-    app = create_app(Settings(data, store, model_dir))
+    app = create_app(Settings(data, store, model_dir, ppml_state=outputs.ppml_state))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -146,7 +199,7 @@ def served(outputs, model_dir, tmp_path_factory) -> Served:
     while not server.started:
         assert time.monotonic() < deadline, "the dashboard did not start"
         time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", data, store, model_dir)
+    yield Served(f"http://127.0.0.1:{port}", data, store, model_dir, outputs.ppml_state)
     server.should_exit = True
     thread.join(timeout=10)
 

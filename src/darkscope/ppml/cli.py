@@ -297,6 +297,55 @@ def solve_command(server: str, token_file: str, round_id: str, keys_dir: str, C:
     _emit(report, as_json)
 
 
+@ppml.command("evaluate")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, exists=True),
+              default=None, help="The published model (.npz); without it, fetched from "
+                                 "--server for --round.")
+@click.option("--server", default=None, metavar="URL",
+              help="Aggregator base URL to fetch the round's published model from.")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="This role's bearer token file (with --server).")
+@_ROUND
+@click.option("--data", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="Held-out CSV with a header, numeric features and a label column (never "
+                   "used for training).")
+@click.option("--label-column", default="label", show_default=True, help="Label column.")
+@click.option("--name", default="local", show_default=True,
+              help="Who evaluated (a party's name), recorded in the report.")
+@output_option(required=False, help="Also write the report (JSON) here, e.g. under the "
+                                    "dashboard's --data (`darkscope serve` shows it).")
+@overwrite_option
+@_JSON
+@common
+def evaluate_command(model_path: str | None, server: str | None, token_file: str | None,
+                     round_id: str, data: str, label_column: str, name: str,
+                     output: str | None, overwrite: bool, as_json: bool) -> None:
+    """Party: score a round's published model on local held-out data.
+
+    The report holds accuracy, per-class recall and row counts: no data values, so it can be
+    shared with the other organisations and shown on the dashboard's PP-ELM page.
+    """
+    from darkscope.ppml import roles, tokens
+    from darkscope.ppml.client import AggregatorClient
+    from darkscope.ppml.datasets import read_labelled_csv
+
+    if output:
+        check_output(output, overwrite)
+    if model_path:
+        model_bytes = Path(model_path).read_bytes()
+    elif server and token_file:
+        with AggregatorClient(server, tokens.read_token(token_file)) as client:
+            model_bytes = client.model(round_id)
+    else:
+        raise UsageError("give --model FILE, or --server URL and --token-file FILE to fetch "
+                         "the round's published model")
+    features, labels = read_labelled_csv(data, label_column)
+    report = roles.evaluate(model_bytes, features, labels, round_id, name)
+    if output:
+        write_json(report, output, overwrite=overwrite)
+    _emit(report, as_json)
+
+
 @ppml.command("bench")
 @click.option("--dataset", type=click.Choice(["glass", "digits", "satellite", "shuttle"]),
               required=True, help="Dataset (shipped with darkscope).")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,32 @@ def solve(client: AggregatorClient, round_id: str, keys_dir: str | Path, C: floa
                    "seconds_fetch_aggregate": fetched - started,
                    "seconds_decrypt": decrypted - fetched, "seconds_solve": solved - decrypted,
                    "seconds_publish": done - solved, "seconds": done - started}
+
+
+EVALUATION_FORMAT = "darkscope-ppml-evaluation/1"
+
+
+def evaluate(model_bytes: bytes, features: np.ndarray, labels: np.ndarray, round_id: str,
+             party: str) -> dict[str, Any]:
+    """A party's check of a published model on its own held-out rows: accuracy and per-class
+    recall, and nothing about the rows themselves (counts and rates only), so the report can
+    be shared with the other organisations and shown on the dashboard."""
+    from darkscope.ppml.elm import ELM  # scikit-learn: only for the roles that need a model
+
+    model = ELM.from_bytes(model_bytes, f"round {round_id} model")
+    if features.shape[1] != model.n_features_in_:
+        raise DarkscopeError(f"the evaluation data has {features.shape[1]} features, the "
+                             f"model {model.n_features_in_}")
+    predicted = model.predict(features)
+    per_class = {}
+    for cls in np.unique(np.r_[labels, model.classes_]):
+        mine = labels == cls
+        per_class[str(int(cls))] = {
+            "rows": int(mine.sum()),
+            "recall": float(np.mean(predicted[mine] == cls)) if mine.any() else None}
+    return {"format": EVALUATION_FORMAT, "round": round_id, "party": party,
+            "rows": int(labels.size), "accuracy": float(np.mean(predicted == labels)),
+            "per_class": per_class,
+            "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds").replace(
+                "+00:00", "Z")}

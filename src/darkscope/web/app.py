@@ -46,6 +46,7 @@ class Settings:
     store: Path
     model: Path | None = None
     cache: Path | None = None    # the summaries' DuckDB file; default: beside the store
+    ppml_state: Path | None = None  # a PP-ELM aggregator's state directory (read only)
     secure_cookies: bool = False
     max_body: int = MAX_BODY
 
@@ -435,6 +436,18 @@ def create_app(settings: Settings) -> FastAPI:
         if found is None:
             raise NotAllowed(404, "no such listing under --data")
         return page(request, "listing.html", me, x=found)
+
+    # -- PP-ELM rounds -------------------------------------------------------------------------
+    @api.get("/api/v1/ppml", tags=["ppml"])
+    def ppml_api(me: viewer) -> Any:
+        """The aggregator's rounds (--ppml-state): parties in and waiting, status, and the
+        accuracy parties reported for each published model. No data values."""
+        return queries.ppml_rounds(settings.ppml_state, state.data)
+
+    @api.get("/ppml", include_in_schema=False)
+    def ppml_page(request: Request, me: viewer) -> Response:
+        return page(request, "ppml.html", me,
+                    p=queries.ppml_rounds(settings.ppml_state, state.data))
 
     @api.get("/api/v1/catalog", tags=["data"])
     def catalog_api(me: viewer) -> Any:

@@ -33,8 +33,9 @@ KINDS: dict[str, frozenset[str]] = {
     "topic_listings": frozenset({"url", "topic", "title"}),
     "listings": frozenset({"url", "title", "market"}),
     "topic_summaries": frozenset({"model", "topics", "documents"}),
+    "ppml_evaluations": frozenset({"format", "round", "party", "accuracy", "per_class"}),
 }
-DOCUMENT_KINDS = frozenset({"topic_summaries"})  # whole JSON documents, not tables
+DOCUMENT_KINDS = frozenset({"topic_summaries", "ppml_evaluations"})  # whole JSON documents
 RESCAN_S = 5.0
 MAX_DOCUMENT = 256 << 20  # a JSON document larger than this is not one of ours
 

@@ -123,6 +123,9 @@ def remove(name: str, store_path: str) -> None:
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
               help="Summaries of --data the pages read (DuckDB file, derived: delete it any "
                    "time; about 16 bytes per packet). Default: STORE.cache.duckdb.")
+@click.option("--ppml-state", "ppml_state", type=click.Path(file_okay=False, exists=True),
+              default=None, help="A PP-ELM aggregator's --state directory, shown read only on "
+                                 "the PP-ELM page (rounds, parties, status, reported accuracy).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (put a TLS reverse proxy in front for others).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
@@ -130,8 +133,8 @@ def remove(name: str, store_path: str) -> None:
               help="Mark cookies Secure and send HSTS: set this behind a TLS proxy.")
 @common
 def serve(data_dir: str, store_path: str, model_path: str | None, cache_path: str | None,
-          host: str, port: int, secure_cookies: bool) -> None:
-    """Serve the dashboard: overview, IP pages, review queue, attacks, rules, dark web.
+          ppml_state: str | None, host: str, port: int, secure_cookies: bool) -> None:
+    """Serve the dashboard: overview, IP pages, review, attacks, rules, map, dark web, PP-ELM.
 
     Every page has a JSON API under /api/v1 (OpenAPI at /api/openapi.json). Nothing is shown
     before login; create the first admin with `darkscope users add NAME --role admin`.
@@ -145,4 +148,5 @@ def serve(data_dir: str, store_path: str, model_path: str | None, cache_path: st
                          f"{store_path}")
     run(Settings(Path(data_dir), Path(store_path), Path(model_path) if model_path else None,
                  cache=Path(cache_path) if cache_path else None,
+                 ppml_state=Path(ppml_state) if ppml_state else None,
                  secure_cookies=secure_cookies), host, port)

@@ -373,3 +373,70 @@ def listing(data: DataSource, url: str) -> dict[str, Any] | None:
                                "mixture": doc.get("mixture"),
                                "crawled_at": doc.get("crawled_at")})
     return {"url": url, "versions": versions, "topics": topics}
+
+
+# -- PP-ELM rounds ----------------------------------------------------------------------------
+def ppml_rounds(state: Any, data: DataSource) -> dict[str, Any]:
+    """The rounds of a PP-ELM aggregator's state directory (read only): parties in and
+    waiting, quorum, deadline, whether the aggregate was released and a model published, and
+    the accuracy parties reported for that model (``ppml evaluate``: counts and rates only;
+    no data value exists anywhere here, and ciphertexts are only counted)."""
+    import hashlib
+    import io
+    import json
+
+    import numpy as np
+
+    from darkscope.errors import DarkscopeError
+    from darkscope.ppml.rounds import RoundConfig
+    from darkscope.ppml.wire import decode
+
+    out: dict[str, Any] = {"state": None if state is None else str(state), "rounds": [],
+                           "problems": []}
+    evaluations = [doc for _, doc in data.documents("ppml_evaluations")
+                   if isinstance(doc, dict)]
+    if state is None:
+        return out
+    for folder in sorted((state / "rounds").glob("*/")):
+        try:
+            message = decode((folder / "round.dsp").read_bytes(), str(folder / "round.dsp"))
+            config = RoundConfig.from_json(message.header["config"])
+        except (OSError, KeyError, ValueError, DarkscopeError) as exc:
+            out["problems"].append({"round": folder.name, "error": str(exc)})
+            continue
+        contributed = sorted(p.stem for p in (folder / "contributions").glob("*.dsp"))
+        model_path = folder / "model.npz"
+        model = None
+        if model_path.is_file():
+            raw = model_path.read_bytes()
+            digest = hashlib.sha256(raw).hexdigest()
+            try:
+                with np.load(io.BytesIO(raw)) as arrays:
+                    meta = json.loads(bytes(arrays["meta"]).decode())
+            except (OSError, ValueError, KeyError) as exc:
+                meta = {"error": str(exc)}
+            reports = [{k: e.get(k) for k in ("party", "rows", "accuracy", "per_class",
+                                              "evaluated_at")}
+                       for e in evaluations
+                       if e.get("round") == config.round_id and e.get("model_sha256") == digest]
+            accuracies = [r["accuracy"] for r in reports if isinstance(r["accuracy"], float)]
+            model = {"sha256": digest, "bytes": len(raw), "C": meta.get("C"),
+                     "classes": meta.get("classes"), "published": _iso(datetime.fromtimestamp(
+                         model_path.stat().st_mtime, UTC)),
+                     "evaluations": reports,
+                     "accuracy_mean": (sum(accuracies) / len(accuracies)) if accuracies
+                     else None}
+        closed = config.closed()
+        out["rounds"].append({
+            "round": config.round_id, "backend": config.backend,
+            "parties": list(config.parties), "contributed": contributed,
+            "waiting": [p for p in config.parties if p not in contributed],
+            "quorum": config.quorum or len(config.parties), "deadline": config.deadline or None,
+            "closed": closed, "failed": closed and len(contributed) < (
+                config.quorum or len(config.parties)),
+            "released": (folder / "aggregate.dsp").is_file(), "n_hidden": config.n_hidden,
+            "classes": list(config.classes), "model": model,
+            "status": ("model published" if model else "released" if (
+                folder / "aggregate.dsp").is_file() else "failed" if closed and len(
+                contributed) < (config.quorum or len(config.parties)) else "waiting")})
+    return out

@@ -6,10 +6,11 @@ import os
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
-from .conftest import HOSTILE_HOST, PASSWORD
+from .conftest import HOSTILE, HOSTILE_HOST, HOSTILE_URL, PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -103,3 +104,71 @@ def test_a_hostile_string_renders_as_text(browser, served) -> None:
     assert "<script>window.pwned=1</script>" in cell.inner_text()
     assert page.evaluate("window.pwned") is None  # the script never ran
     assert not dialogs  # nor did the onerror handler
+
+
+def test_rules_timeline_to_a_rule(browser, served, shots) -> None:
+    page, dialogs = _login(browser, served, "victor")
+    page.goto(served.url + "/rules")
+    lines = page.locator("svg.rules polyline")
+    assert lines.count() >= 1
+    page.screenshot(path=str(shots / "rules.png"), full_page=True)
+    first = page.locator("table tbody tr td a").first
+    rule = first.inner_text()
+    first.click()
+    page.wait_for_url(re.compile(r".*/rules/rule\?text=.*"))
+    assert page.locator("h1").inner_text() == rule
+    assert page.locator("table tbody tr").count() >= 1
+    assert not dialogs
+
+
+def test_feature_map_selects_hosts_by_dragging(browser, served, shots) -> None:
+    page, dialogs = _login(browser, served, "victor")
+    page.goto(served.url + "/map")
+    dots = page.locator("#feature-map circle[data-ip]")
+    assert dots.count() >= 3
+    assert page.locator("#feature-map circle.queued[data-ip]").count() >= 1
+    box = page.locator("#feature-map").bounding_box()
+    # drag over the whole plot: every drawn host is listed, each linking to its IP page
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=8)
+    page.mouse.up()
+    hosts = {d.get_attribute("data-ip") for d in dots.all()}
+    listed = page.locator("#map-selection li a")
+    assert listed.count() == len(hosts)
+    assert page.locator("#map-count").inner_text() == f"{len(hosts)} hosts selected"
+    page.screenshot(path=str(shots / "map.png"), full_page=True)
+    target = listed.first.inner_text()
+    listed.first.click()
+    page.wait_for_url(re.compile(r".*/ip/.*"))
+    assert page.locator("h1").inner_text() == target
+    assert not dialogs
+
+
+def test_dark_web_pages_show_market_strings_as_text(browser, served, shots) -> None:
+    page, dialogs = _login(browser, served, "victor")
+    page.goto(served.url + "/darkweb")
+    assert page.locator("article.topic").count() == 4
+    assert HOSTILE in page.locator("table.listings").inner_text()  # as text, not markup
+    page.screenshot(path=str(shots / "darkweb.png"), full_page=True)
+    page.locator("article.topic ul.products a").first.click()
+    page.wait_for_url(re.compile(r".*/darkweb/listing\?url=.*"))
+    assert "<b>escrow</b>" in page.locator("p.description").inner_text()
+    assert page.locator("p.description b").count() == 0
+    page.screenshot(path=str(shots / "listing.png"), full_page=True)
+    page.goto(served.url + "/darkweb/listing?url=" + quote(HOSTILE_URL, safe=""))
+    assert page.locator("h1").inner_text() == HOSTILE
+    assert page.evaluate("window.pwned") is None
+    assert not dialogs
+
+
+def test_ppml_rounds(browser, served, shots) -> None:
+    page, dialogs = _login(browser, served, "victor")
+    page.goto(served.url + "/ppml")
+    rows = page.locator("table tbody tr.round")
+    assert rows.count() == 2
+    published = page.locator("tr.model-published")
+    assert "nict:" in published.inner_text() and "%" in published.inner_text()
+    assert "nict, osaka" in page.locator("tr.waiting").inner_text()
+    page.screenshot(path=str(shots / "ppml.png"), full_page=True)
+    assert not dialogs

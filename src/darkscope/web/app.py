@@ -368,10 +368,7 @@ def create_app(settings: Settings) -> FastAPI:
     def rule_api(me: viewer, text: Annotated[str, Query(max_length=2000)]) -> Any:
         """One rule (its text, e.g. ``{tos=0, win=5840} -> {dport=23}``): per period, and
         the hosts fingerprinted as its tool family."""
-        found = queries.rule(state.data, text)
-        if found is None:
-            raise NotAllowed(404, "no such rule under --data")
-        return found
+        return _exists(queries.rule(state.data, text), "rule")
 
     @api.get("/rules", include_in_schema=False)
     def rules_page(request: Request, me: viewer,
@@ -383,9 +380,7 @@ def create_app(settings: Settings) -> FastAPI:
     @api.get("/rules/rule", include_in_schema=False)
     def rule_page(request: Request, me: viewer,
                   text: Annotated[str, Query(max_length=2000)]) -> Response:
-        found = queries.rule(state.data, text)
-        if found is None:
-            raise NotAllowed(404, "no such rule under --data")
+        found = _exists(queries.rule(state.data, text), "rule")
         return page(request, "rule.html", me, x=found)
 
     # -- feature map --------------------------------------------------------------------------
@@ -416,10 +411,7 @@ def create_app(settings: Settings) -> FastAPI:
     @api.get("/api/v1/darkweb/listing", tags=["darkweb"])
     def listing_api(me: viewer, url: Annotated[str, Query(max_length=4096)]) -> Any:
         """Every crawled version of one listing (by its URL) and its topics."""
-        found = queries.listing(state.data, url)
-        if found is None:
-            raise NotAllowed(404, "no such listing under --data")
-        return found
+        return _exists(queries.listing(state.data, url), "listing")
 
     @api.get("/darkweb", include_in_schema=False)
     def darkweb_page(request: Request, me: viewer,
@@ -432,9 +424,7 @@ def create_app(settings: Settings) -> FastAPI:
     @api.get("/darkweb/listing", include_in_schema=False)
     def listing_page(request: Request, me: viewer,
                      url: Annotated[str, Query(max_length=4096)]) -> Response:
-        found = queries.listing(state.data, url)
-        if found is None:
-            raise NotAllowed(404, "no such listing under --data")
+        found = _exists(queries.listing(state.data, url), "listing")
         return page(request, "listing.html", me, x=found)
 
     # -- PP-ELM rounds -------------------------------------------------------------------------
@@ -482,6 +472,13 @@ def _when(value: Any) -> str:
     if isinstance(value, datetime):
         value = value.isoformat()
     return str(value).replace("T", " ")[:19]
+
+
+def _exists(found: Any, what: str) -> Any:
+    """A page's data, or the 404 that names what was not found."""
+    if found is None:
+        raise NotAllowed(404, f"no such {what} under --data")
+    return found
 
 
 def _local(target: str) -> str:

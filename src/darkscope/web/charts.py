@@ -104,7 +104,11 @@ def rule_panels(periods: list[str], panels: dict[str, list[dict[str, Any]]]) -> 
     panel_h, legend_w = 170, 330
     width = WIDTH + legend_w - 200
     plot_w = width - legend_w - PAD
-    step = plot_w / max(len(periods) - 1, 1)
+    # x in proportion to time: periods need not be evenly spaced (a gap, or rules of hourly
+    # and daily mining together)
+    seconds = [_time(p).timestamp() for p in periods]
+    span = (seconds[-1] - seconds[0]) or 1.0
+    xs = [PAD + plot_w * (t - seconds[0]) / span for t in seconds]
     parts = [f'<svg class="chart rules" viewBox="0 0 {width} {len(shown) * (panel_h + 30)}" '
              'role="img" aria-label="rules timeline">']
     for p, (family, rows) in enumerate(shown.items()):
@@ -118,7 +122,7 @@ def rule_panels(periods: list[str], panels: dict[str, list[dict[str, Any]]]) -> 
         for i, row in enumerate(rows):
             colour = PALETTE[i % len(PALETTE)]
             points = " ".join(
-                f"{PAD + j * step:.1f},{top + (panel_h - 20) * (1 - n / peak):.1f}"
+                f"{xs[j]:.1f},{top + (panel_h - 20) * (1 - n / peak):.1f}"
                 for j, n in enumerate(row["daily_hosts"]))
             share = row["mirai_share_at_peak"]
             note = "" if share is None else f", Mirai share at the peak {share:.0%}"
@@ -134,11 +138,20 @@ def rule_panels(periods: list[str], panels: dict[str, list[dict[str, Any]]]) -> 
                          f'y="{y - 9}" width="10" height="10" fill="{colour}"/><text '
                          f'x="{width - legend_w + 24}" y="{y}" class="axis">{escape(label)}'
                          f'<title>{title}</title></text></a>')
-        for j in range(0, len(periods), max(1, len(periods) // 8)):
-            parts.append(f'<text x="{PAD + j * step:.1f}" y="{top + panel_h - 6}" '
+        for j in _labelled(xs):
+            parts.append(f'<text x="{xs[j]:.1f}" y="{top + panel_h - 6}" '
                          f'class="axis">{escape(periods[j][:16].replace("T", " "))}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _labelled(xs: list[float], gap: float = 120.0) -> list[int]:
+    """Which periods get a date under the axis: none closer than ``gap`` to the last one."""
+    chosen: list[int] = []
+    for j, x in enumerate(xs):
+        if not chosen or x - xs[chosen[-1]] >= gap:
+            chosen.append(j)
+    return chosen
 
 
 def feature_map(points: list[dict[str, Any]], axes: list[dict[str, Any]]) -> Markup:

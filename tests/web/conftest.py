@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,9 +180,7 @@ def served(outputs, model_dir, tmp_path_factory) -> Served:
     module labels from the same starting queue and model)."""
     import sqlite3
 
-    import uvicorn
-
-    from darkscope.web.app import Settings, create_app
+    from darkscope.web.app import Settings
 
     store = tmp_path_factory.mktemp("store") / "darkscope.db"
     source = sqlite3.connect(outputs.store)
@@ -189,9 +189,19 @@ def served(outputs, model_dir, tmp_path_factory) -> Served:
     source.close()
     target.close()
     data = outputs.data
+    with serving(Settings(data, store, model_dir, ppml_state=outputs.ppml_state)) as url:
+        yield Served(url, data, store, model_dir, outputs.ppml_state)
+
+
+@contextmanager
+def serving(settings) -> Iterator[str]:
+    """The dashboard for ``settings`` on a free loopback port, for the block; yields its URL."""
+    import uvicorn
+
+    from darkscope.web.app import create_app
+
     port = _free_port()
-    app = create_app(Settings(data, store, model_dir, ppml_state=outputs.ppml_state))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -199,9 +209,11 @@ def served(outputs, model_dir, tmp_path_factory) -> Served:
     while not server.started:
         assert time.monotonic() < deadline, "the dashboard did not start"
         time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", data, store, model_dir, outputs.ppml_state)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def login(client, name: str) -> str:

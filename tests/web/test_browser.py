@@ -172,3 +172,52 @@ def test_ppml_rounds(browser, served, shots) -> None:
     assert "nict, osaka" in page.locator("tr.waiting").inner_text()
     page.screenshot(path=str(shots / "ppml.png"), full_page=True)
     assert not dialogs
+
+
+def test_admin_adds_a_user_and_a_token_that_opens_the_api(browser, served, shots) -> None:
+    page, dialogs = _login(browser, served, "admin")
+    page.click("nav >> text=Users")
+    page.wait_for_url(served.url + "/admin")
+    form = page.locator("#add-user")
+    form.locator("input[name=name]").fill("erin")
+    form.locator("select[name=role]").select_option("expert")
+    form.locator("input[name=password]").fill("erin's long password")
+    form.locator("button").click()
+    page.locator("#notice").wait_for()
+    assert "user erin (expert) added" in page.locator("#notice").inner_text()
+    assert page.locator("#users tr.user[data-name=erin]").count() == 1
+    tokens = page.locator("#add-token")
+    tokens.locator("select[name=name]").select_option("erin")
+    tokens.locator("input[name=label]").fill("SIEM pull")
+    tokens.locator("select[name=role]").select_option("viewer")
+    tokens.locator("button").click()
+    page.locator("#notice").wait_for()
+    secret = re.search(r"dsk_[\w-]+", page.locator("#notice").inner_text()).group(0)
+    row = page.locator("#tokens tr.token").filter(has_text="SIEM pull")
+    assert "erin" in row.inner_text() and "viewer" in row.inner_text()
+    page.screenshot(path=str(shots / "admin.png"), full_page=True)
+    page.reload()
+    assert page.locator("#notice").count() == 0   # the token is shown once
+    tool = browser.new_context()   # no cookies: the token alone
+    me = tool.request.get(served.url + "/api/v1/me",
+                          headers={"Authorization": f"Bearer {secret}"})
+    assert me.ok and me.json()["name"] == "erin" and me.json()["role"] == "viewer"
+    assert tool.request.get(served.url + "/api/v1/me").status == 401
+    tool.close()
+    assert not dialogs
+
+
+def test_labelling_the_evaluation_slice_measures_the_model(browser, served) -> None:
+    page, dialogs = _login(browser, served, "bob")
+    page.goto(served.url + "/review?slice=evaluation")
+    if page.locator("#queue tr.item").count() == 0:
+        pytest.skip("the held-out day queued no evaluation-slice item")
+    page.keyboard.press("s")
+    page.wait_for_load_state()
+    page.locator("#notice").wait_for()
+    scored = page.request.get(served.url + "/api/v1/review/evaluation").json()
+    assert scored["scored"] >= 1
+    text = page.locator("#slice-accuracy").inner_text()
+    assert f"{scored['correct']} of {scored['scored']}" in text and "95% interval" in text
+    assert page.locator("#confusion tbody tr").count() == 3
+    assert not dialogs

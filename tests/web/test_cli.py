@@ -28,6 +28,10 @@ def test_users_add_list_role_passwd_remove(tmp_path: Path) -> None:
     assert "Traceback" not in again.stderr
     short = _run("users", "add", "bob", "--password-stdin", "--store", store, stdin="short\n")
     assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    last = _run("users", "role", "alice", "expert", "--store", store)
+    assert last.returncode == 2 and "last admin" in last.stderr  # someone must manage users
+    assert _run("users", "add", "root", "--role", "admin", "--password-stdin", "--store", store,
+                stdin="a long enough password\n").returncode == 0
     assert _run("users", "role", "alice", "expert", "--store", store).returncode == 0
     listed = _run("users", "list", "--store", store).stdout.split()
     assert listed[:2] == ["alice", "expert"]
@@ -53,3 +57,34 @@ def test_serve_without_a_store_says_how_to_make_the_first_admin(tmp_path: Path) 
     assert answer.returncode == 2
     assert "darkscope users add NAME --role admin" in answer.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_api_tokens_from_the_cli_are_printed_once_and_stored_hashed(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    _run("users", "add", "carol", "--role", "expert", "--password-stdin", "--store", store,
+         stdin="a long enough password\n")
+    too_much = _run("users", "token", "add", "carol", "--label", "siem", "--role", "admin",
+                    "--store", store)
+    assert too_much.returncode == 2 and "cannot hold more" in too_much.stderr
+    made = _run("users", "token", "add", "carol", "--label", "SIEM pull", "--role", "viewer",
+                "--days", "30", "--store", store)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()   # stdout holds the token alone, for scripts
+    assert secret.startswith("dsk_") and len(secret) > 40
+    listed = _run("users", "token", "list", "--store", store).stdout
+    token_id, user, role, label = listed.split("\t")[:4]
+    assert (user, role, label) == ("carol", "viewer", "SIEM pull")
+    assert secret not in listed and secret not in Path(store).read_bytes().decode("latin-1")
+
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    with ReviewStore(store) as opened:
+        session = UserStore(opened).token_session(secret)
+        assert session.user.name == "carol" and session.user.role == "viewer"
+        assert UserStore(opened).token_session(secret + "x") is None
+    assert _run("users", "token", "revoke", token_id, "--store", store).returncode == 0
+    with ReviewStore(store) as opened:
+        assert UserStore(opened).token_session(secret) is None
+    gone = _run("users", "token", "revoke", token_id, "--store", store)
+    assert gone.returncode == 2 and "no API token" in gone.stderr

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import quote
 
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from darkscope.patterns.mining import rule_text
+from darkscope.web.charts import _broken_axis, contiguous_runs
 
 from .conftest import login
 
@@ -59,7 +62,20 @@ def test_rules_timeline_follows_each_rule_through_its_periods(served) -> None:
         assert len(narrowed) == sum(some in r for r in by_rule)
         page = client.get("/rules")
         assert page.status_code == 200
-        assert page.text.count("<polyline") == sum(len(v) for v in found["panels"].values())
+        drawn = sum(len(v) for v in found["panels"].values())
+        assert page.text.count('<g class="rule">') == drawn
+        seconds = [datetime.fromisoformat(p.replace("Z", "+00:00")).timestamp()
+                   for p in found["periods"]]
+        runs = contiguous_runs(seconds)
+        assert page.text.count("<polyline") == drawn * sum(len(r) > 1 for r in runs)
+
+
+def test_rule_lines_break_where_no_periods_were_mined() -> None:
+    hour = 3600.0
+    hourly_then_a_day_later = [0, hour, 2 * hour, 3 * hour, 27 * hour, 28 * hour, 60 * hour]
+    assert contiguous_runs(hourly_then_a_day_later) == [[0, 1, 2, 3], [4, 5], [6]]
+    assert contiguous_runs([0, hour, 2 * hour]) == [[0, 1, 2]]
+    assert contiguous_runs([0.0]) == [[0]]
 
 
 def test_a_rule_page_lists_its_periods_and_its_familys_hosts(served) -> None:
@@ -87,3 +103,14 @@ def test_a_rule_page_lists_its_periods_and_its_familys_hosts(served) -> None:
         assert page.status_code == 200 and "Per period" in page.text
         assert client.get("/api/v1/rules/rule", params={"text": "{no=such} -> {rule=1}"}
                           ).status_code == 404
+
+
+def test_gaps_are_drawn_as_breaks_of_fixed_width() -> None:
+    hour = 3600.0
+    seconds = [0, hour, 2 * hour, 200 * 24 * hour, 200 * 24 * hour + 2 * hour]
+    runs = contiguous_runs(seconds)
+    xs = _broken_axis(seconds, runs, 600.0, gap=40.0)
+    assert xs[0] == 0 and xs[-1] == pytest.approx(600.0)
+    assert xs[3] - xs[2] == pytest.approx(40.0)   # half a year becomes one break
+    assert xs[1] - xs[0] == pytest.approx((xs[4] - xs[3]) / 2)  # one time scale in both runs
+    assert xs == sorted(xs)

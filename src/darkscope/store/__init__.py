@@ -7,6 +7,6 @@ DuckDB file admits one writing process at a time. It needs no dependency, and Du
 attach the file for analytics (``ATTACH 'x.db' (TYPE sqlite)``).
 """
 
-from darkscope.store.review import DEFAULT_STORE, Label, ReviewItem, ReviewStore
+from darkscope.store.review import DEFAULT_STORE, Guess, Label, ReviewItem, ReviewStore
 
-__all__ = ["DEFAULT_STORE", "Label", "ReviewItem", "ReviewStore"]
+__all__ = ["DEFAULT_STORE", "Guess", "Label", "ReviewItem", "ReviewStore"]

@@ -5,6 +5,10 @@ re-reading the packets. Labels keep who gave them and when; a later label for th
 replaces an earlier one for training. The label table is an append-only history: each row
 names the label it replaced and the model version and score it was given under, and an undo is
 a new row restoring the label before (``label`` NULL when there was none).
+
+A label given in the dashboard's evaluation slice also keeps the model's guess for that item
+from *before* the label was learnt (``evaluation_guesses``): test-then-train, so accuracy on the
+slice is measured on labels the model had not seen.
 """
 
 from __future__ import annotations
@@ -69,10 +73,28 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at TEXT NOT NULL,
     expires_at INTEGER NOT NULL      -- seconds since the epoch
 );
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id TEXT PRIMARY KEY,             -- public handle, to list and revoke a token by
+    token_hash TEXT NOT NULL UNIQUE, -- sha256 of the bearer token (the token is never stored)
+    user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'expert', 'admin')),  -- at most the user's
+    label TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at INTEGER,              -- seconds since the epoch; NULL: until revoked
+    last_used_at TEXT
+);
+"""
+_GUESSES = """
+CREATE TABLE IF NOT EXISTS evaluation_guesses (
+    label_id INTEGER PRIMARY KEY REFERENCES labels (id),
+    predicted TEXT NOT NULL CHECK (predicted IN ('ddos', 'not-ddos')),
+    p_ddos REAL NOT NULL,            -- the model's probability of DDoS before it saw the label
+    model_version TEXT
+);
 """
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
            + _QUEUE + _LABELS.format(name="labels")
-           + "CREATE INDEX IF NOT EXISTS labels_src ON labels (src);" + _USERS)
+           + "CREATE INDEX IF NOT EXISTS labels_src ON labels (src);" + _USERS + _GUESSES)
 _LABEL_COLUMNS = ("id, src, window_start, label, note, who, at, previous, model_version, score, "
                   "undoes")
 
@@ -121,6 +143,16 @@ class Label:
     model_version: str | None = None
     score: float | None = None
     undoes: int | None = None
+
+
+@dataclass(frozen=True)
+class Guess:
+    """What the model predicted for a labelled item before it learnt the label."""
+
+    label_id: int
+    predicted: str       # 'ddos' or 'not-ddos'
+    p_ddos: float
+    model_version: str | None
 
 
 def _now() -> str:
@@ -216,14 +248,26 @@ class ReviewStore:
 
     def label(self, src: int, label: str, *, window_start: int | None = None,
               note: str | None = None, who: str | None = None,
-              model_version: str | None = None, score: float | None = None) -> Label:
+              model_version: str | None = None, score: float | None = None,
+              guess: tuple[str, float, str | None] | None = None) -> Label:
         """Record an expert's label for a host (all its windows, or one window), with the
-        label it replaces and, when known, the model version and score it was given under."""
+        label it replaces and, when known, the model version and score it was given under;
+        ``guess`` (predicted, p_ddos, model version): the model's prediction before this
+        label, kept in the same transaction."""
         if label not in LABELS:
             raise UsageError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
         with self._transaction() as db:
-            return self._insert(db, src, window_start, label, note, who or _who(),
-                                model_version, score, None)
+            record = self._insert(db, src, window_start, label, note, who or _who(),
+                                  model_version, score, None)
+            if guess is not None:
+                db.execute("INSERT INTO evaluation_guesses VALUES (?,?,?,?)",
+                           (record.id, guess[0], float(guess[1]), guess[2]))
+            return record
+
+    def guesses(self) -> dict[int, Guess]:
+        """The model's guesses kept with labels, by label id."""
+        return {row[0]: Guess(*row) for row in self._db.execute(
+            "SELECT label_id, predicted, p_ddos, model_version FROM evaluation_guesses")}
 
     def undo(self, label_id: int, who: str | None = None) -> Label:
         """Withdraw label ``label_id`` by appending the label it replaced (history is never

@@ -21,8 +21,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
+from darkscope.errors import UsageError
 from darkscope.store import ReviewStore
-from darkscope.store.users import Session, UserStore
+from darkscope.store.users import ROLES, Session, UserStore
 from darkscope.web import charts, queries
 from darkscope.web.data import DataSource, Host
 from darkscope.web.review import Reviewer, find_model
@@ -30,6 +31,7 @@ from darkscope.web.security import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
     Hardening,
+    LoginLimiter,
     NotAllowed,
     check_csrf,
     new_login_token,
@@ -89,6 +91,24 @@ class LabelRequest(BaseModel):
     label: str
 
 
+class NewUser(BaseModel):
+    name: str
+    password: str
+    role: str = "viewer"
+
+
+class UserChange(BaseModel):
+    role: str | None = None
+    password: str | None = None
+
+
+class NewToken(BaseModel):
+    user: str
+    label: str
+    role: str | None = None   # default: the user's role
+    days: int | None = None   # default: until revoked
+
+
 def create_app(settings: Settings) -> FastAPI:
     state = App(settings)
     # no Swagger UI page: it loads its scripts from a CDN, which the CSP (and an offline
@@ -107,7 +127,16 @@ def create_app(settings: Settings) -> FastAPI:
     templates.env.filters["proto"] = lambda p: PROTOCOLS.get(p, p)
     api.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
+    limiter = LoginLimiter()
+
     def session(request: Request) -> Session | None:
+        bearer = request.headers.get("authorization", "")
+        if bearer[:7].lower() == "bearer " and request.url.path.startswith("/api/"):
+            found = state.users().token_session(bearer[7:].strip())
+            if found is None:
+                raise NotAllowed(401, "unknown, expired or revoked API token",
+                                 {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return found
         token = request.cookies.get(SESSION_COOKIE)
         return state.users().session(token) if token else None
 
@@ -123,18 +152,20 @@ def create_app(settings: Settings) -> FastAPI:
 
     viewer = Annotated[Session, Depends(require("viewer"))]
     expert = Annotated[Session, Depends(require("expert"))]
+    admin = Annotated[Session, Depends(require("admin"))]
 
     @api.exception_handler(NotAllowed)
     async def not_allowed(request: Request, exc: NotAllowed) -> Response:
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status,
+                                headers=exc.headers)
         if exc.status == 401:
             target = quote(request.url.path + (f"?{request.url.query}" if request.url.query
                                                else ""), safe="")
             return RedirectResponse(f"/login?next={target}", status_code=303)
         return templates.TemplateResponse(request, "error.html", {
             "status": exc.status, "detail": exc.detail, "me": session(request)},
-            status_code=exc.status)
+            status_code=exc.status, headers=exc.headers)
 
     def page(request: Request, name: str, me: Session, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"me": me, **context})
@@ -146,14 +177,19 @@ def create_app(settings: Settings) -> FastAPI:
             "status": 400, "detail": detail, "me": session(request)}, status_code=400)
 
     # -- login ------------------------------------------------------------------------------
-    @api.get("/login", include_in_schema=False)
-    def login_form(request: Request, next: str = "/") -> Response:
+    def login_page(request: Request, next: str, failed: str | None = None,
+                   status: int = 200, headers: dict[str, str] | None = None) -> Response:
         token = new_login_token()
         response = templates.TemplateResponse(request, "login.html", {
-            "me": None, "next": _local(next), "login_token": token, "failed": False})
+            "me": None, "next": _local(next), "login_token": token, "failed": failed},
+            status_code=status, headers=headers)
         response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
                             secure=settings.secure_cookies, max_age=3600)
         return response
+
+    @api.get("/login", include_in_schema=False)
+    def login_form(request: Request, next: str = "/") -> Response:
+        return login_page(request, next)
 
     @api.post("/login", include_in_schema=False)
     def login(request: Request, name: Annotated[str, Form(max_length=64)],
@@ -162,15 +198,16 @@ def create_app(settings: Settings) -> FastAPI:
               next: Annotated[str, Form(max_length=2048)] = "/") -> Response:
         if not same_token(request.cookies.get(LOGIN_COOKIE), login_token):
             raise NotAllowed(403, "the login form expired: reload it and try again")
+        client = request.client.host if request.client else "-"
+        wait = limiter.wait_s(name, client)
+        if wait:
+            return login_page(request, next, f"too many failed attempts: try again in "
+                              f"{(wait + 59) // 60} min", 429, {"Retry-After": str(wait)})
         user = state.users().authenticate(name, password)
         if user is None:
-            token = new_login_token()
-            response = templates.TemplateResponse(request, "login.html", {
-                "me": None, "next": _local(next), "login_token": token, "failed": True},
-                status_code=401)
-            response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
-                                secure=settings.secure_cookies, max_age=3600)
-            return response
+            limiter.failed(name, client)
+            return login_page(request, next, "wrong name or password", 401)
+        limiter.succeeded(name)
         token, _ = state.users().open_session(user)
         response = RedirectResponse(_local(next), status_code=303)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
@@ -266,6 +303,13 @@ def create_app(settings: Settings) -> FastAPI:
     def history_api(me: viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
         return [h.__dict__ for h in state.reviewer.history(limit)]
 
+    @api.get("/api/v1/review/evaluation", tags=["review"])
+    def evaluation_api(me: viewer) -> Any:
+        """Accuracy on the random evaluation slice: the model's guess for each labelled slice
+        item, made before it learnt the label, against the experts' standing label (with a
+        Wilson 95 % interval and the confusion by label)."""
+        return state.reviewer.evaluation()
+
     @api.get("/api/v1/review/agreement", tags=["review"])
     def agreement_api(me: viewer) -> Any:
         """Cohen's kappa per expert pair and the items experts disagree on."""
@@ -310,6 +354,7 @@ def create_app(settings: Settings) -> FastAPI:
         evaluation = slice == "evaluation"
         return page(request, "review.html", me, q=_queue(evaluation),
                     history=state.reviewer.history(20), agreement=state.reviewer.agreement(),
+                    accuracy=state.reviewer.evaluation(),
                     notice=state.notice.pop(me.user.name, None), evaluation=evaluation)
 
     @api.post("/review/label", include_in_schema=False)
@@ -438,6 +483,109 @@ def create_app(settings: Settings) -> FastAPI:
     def ppml_page(request: Request, me: viewer) -> Response:
         return page(request, "ppml.html", me,
                     p=queries.ppml_rounds(settings.ppml_state, state.data))
+
+    # -- users and API tokens (admins) --------------------------------------------------------
+    def _users() -> dict[str, Any]:
+        return {"users": [u.__dict__ for u in state.users().users()],
+                "tokens": [t.__dict__ for t in state.users().tokens()], "roles": list(ROLES)}
+
+    def _admin(action, *args: Any) -> Any:
+        try:
+            return action(*args)
+        except UsageError as exc:
+            raise NotAllowed(400, str(exc)) from None
+
+    @api.get("/api/v1/admin/users", tags=["admin"])
+    def users_api(me: admin) -> Any:
+        """Users with their roles, and API tokens (never the tokens themselves)."""
+        return _users()
+
+    @api.post("/api/v1/admin/users", tags=["admin"], status_code=201)
+    def add_user_api(body: NewUser, me: admin,
+                     x_csrf_token: Annotated[str | None, Header()] = None) -> Any:
+        check_csrf(me, x_csrf_token)
+        return _admin(state.users().add, body.name, body.password, body.role).__dict__
+
+    @api.patch("/api/v1/admin/users/{name}", tags=["admin"])
+    def change_user_api(name: str, body: UserChange, me: admin,
+                        x_csrf_token: Annotated[str | None, Header()] = None) -> Any:
+        """Change a role and/or password (a new password ends the user's sessions)."""
+        check_csrf(me, x_csrf_token)
+        if body.role is not None:
+            _admin(state.users().set_role, name, body.role)
+        if body.password is not None:
+            _admin(state.users().set_password, name, body.password)
+        return _exists(state.users().get(name), "user").__dict__
+
+    @api.delete("/api/v1/admin/users/{name}", tags=["admin"], status_code=204)
+    def remove_user_api(name: str, me: admin,
+                        x_csrf_token: Annotated[str | None, Header()] = None) -> Response:
+        check_csrf(me, x_csrf_token)
+        _admin(state.users().remove, name)
+        return Response(status_code=204)
+
+    @api.post("/api/v1/admin/tokens", tags=["admin"], status_code=201)
+    def add_token_api(body: NewToken, me: admin,
+                      x_csrf_token: Annotated[str | None, Header()] = None) -> Any:
+        """A new API token, returned once as ``token``: send it as ``Authorization: Bearer``."""
+        check_csrf(me, x_csrf_token)
+        token, record = _admin(state.users().create_token, body.user, body.label, body.role,
+                               body.days)
+        return {"token": token, **record.__dict__}
+
+    @api.delete("/api/v1/admin/tokens/{token_id}", tags=["admin"], status_code=204)
+    def revoke_token_api(token_id: str, me: admin,
+                         x_csrf_token: Annotated[str | None, Header()] = None) -> Response:
+        check_csrf(me, x_csrf_token)
+        _admin(state.users().revoke_token, token_id)
+        return Response(status_code=204)
+
+    @api.get("/admin", include_in_schema=False)
+    def admin_page(request: Request, me: admin) -> Response:
+        return page(request, "admin.html", me, u=_users(),
+                    notice=state.notice.pop(me.user.name, None))
+
+    @api.post("/admin", include_in_schema=False)
+    def admin_form(me: admin, csrf: Annotated[str, Form(max_length=64)],
+                   action: Annotated[str, Form(max_length=16)],
+                   name: Annotated[str, Form(max_length=64)] = "",
+                   role: Annotated[str, Form(max_length=16)] = "",
+                   password: Annotated[str, Form(max_length=1024)] = "",
+                   label: Annotated[str, Form(max_length=100)] = "",
+                   days: Annotated[str, Form(max_length=6)] = "",
+                   token_id: Annotated[str, Form(max_length=32)] = "") -> Response:
+        """The admin page's forms: one action each, the outcome shown once as a notice."""
+        check_csrf(me, csrf)
+        users = state.users()
+        try:
+            if action == "add":
+                users.add(name, password, role)
+                done = f"user {name} ({role}) added"
+            elif action == "role":
+                users.set_role(name, role)
+                done = f"{name} is now {role}"
+            elif action == "password":
+                users.set_password(name, password)
+                done = f"password of {name} changed; their sessions are closed"
+            elif action == "remove":
+                users.remove(name)
+                done = f"user {name} removed (their labels stay in the history)"
+            elif action == "token":
+                if days and not days.isdigit():
+                    raise UsageError("days: a whole number, or empty for until revoked")
+                token, record = users.create_token(name, label, role or None,
+                                                   int(days) if days else None)
+                done = (f"API token {record.id} for {name} ({record.role}): {token} — copy it "
+                        "now, it is not shown again")
+            elif action == "revoke":
+                users.revoke_token(token_id)
+                done = f"API token {token_id} revoked"
+            else:
+                raise UsageError(f"unknown action {action!r}")
+        except UsageError as exc:
+            done = f"not done: {exc}"
+        state.notice[me.user.name] = done
+        return RedirectResponse("/admin", status_code=303)
 
     @api.get("/api/v1/catalog", tags=["data"])
     def catalog_api(me: viewer) -> Any:

@@ -49,6 +49,7 @@ class Catalog:
     skipped: list[str] = field(default_factory=list)
     version: int = 0
     _signature: tuple = ()
+    _stats: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     _checked: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,8 +73,22 @@ class Catalog:
                 else:
                     files.setdefault(kind, []).append(path)
             self.files, self.skipped, self._signature = files, skipped, signature
+            self._stats = {entry[0]: entry for entry in signature}
             self.version += 1
             return True
+
+
+    def key(self, path: Path) -> tuple[str, int, int]:
+        """(path, size, mtime_ns) as this version of the catalog saw the file: what the
+        summaries are keyed by, without a stat per file and per question."""
+        found = self._stats.get(str(path))
+        if found is not None:
+            return found
+        try:
+            stat = path.stat()
+        except OSError:
+            return (str(path), -1, -1)
+        return (str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def _walk(root: Path) -> Iterable[tuple[Path, os.stat_result]]:

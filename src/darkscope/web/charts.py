@@ -3,6 +3,7 @@ allow; the browser draws them and every label is escaped like any other text."""
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -104,11 +105,12 @@ def rule_panels(periods: list[str], panels: dict[str, list[dict[str, Any]]]) -> 
     panel_h, legend_w = 170, 330
     width = WIDTH + legend_w - 200
     plot_w = width - legend_w - PAD
-    # x in proportion to time: periods need not be evenly spaced (a gap, or rules of hourly
-    # and daily mining together)
+    # x in proportion to time within each run of contiguous periods (they need not be evenly
+    # spaced: rules of hourly and daily mining together); a gap where no periods were mined
+    # is drawn as a break of fixed width, not as months of empty axis
     seconds = [_time(p).timestamp() for p in periods]
-    span = (seconds[-1] - seconds[0]) or 1.0
-    xs = [PAD + plot_w * (t - seconds[0]) / span for t in seconds]
+    runs = contiguous_runs(seconds)
+    xs = [PAD + x for x in _broken_axis(seconds, runs, plot_w)]
     parts = [f'<svg class="chart rules" viewBox="0 0 {width} {len(shown) * (panel_h + 30)}" '
              'role="img" aria-label="rules timeline">']
     for p, (family, rows) in enumerate(shown.items()):
@@ -121,37 +123,84 @@ def rule_panels(periods: list[str], panels: dict[str, list[dict[str, Any]]]) -> 
                      f'y2="{top + panel_h - 20}" class="grid"/>')
         for i, row in enumerate(rows):
             colour = PALETTE[i % len(PALETTE)]
-            points = " ".join(
-                f"{xs[j]:.1f},{top + (panel_h - 20) * (1 - n / peak):.1f}"
-                for j, n in enumerate(row["daily_hosts"]))
+            ys = [top + (panel_h - 20) * (1 - n / peak) for n in row["daily_hosts"]]
             share = row["mirai_share_at_peak"]
             note = "" if share is None else f", Mirai share at the peak {share:.0%}"
             title = escape(f"{row['rule']}: peak {row['peak_hosts']:,} hosts on "
                            f"{row['peak_period'][:10]}{note}")
             href = f"/rules/rule?text={quote(row['rule'], safe='')}"
-            parts.append(f'<a href="{escape(href)}"><polyline points="{points}" fill="none" '
-                         f'stroke="{colour}" stroke-width="2"><title>{title}</title>'
-                         '</polyline></a>')
+            pieces = []
+            for run in runs:
+                if len(run) == 1:
+                    pieces.append(f'<circle cx="{xs[run[0]]:.1f}" cy="{ys[run[0]]:.1f}" r="3" '
+                                  f'fill="{colour}"/>')
+                else:
+                    points = " ".join(f"{xs[j]:.1f},{ys[j]:.1f}" for j in run)
+                    pieces.append(f'<polyline points="{points}" fill="none" '
+                                  f'stroke="{colour}" stroke-width="2"/>')
+            parts.append(f'<a href="{escape(href)}"><g class="rule"><title>{title}</title>'
+                         + "".join(pieces) + "</g></a>")
             y = top + 8 + i * 16
             label = row["rule"] if len(row["rule"]) <= 44 else row["rule"][:43] + "…"
             parts.append(f'<a href="{escape(href)}"><rect x="{width - legend_w + 8}" '
                          f'y="{y - 9}" width="10" height="10" fill="{colour}"/><text '
                          f'x="{width - legend_w + 24}" y="{y}" class="axis">{escape(label)}'
                          f'<title>{title}</title></text></a>')
-        for j in _labelled(xs):
+        for run in runs[1:]:
+            mid = (xs[run[0]] + xs[run[0] - 1]) / 2
+            parts.append(f'<text x="{mid - 5:.1f}" y="{top + panel_h - 16}" class="axis break">'
+                         '//<title>no periods mined in between</title></text>')
+        for j in _labelled(xs, [run[0] for run in runs]):
             parts.append(f'<text x="{xs[j]:.1f}" y="{top + panel_h - 6}" '
                          f'class="axis">{escape(periods[j][:16].replace("T", " "))}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
-def _labelled(xs: list[float], gap: float = 120.0) -> list[int]:
-    """Which periods get a date under the axis: none closer than ``gap`` to the last one."""
+def contiguous_runs(seconds: list[float], slack: float = 1.5) -> list[list[int]]:
+    """Period indices split where a step is longer than ``slack`` times the usual (median)
+    step: no periods were mined in between, so a line across would invent a trend. A lone
+    period becomes a run of one (drawn as a dot)."""
+    if len(seconds) < 2:
+        return [list(range(len(seconds)))]
+    steps = [b - a for a, b in itertools.pairwise(seconds)]
+    usual = sorted(steps)[len(steps) // 2]
+    runs = [[0]]
+    for j, step in enumerate(steps, start=1):
+        if step > slack * usual:
+            runs.append([])
+        runs[-1].append(j)
+    return runs
+
+
+def _broken_axis(seconds: list[float], runs: list[list[int]], width: float,
+                 gap: float = 36.0) -> list[float]:
+    """x of each period: runs share ``width`` in proportion to the time they cover, with
+    ``gap`` between runs (a run of one period takes no width)."""
+    spans = [seconds[run[-1]] - seconds[run[0]] for run in runs]
+    total = sum(spans)
+    if not total:  # single periods only: spread evenly
+        step = width / (len(runs) - 1) if len(runs) > 1 else 0.0
+        return [step * i if len(runs) > 1 else width / 2 for i in range(len(seconds))]
+    free = max(width - gap * (len(runs) - 1), 0.0)
+    xs = [0.0] * len(seconds)
+    x = 0.0
+    for run, span in zip(runs, spans, strict=True):
+        share = free * span / total if total else 0.0
+        for j in run:
+            xs[j] = x + (share * (seconds[j] - seconds[run[0]]) / span if span else 0.0)
+        x += share + gap
+    return xs
+
+
+def _labelled(xs: list[float], first: list[int], gap: float = 120.0) -> list[int]:
+    """Which periods get a date under the axis: each run's first, then others, none closer
+    than ``gap`` to another."""
     chosen: list[int] = []
-    for j, x in enumerate(xs):
-        if not chosen or x - xs[chosen[-1]] >= gap:
+    for j in [*first, *range(len(xs))]:
+        if j not in chosen and all(abs(xs[j] - xs[k]) >= gap for k in chosen):
             chosen.append(j)
-    return chosen
+    return sorted(chosen)
 
 
 def feature_map(points: list[dict[str, Any]], axes: list[dict[str, Any]]) -> Markup:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -109,6 +110,70 @@ def remove(name: str, store_path: str) -> None:
     with ReviewStore(store_path) as store:
         UserStore(store).remove(name)
     click.echo(f"user {name} removed")
+
+
+@users.group("token")
+def token() -> None:
+    """API tokens: how SOC tools call /api/v1 (``Authorization: Bearer TOKEN``).
+
+    \b
+    darkscope users token add alice --label "SIEM pull" --role viewer --days 90
+    darkscope users token list
+    darkscope users token revoke 3f2a9c01d4e5
+    """
+
+
+@token.command("add")
+@click.argument("name")
+@click.option("--label", required=True, help="What will use the token (shown in lists).")
+@click.option("--role", type=click.Choice(["viewer", "expert", "admin"]), default=None,
+              help="At most the user's role (default: the user's).")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="Expire after this many days (default: until revoked).")
+@_STORE
+@common
+def token_add(name: str, label: str, role: str | None, days: int | None,
+              store_path: str) -> None:
+    """Create a token for user NAME; it is printed once, on stdout, and never stored."""
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    with ReviewStore(store_path) as store:
+        secret, record = UserStore(store).create_token(name, label, role, days)
+    click.echo(f"API token {record.id} for {name} ({record.role}); copy it now:", err=True)
+    click.echo(secret)
+
+
+@token.command("list")
+@_STORE
+@common
+def token_list(store_path: str) -> None:
+    """List tokens (id, user, role, label, created, expires, last used); never the secret."""
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    if not Path(store_path).exists():
+        raise UsageError(f"{store_path}: no store yet (darkscope users add makes one)")
+    with ReviewStore(store_path) as store:
+        for t in UserStore(store).tokens():
+            expires = (datetime.fromtimestamp(t.expires_at, UTC).isoformat()
+                       if t.expires_at else "never")
+            click.echo("\t".join((t.id, t.user, t.role, t.label, t.created_at, expires,
+                                  t.last_used_at or "never")))
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@_STORE
+@common
+def token_revoke(token_id: str, store_path: str) -> None:
+    """Revoke a token by its id (from ``list``); it stops working at once."""
+    from darkscope.store import ReviewStore
+    from darkscope.store.users import UserStore
+
+    with ReviewStore(store_path) as store:
+        UserStore(store).revoke_token(token_id)
+    click.echo(f"API token {token_id} revoked")
 
 
 @click.command(name="serve")

@@ -112,6 +112,13 @@ def ip_context(data: DataSource, host: Host, sample: int = 50) -> dict[str, Any]
                 packet_key)
             out["prefixes"] = [{"prefix": f"{ipv4_text(r['p'] << 8)}/24",
                                 "packets": r["packets"]} for r in prefixes]
+        else:  # an IPv6 source: the /64s it reached (a /64 is IPv6's subnet, as /24 for v4)
+            prefixes = data.query(
+                "SELECT left(hex(dst6), 16) AS p, count(*) AS packets FROM packets_by_src "
+                f"WHERE src6 = ? AND dst6 IS NOT NULL GROUP BY p ORDER BY packets DESC, p "
+                f"LIMIT {TOP}", packet_key)
+            out["prefixes"] = [{"prefix": f"{ipv6_text(bytes.fromhex(r['p']) + bytes(8))}/64",
+                                "packets": r["packets"]} for r in prefixes]
     if data.has("verdicts"):
         # verdicts_by_src (rollups.py): the verdicts ordered by source
         rows = data.query(f"SELECT * EXCLUDE (src, src6) FROM verdicts_by_src WHERE {key_sql} "

@@ -11,17 +11,25 @@
   update changes: how many pending items the model now decides. The model files are not
   written: a running monitor learns the same labels from the store at its next poll.
 - **Agreement.** Items labelled by two experts give Cohen's κ per pair; disagreements are listed.
+- **Accuracy on the evaluation slice.** Before a label of a slice item is learnt, the working
+  model's guess for it (DDoS or not) is stored with the label (test-then-train), and the page
+  shows how often those guesses match the experts' standing labels, with a Wilson 95 % interval.
+  Because the slice is a random sample of the queue, this estimates the model's accuracy on
+  what it leaves to experts, free of the bias of uncertainty-ordered labels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from darkscope.backscatter import persist
 from darkscope.backscatter.online import ExpertUpdate, learn_expert_labels
@@ -99,7 +107,8 @@ class Reviewer:
         with self._lock:
             record = self.store.label(item.src, label, window_start=item.window_start,
                                       who=who, model_version=item.model_version
-                                      or self.model_version, score=item.confidence)
+                                      or self.model_version, score=item.confidence,
+                                      guess=self._guess(item))
             update = self._learn(item.src, item.window_start)
             return LabelOutcome(record, update, self.model_version)
 
@@ -116,6 +125,37 @@ class Reviewer:
                 return None  # replaced by another expert's label since: theirs stands
             return LabelOutcome(record, self._learn(record.src, record.window_start),
                                 self.model_version)
+
+    def _guess(self, item: ReviewItem) -> tuple[str, float, str | None] | None:
+        """The working model's prediction for an evaluation-slice item, before learning it."""
+        if (self.model is None or not in_evaluation_slice(item)
+                or item.feature_definition != self.model.definition.key()):
+            return None
+        p_ddos = float(self.model.model.predict_proba(
+            np.array([item.features], np.float64))[0, 1])
+        return ("ddos" if p_ddos >= 0.5 else "not-ddos", p_ddos, self.model_version)
+
+    def evaluation(self) -> dict[str, Any]:
+        """Accuracy of the model's guesses on labelled evaluation-slice items: each item's
+        first guess (made before any label of it was learnt) against its standing label."""
+        slice_items = {(i.src, i.window_start): i for i in self.store.items()
+                       if in_evaluation_slice(i) and i.label is not None}
+        guesses = self.store.guesses()
+        first: dict[tuple[int, int | None], Any] = {}
+        for record in reversed(self.store.history()):
+            key = (record.src, record.window_start)
+            if key in slice_items and key not in first and record.id in guesses:
+                first[key] = guesses[record.id]
+        confusion = {truth: {"ddos": 0, "not-ddos": 0} for truth in ("ddos", "scan", "other")}
+        for key, guess in first.items():
+            confusion[slice_items[key].label][guess.predicted] += 1
+        scored = len(first)
+        right = confusion["ddos"]["ddos"] + sum(confusion[t]["not-ddos"]
+                                                for t in ("scan", "other"))
+        low, high = _wilson(right, scored)
+        return {"labelled": len(slice_items), "scored": scored, "correct": right,
+                "accuracy": right / scored if scored else None, "interval95": [low, high]
+                if scored else None, "confusion": confusion}
 
     def _learn(self, src: int, window_start: int | None) -> ExpertUpdate | None:
         if self.model is None:
@@ -160,6 +200,16 @@ class Reviewer:
                          for (src, start), votes in latest.items()
                          if len(set(votes.values())) > 1]
         return {"pairs": pairs, "disagreements": disagreements}
+
+
+def _wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (sound at small n and near 0 or 1)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _digest(model_path: Path) -> str:

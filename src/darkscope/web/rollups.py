@@ -132,6 +132,7 @@ class Rollups:
         self._stop = False
         self._catalog: Catalog | None = None
         self._pending: set[str] = set()
+        self._schemas: dict[tuple, set[str]] = {}
         self._building: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self.version = 0
@@ -176,10 +177,11 @@ class Rollups:
         files unchanged since, plus the same SQL over the rest."""
         built = self._built()
         self._pending = set()
+        keys = {path: catalog.key(path) for kind in KINDS for path in catalog.files.get(kind, [])}
         for summary in SUMMARIES:
             files = catalog.files.get(summary.kind, [])
-            ready = [built[key] for key in map(_key, files) if key in built]
-            pending = [p for p in files if _key(p) not in built]
+            ready = [built[keys[p]] for p in files if keys[p] in built]
+            pending = [p for p in files if keys[p] not in built]
             if pending:
                 self._pending.add(summary.kind)
             parts = []
@@ -187,7 +189,8 @@ class Rollups:
                 parts.append(f"SELECT * EXCLUDE (file_id) FROM cache.{summary.name} "
                              f"WHERE file_id IN ({', '.join(map(str, ready))})")
             if pending and not summary.sketched:
-                parts.append(self._sql(summary, pending))
+                parts.append(self._sql(summary, pending, columns=self._columns(
+                    [keys[p] for p in pending], pending)))
             if not parts:
                 parts.append(f"SELECT * EXCLUDE (file_id) FROM cache.{summary.name} WHERE false")
             self._db.execute(f"CREATE OR REPLACE VIEW {summary.name} AS "
@@ -204,11 +207,26 @@ class Rollups:
         return {"path": None if self.path is None else str(self.path),
                 "files": len(self._built()), "pending": sorted(self._pending)}
 
+    def _columns(self, keys: list[tuple[str, int, int]], paths: list[Path]) -> set[str]:
+        """The columns of these files read together, asked once per set of file versions
+        (every summary of a kind asks the same)."""
+        memo = tuple(keys)
+        found = self._schemas.get(memo)
+        if found is None:
+            if len(self._schemas) > 64:
+                self._schemas.clear()
+            found = {d[0] for d in self._db.execute(
+                f"SELECT * FROM {_source(paths)} LIMIT 0").description}
+            self._schemas[memo] = found
+        return found
+
     def _sql(self, summary: Summary, paths: list[Path],
-             cursor: duckdb.DuckDBPyConnection | None = None) -> str:
+             cursor: duckdb.DuckDBPyConnection | None = None,
+             columns: set[str] | None = None) -> str:
         source = _source(paths)
         reader = cursor or self._db
-        names = {d[0] for d in reader.execute(f"SELECT * FROM {source} LIMIT 0").description}
+        names = columns if columns is not None else {
+            d[0] for d in reader.execute(f"SELECT * FROM {source} LIMIT 0").description}
         def have(column: str, cast: str) -> str:
             return f'"{column}"' if column in names else f"NULL::{cast}"
 
@@ -270,7 +288,7 @@ class Rollups:
                 self._idle.set()
 
     def _sync(self, catalog: Catalog) -> None:
-        wanted = {(kind, _key(path)): path for kind in KINDS
+        wanted = {(kind, catalog.key(path)): path for kind in KINDS
                   for path in catalog.files.get(kind, [])}
         built = self._built()
         cursor = self._db.cursor()
@@ -377,10 +395,3 @@ def merged_estimate(blobs: list[bytes]) -> float:
         union.update(hll_sketch.deserialize(blob))
     return union.get_estimate()
 
-
-def _key(path: Path) -> tuple[str, int, int]:
-    try:
-        stat = path.stat()
-    except OSError:
-        return (str(path), -1, -1)
-    return (str(path), stat.st_size, stat.st_mtime_ns)

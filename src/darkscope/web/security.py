@@ -8,13 +8,19 @@
   (a body without Content-Length with 411).
 - **Sessions**: an HttpOnly, SameSite=Strict cookie holding a random token (the store keeps its
   hash). **CSRF**: every form carries the session's token and every API write sends it as
-  ``X-CSRF-Token``; the login form, before any session, uses a double-submit cookie.
+  ``X-CSRF-Token``; the login form, before any session, uses a double-submit cookie. An API
+  token (``Authorization: Bearer``) needs none: browsers never send it by themselves.
+- **Login attempts** are limited per user name and per client address (``LoginLimiter``), so
+  guessing passwords online is slow, and a locked name costs no password hashing.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+import threading
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -35,10 +41,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class NotAllowed(Exception):
     """Raised by route guards: 401 (log in) or 403 (role too low, bad CSRF token)."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}
 
 
 class Hardening:
@@ -94,9 +102,69 @@ def same_token(given: str | None, expected: str) -> bool:
 
 
 def check_csrf(session: Session, given: str | None) -> None:
+    if session.token_id is not None:
+        return  # a bearer token is not ambient authority: no cross-site request carries it
     if not same_token(given, session.csrf):
         raise NotAllowed(403, "missing or wrong CSRF token: reload the page and try again")
 
 
 def new_login_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+class LoginLimiter:
+    """Failed logins in a sliding window, per user name and per client address.
+
+    After ``per_name`` failures for one name (or ``per_client`` from one address) within
+    ``window_s``, further attempts are refused until the oldest failure leaves the window; a
+    success clears that name's failures. Kept in memory: a restart forgets, which costs an
+    attacker a restart they cannot cause. Behind a reverse proxy the client address is the one
+    it forwards (uvicorn trusts ``X-Forwarded-For`` from ``--forwarded-allow-ips``).
+    """
+
+    MAX_KEYS = 100_000   # bounded memory under a flood of distinct names
+
+    def __init__(self, per_name: int = 5, per_client: int = 20, window_s: float = 900.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_name = per_name
+        self.per_client = per_client
+        self.window_s = window_s
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_s(self, name: str, client: str) -> int:
+        """Seconds until ``name`` may try again from ``client``; 0 when it may now."""
+        with self._lock:
+            now = self._clock()
+            waits = [self._wait(f"name:{name.lower()}", self.per_name, now),
+                     self._wait(f"client:{client}", self.per_client, now)]
+        return max(waits)
+
+    def _wait(self, key: str, limit: int, now: float) -> int:
+        times = self._failures.get(key)
+        if times is None:
+            return 0
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return 0
+        return 0 if len(times) < limit else int(times[0] + self.window_s - now) + 1
+
+    def failed(self, name: str, client: str) -> None:
+        with self._lock:
+            if len(self._failures) >= self.MAX_KEYS:
+                self._forget_oldest()
+            now = self._clock()
+            for key in (f"name:{name.lower()}", f"client:{client}"):
+                self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(f"name:{name.lower()}", None)
+
+    def _forget_oldest(self) -> None:
+        oldest = sorted(self._failures, key=lambda k: self._failures[k][-1])
+        for key in oldest[:len(oldest) // 10 or 1]:
+            del self._failures[key]

@@ -179,3 +179,48 @@ def test_timeline_axis_spans_the_periods():
     assert axis_span(np.array([100 * day])) == (99 * day, 101 * day)
     assert axis_span(np.array([100 * day, 101 * day, 105 * day])) == (
         100 * day - day // 2, 105 * day + day // 2)
+
+
+def test_each_rule_keeps_its_busiest_hosts_recounted_from_the_packets(demo, tmp_path):
+    """``support_src``: the hosts carrying every item of the rule, busiest first, recounted
+    here with pandas from the packets (the item policy: a value of a kind is a host's item if
+    it carries 5% of the host's SYNs, is among its 8 busiest values of that kind, and the host
+    did not show more than 64 values of that kind)."""
+    out = tmp_path / "rules.parquet"
+    assert main(["rules", "mine", str(demo / "table"), "--min-hosts", "20", "--all-rules",
+                 "-o", str(out)]) == 0
+    rules = pq.read_table(out).to_pandas()
+    kinds = ["dport", "win", "tos"]
+    packets = pq.read_table(demo / "table", columns=["ts", "src", "proto", "tcp_flags",
+                                                     *kinds]).to_pandas()
+    packets = packets[packets.src.notna()]
+    packets["period"] = packets.ts.astype("int64") // (86400 * 10**9) * (86400 * 10**9)
+    tcp = packets[(packets.proto == 6) & packets.tcp_flags.notna()]
+    syn = tcp[(tcp.tcp_flags.astype(int) & 0x12) == 2]
+    carried = []
+    for kind in kinds:
+        counts = (syn.dropna(subset=[kind]).groupby(["period", "src", kind]).size()
+                  .rename("n").reset_index().rename(columns={kind: "value"}))
+        counts["total"] = counts.groupby(["period", "src"]).n.transform("sum")
+        counts["distinct"] = counts.groupby(["period", "src"]).n.transform("size")
+        counts = counts.sort_values(["period", "src", "n", "value"],
+                                    ascending=[True, True, False, True])
+        counts["rank"] = counts.groupby(["period", "src"]).cumcount()
+        kept = counts[(counts.n >= 0.05 * counts.total) & (counts["rank"] < 8)
+                      & (counts.distinct <= 64)]
+        carried.append(kept.assign(item=kind + "=" + kept.value.astype(int).astype(str)))
+    items = pd.concat(carried)
+    held = {key: set(group.item) for key, group in items.groupby(["period", "src"])}
+    busy = packets.groupby(["period", "src"]).size()
+    checked = 0
+    for rule in rules.itertuples():
+        wanted = {*rule.antecedent, *rule.consequent}
+        if any("*sweep*" in w for w in wanted):
+            continue  # sweepers' single item is not recounted here
+        period = rule.period_start.value
+        carriers = [src for (p, src), got in held.items() if p == period and wanted <= got]
+        order = sorted(carriers, key=lambda s: (-busy[(period, s)], s))[:1000]
+        assert list(rule.support_src) == order, rule.pattern
+        assert len(rule.support_src) == min(rule.support_hosts, 1000)
+        checked += 1
+    assert checked >= 10

@@ -78,31 +78,67 @@ def test_rule_lines_break_where_no_periods_were_mined() -> None:
     assert contiguous_runs([0.0]) == [[0]]
 
 
-def test_a_rule_page_lists_its_periods_and_its_familys_hosts(served) -> None:
+def test_a_rule_page_lists_its_periods_and_its_own_hosts(served) -> None:
     rows = _rules_table(served)
     with httpx.Client(base_url=served.url, timeout=60) as client:
         login(client, "victor")
-        top = client.get("/api/v1/rules").json()["rules"]
-        with_family = [r for r in top if any(
-            rule_text(x["antecedent"], x["consequent"]) == r["rule"]
-            and x.get("family") not in (None, "unknown") for x in rows)]
-        chosen = (with_family or top)[0]["rule"]
+        chosen = client.get("/api/v1/rules").json()["rules"][0]["rule"]
         answer = client.get("/api/v1/rules/rule", params={"text": chosen})
         assert answer.status_code == 200
         found = answer.json()
-        mine = [x for x in rows if rule_text(x["antecedent"], x["consequent"]) == chosen]
+        mine = sorted((x for x in rows if rule_text(x["antecedent"], x["consequent"]) == chosen),
+                      key=lambda x: x["period_start"])
         assert [p["support_hosts"] for p in found["periods"]] == [
-            x["support_hosts"] for x in sorted(mine, key=lambda x: x["period_start"])]
-        if found["family"] not in (None, "unknown"):
-            hosts = _tables(served.data, {"match_share", "family", "src"})
-            family_hosts = {r["src"] for t in hosts for r in t.to_pylist()
-                            if r["family"] == found["family"]}
-            assert found["hosts"], "a rule of a known family lists its hosts"
-            assert {h["src"] for h in found["hosts"]} <= family_hosts
+            x["support_hosts"] for x in mine]
+        # the hosts are the rule's support sets, each with the periods it carried the rule in
+        periods_of: dict[int, int] = {}
+        for x in mine:
+            for src in x["support_src"]:
+                periods_of[src] = periods_of.get(src, 0) + 1
+        assert found["hosts_source"] == "support" and found["hosts"]
+        shown = {h["src"]: h["periods"] for h in found["hosts"]}
+        assert all(periods_of[src] == n for src, n in shown.items())
+        assert len(shown) == min(len(periods_of), 200)
+        counts = [h["periods"] for h in found["hosts"]]
+        assert counts == sorted(counts, reverse=True)
         page = client.get(f"/rules/rule?text={quote(chosen, safe='')}")
         assert page.status_code == 200 and "Per period" in page.text
+        assert "Hosts carrying this rule" in page.text
+        first = found["hosts"][0]["ip"]
+        assert f'href="/ip/{first}"' in page.text
         assert client.get("/api/v1/rules/rule", params={"text": "{no=such} -> {rule=1}"}
                           ).status_code == 404
+
+
+def test_rules_tables_without_support_sets_fall_back_to_family_hosts(served,
+                                                                      tmp_path) -> None:
+    """Tables mined before ``support_src`` existed: the page lists the hosts fingerprinted
+    as the rule's family in its periods, and says so."""
+    from darkscope.web.data import DataSource
+    from darkscope.web.queries import rule
+
+    rows = [r for r in _rules_table(served) if r.get("family") not in (None, "unknown")]
+    assert rows, "the fixture's rules include one of a known family"
+    tables = _tables(served.data, {"antecedent", "consequent", "support_hosts"})
+    old = pa.concat_tables([t.drop_columns([c for c in ("support_src", "date", "hour")
+                                            if c in t.column_names]) for t in tables],
+                           promote_options="default")
+    pq.write_table(old, tmp_path / "old-rules.parquet")
+    hosts = _tables(served.data, {"match_share", "family", "src"})
+    for i, table in enumerate(hosts):
+        pq.write_table(table.drop_columns([c for c in ("date", "hour")
+                                           if c in table.column_names]),
+                       tmp_path / f"hosts-{i}.parquet")
+    source = DataSource(tmp_path, tmp_path / "cache.duckdb")
+    try:
+        text = rule_text(rows[0]["antecedent"], rows[0]["consequent"])
+        found = rule(source, text)
+    finally:
+        source.close()
+    family = found["family"]
+    family_hosts = {r["src"] for t in hosts for r in t.to_pylist() if r["family"] == family}
+    assert found["hosts_source"] == "family" and found["hosts"]
+    assert {h["src"] for h in found["hosts"]} <= family_hosts
 
 
 def test_gaps_are_drawn_as_breaks_of_fixed_width() -> None:

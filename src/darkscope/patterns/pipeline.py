@@ -49,7 +49,11 @@ RULES_SCHEMA = pa.schema([
     ("mirai_share", pa.float64()),
     ("family", pa.string()),
     ("family_share", pa.float64()),
+    ("support_src", pa.list_(pa.uint32())),
 ])
+# the hosts kept with each rule (its support set, busiest first): enough for an analyst to
+# follow a pattern to its hosts, bounded so a {dport=23} rule of 200,000 hosts stays small
+SUPPORT_SAMPLE = 1000
 HOSTS_SCHEMA = pa.schema([
     ("src", pa.uint32()),
     ("period_start", pa.timestamp("ns", tz="UTC")),
@@ -109,7 +113,11 @@ def _rules_rows(period: Period, tx: Transactions, rules: RuleSet, core: np.ndarr
     group_size = np.bincount(core, minlength=len(rules))
     is_core = core == np.arange(len(rules))
     rows = np.arange(len(rules)) if all_rules else np.flatnonzero(is_core)
-    tx_family = families[np.searchsorted(period.hosts, tx.hosts)]
+    in_period = np.searchsorted(period.hosts, tx.hosts)
+    tx_family = families[in_period]
+    # busiest first (packets in the period), then by address: a stable, useful sample
+    busiest = np.lexsort((tx.hosts, -period.packets[in_period].astype(np.int64)))
+    support_src: list[np.ndarray] = []
     antecedent = [[tx.items[i] for i in rules.antecedents[r]] for r in rows]
     consequent = [[tx.items[int(rules.consequents[r])]] for r in rows]
     mirai_code = FAMILIES.index("mirai")
@@ -117,7 +125,9 @@ def _rules_rows(period: Period, tx: Transactions, rules: RuleSet, core: np.ndarr
     top_family: list[str] = []
     top_share = np.zeros(len(rows))
     for k, r in enumerate(rows):
-        targets = tx_family[tx.carriers([*rules.antecedents[r], int(rules.consequents[r])])]
+        carriers = tx.carriers([*rules.antecedents[r], int(rules.consequents[r])])
+        targets = tx_family[carriers]
+        support_src.append(tx.hosts[busiest[carriers[busiest]][:SUPPORT_SAMPLE]])
         counts = np.bincount(targets, minlength=len(FAMILIES))
         mirai_share[k] = counts[mirai_code] / max(len(targets), 1)
         best = int(np.argmax(counts))
@@ -143,6 +153,8 @@ def _rules_rows(period: Period, tx: Transactions, rules: RuleSet, core: np.ndarr
         "mirai_share": mirai_share,
         "family": pa.array(top_family, pa.string()),
         "family_share": top_share,
+        "support_src": pa.array([a.astype(np.uint32) for a in support_src],
+                                pa.list_(pa.uint32())),
     }, schema=RULES_SCHEMA)
 
 

@@ -214,7 +214,9 @@ def _number(value: Any) -> float | None:
 
 def rule(data: DataSource, text: str, hosts_limit: int = 200) -> dict[str, Any] | None:
     """One rule through time: its host count, confidence, lift and Mirai share per period, and
-    per period the hosts fingerprinted as the rule's tool family (``hosts attribute``)."""
+    its hosts: the support sets the rules table keeps (``support_src``), or for tables written
+    before it had them, the hosts fingerprinted as the rule's tool family (``hosts
+    attribute``) in those periods."""
     from darkscope.patterns.mining import rule_text
 
     if not data.has("rules"):
@@ -231,6 +233,21 @@ def rule(data: DataSource, text: str, hosts_limit: int = 200) -> dict[str, Any] 
                 row[key] = _number(row[key])
     family = next((r.get("family") for r in reversed(periods) if r.get("family")), None)
     hosts: list[dict[str, Any]] = []
+    support = [r.pop("support_src", None) for r in periods]
+    if any(s is not None for s in support):
+        # the rule's own support set, as `rules mine` kept it (busiest first, up to 1,000 a
+        # period): each host with the periods it carried the rule in
+        seen: dict[int, dict[str, Any]] = {}
+        for row, srcs in zip(periods, support, strict=True):
+            for rank, src in enumerate(srcs or []):
+                host = seen.setdefault(src, {"src": src, "ip": ipv4_text(src), "periods": 0,
+                                             "first": row["period_start"], "best_rank": rank})
+                host["periods"] += 1
+                host["last"] = row["period_start"]
+                host["best_rank"] = min(host["best_rank"], rank)
+        ranked = sorted(seen.values(), key=lambda h: (-h["periods"], h["best_rank"], h["src"]))
+        return {"rule": text, "family": family, "periods": _clean(periods),
+                "hosts_source": "support", "hosts": _clean(ranked[:hosts_limit])}
     if family and family != "unknown" and data.has("hosts"):
         first = periods[0]["period_start"]
         last = periods[-1]["period_start"]
@@ -241,7 +258,8 @@ def rule(data: DataSource, text: str, hosts_limit: int = 200) -> dict[str, Any] 
             f"GROUP BY src ORDER BY packets DESC, src LIMIT {int(hosts_limit)}",
             [family, first, last])
         hosts = [{**r, "ip": ipv4_text(r["src"])} for r in _clean(found)]
-    return {"rule": text, "family": family, "periods": _clean(periods), "hosts": hosts}
+    return {"rule": text, "family": family, "periods": _clean(periods),
+            "hosts_source": "family" if hosts else None, "hosts": hosts}
 
 
 # -- feature map ------------------------------------------------------------------------------

@@ -236,12 +236,14 @@ def feature_map(points: list[dict[str, Any]], axes: list[dict[str, Any]]) -> Mar
         parts.append(f'<text x="{x}" y="{y}" class="axis" text-anchor="{anchor}">'
                      f'PC{axis["component"]} ({axis["variance"]:.0%} of the variance): '
                      f'{escape(names)}</text>')
+    left = width - 430
     for j, verdict in enumerate(("ddos", "needs_review", "not_ddos")):
-        parts.append(f'<circle cx="{width - 330 + j * 105}" cy="{PAD - 14}" r="4" '
-                     f'fill="{COLOURS[verdict]}"/><text x="{width - 322 + j * 105}" '
-                     f'y="{PAD - 10}" class="axis">{verdict}</text>')
-    parts.append(f'<circle cx="{width - 330 + 3 * 105 - 20}" cy="{PAD - 14}" r="4" '
-                 'fill="none" class="queued"/>')
+        parts.append(f'<circle cx="{left + j * 105}" cy="10" r="4" '
+                     f'fill="{COLOURS[verdict]}"/><text x="{left + 8 + j * 105}" '
+                     f'y="14" class="axis">{verdict}</text>')
+    parts.append(f'<circle cx="{left + 3 * 105}" cy="10" r="4" fill="none" '
+                 f'class="queued"/><text x="{left + 8 + 3 * 105}" y="14" '
+                 'class="axis">in review queue</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

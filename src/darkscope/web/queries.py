@@ -285,13 +285,22 @@ def feature_map(data: DataSource, queued: set[tuple[int, int]],
     rare = sum(counts.values()) - common
     keep = max(points - rare, points // 2)
     per_mille = min(1000, max(1, -(-1000 * keep // max(common, 1))))
-    keys = ", ".join(f"({int(s)}, {int(w)})" for s, w in sorted(queued)[:1000])
-    wanted = f" OR (src, epoch_ns(window_start)) IN ({keys})" if keys else ""
+    # the sample does not depend on the queue, so a label does not recompute it; queued
+    # windows are looked up by source (verdicts_by_src is ordered by it) and added
     rows = data.query(
         "SELECT * EXCLUDE (src6), epoch_ns(window_start) AS start_ns FROM verdicts_by_src "
         "WHERE src IS NOT NULL AND (verdict <> 'not_ddos' OR hash(src, window_start) % 1000 "
-        f"< {per_mille}{wanted}) ORDER BY verdict <> 'not_ddos' DESC, hash(src, "
-        f"window_start) LIMIT {int(points) + 1000}")
+        f"< {per_mille}) ORDER BY verdict <> 'not_ddos' DESC, hash(src, window_start) "
+        f"LIMIT {int(points)}")
+    drawn = {(r["src"], r["start_ns"]) for r in rows}
+    missing = sorted(queued - drawn)[:1000]
+    if missing:
+        sources = ", ".join(str(int(src)) for src in sorted({src for src, _ in missing}))
+        wanted = set(missing)
+        rows = rows + [r for r in data.query(
+            "SELECT * EXCLUDE (src6), epoch_ns(window_start) AS start_ns FROM verdicts_by_src "
+            f"WHERE src IN ({sources}) ORDER BY src, window_start")
+            if (r["src"], r["start_ns"]) in wanted]
     if len(rows) < 3:
         return out
     names = feature_columns(set(rows[0]))

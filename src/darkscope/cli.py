@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "backscatter": "darkscope.backscatter.cli:backscatter",
     "crawl": "darkscope.darkweb.cli:crawl_command",
     "demo": "darkscope.demo:demo",
+    "export": "darkscope.intel.cli:export",
     "hosts": "darkscope.patterns.cli:hosts",
     "ingest": "darkscope.packets.cli:ingest",
     "monitor": "darkscope.monitor.cli:monitor",

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from darkscope.web.catalog import DOCUMENT_KINDS, Catalog
+from darkscope.catalog import DOCUMENT_KINDS, Catalog
 from darkscope.web.rollups import HOUR_NS, Rollups, arrow, merged_estimate
 
 CACHE_ENTRIES = 512

@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 from datasketches import hll_sketch, hll_union
 
-from darkscope.web.catalog import Catalog
+from darkscope.catalog import Catalog
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,60 @@
+"""Known research scanners, dropped from every export (``research_scanners.toml``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from darkscope.errors import UsageError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    """Networks by the scanner that uses them; ``owner`` says whose an address is."""
+
+    networks: tuple[tuple[Network, str], ...]
+
+    @classmethod
+    def load(cls, extra: list[str | Path] = (), default: bool = True) -> Allowlist:
+        entries: list[tuple[Network, str]] = []
+        if default:
+            text = resources.files("darkscope.intel").joinpath(
+                "research_scanners.toml").read_text(encoding="utf-8")
+            entries += _parse(text, "the built-in allowlist")
+        for path in extra:
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"{path}: cannot read the allowlist ({exc.strerror})") from None
+            entries += _parse(text, str(path))
+        return cls(tuple(entries))
+
+    def owner(self, ip: str) -> str | None:
+        address = ipaddress.ip_address(ip)
+        return next((name for network, name in self.networks
+                     if network.version == address.version and address in network), None)
+
+
+def _parse(text: str, where: str) -> list[tuple[Network, str]]:
+    """``[[scanner]]`` tables with ``name`` and ``networks`` (CIDR strings)."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{where}: not TOML ({exc})") from None
+    entries = []
+    for i, scanner in enumerate(document.get("scanner", [])):
+        name = scanner.get("name")
+        if not isinstance(name, str) or not isinstance(scanner.get("networks"), list):
+            raise UsageError(f"{where}: scanner #{i + 1} needs a name and a list of networks")
+        for cidr in scanner["networks"]:
+            try:
+                entries.append((ipaddress.ip_network(cidr), name))
+            except (TypeError, ValueError):
+                raise UsageError(f"{where}: scanner {name!r}: {cidr!r} is not a network "
+                                 "(CIDR such as 192.0.2.0/24)") from None
+    return entries

@@ -1,0 +1,118 @@
+"""``darkscope export``: findings as STIX 2.1 bundles and blocklists."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import click
+
+from darkscope.clikit import common, output_option
+
+_INPUTS = click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+
+
+def _options(func):
+    for option in reversed([
+        output_option(help="Output file."),
+        click.option("--allowlist", "allowlists", multiple=True, type=click.Path(exists=True),
+                     help="More known scanners to leave out (TOML, as the built-in "
+                          "research_scanners.toml); repeatable."),
+        click.option("--default-allowlist/--no-default-allowlist", default=True,
+                     show_default=True, help="Leave out the built-in research scanners "
+                                             "(Censys, Shadowserver)."),
+        click.option("--confirmed-only", is_flag=True,
+                     help="Only sources a labelling rule, an expert or a tool fingerprint "
+                          "decided (not the model alone)."),
+        click.option("--overwrite", is_flag=True, help="Replace the output if it exists."),
+    ]):
+        func = option(func)
+    return func
+
+
+@click.group(name="export")
+def export() -> None:
+    """Share findings: STIX 2.1 bundles and blocklists of scanning sources.
+
+    INPUTS are verdicts (backscatter detect), victims (backscatter victims), hosts (hosts
+    attribute) tables, or directories searched for them by schema, such as a monitor's output.
+    Known research scanners are left out first. Nothing from dark web crawls or PP-ELM is
+    read. Examples:
+
+    \b
+    darkscope export stix monitor-out/ -o findings.stix.json --victims prefix24
+    darkscope export csv monitor-out/ -o blocklist.csv --confirmed-only
+    """
+
+
+def _load(inputs, allowlists, default_allowlist: bool, confirmed_only: bool):
+    from darkscope.intel.allowlist import Allowlist
+    from darkscope.intel.findings import load
+
+    findings = load(inputs)
+    allow = Allowlist.load(list(allowlists), default=default_allowlist)
+    dropped: dict[str, int] = {}
+    kept = []
+    for source in findings.sources:
+        owner = allow.owner(source.ip)
+        if owner is not None:
+            dropped[owner] = dropped.get(owner, 0) + 1
+        elif source.confirmed or not confirmed_only:
+            kept.append(source)
+    for name in findings.skipped:
+        click.echo(f"skipped {name}: not a verdicts, victims or hosts table", err=True)
+    if dropped:
+        click.echo("left out known scanners: " + ", ".join(
+            f"{n} {name}" for name, n in sorted(dropped.items())), err=True)
+    return replace(findings, sources=kept)
+
+
+@export.command("stix")
+@_INPUTS
+@_options
+@click.option("--victims", type=click.Choice(["full", "prefix24", "none"]), default="full",
+              show_default=True, help="DDoS victims as full addresses, truncated to their "
+                                      "/24, or left out.")
+@click.option("--operator", default="darkscope telescope", show_default=True,
+              help="Name of the identity that sighted everything (your organisation).")
+@click.option("--decay-days", type=click.IntRange(min=1), default=7, show_default=True,
+              help="Indicators stay valid this long after a source's last window.")
+@common
+def stix(inputs, output, allowlists, default_allowlist, confirmed_only, overwrite, victims,
+         operator, decay_days) -> None:
+    """A STIX 2.1 bundle: identity, addresses, infrastructure, sightings, indicators of
+    confirmed sources, Mirai/ZMap/Masscan, and victims as observed-data."""
+    from darkscope.intel.stix import bundle
+    from darkscope.io import atomic_path, check_output
+
+    check_output(output, overwrite)
+    findings = _load(inputs, allowlists, default_allowlist, confirmed_only)
+    if victims == "none":
+        findings = replace(findings, victims=[])
+    made = bundle(findings, operator, timedelta(days=decay_days),
+                  "prefix24" if victims == "prefix24" else "full")
+    with atomic_path(output, overwrite) as tmp:
+        tmp.write_text(made.serialize(pretty=False) + "\n", encoding="utf-8")
+    confirmed = sum(s.confirmed for s in findings.sources)
+    click.echo(f"{len(findings.sources):,} scanning sources ({confirmed:,} with indicators), "
+               f"{len(findings.victims):,} victim observations -> {output} "
+               f"({len(made.objects):,} STIX objects)")
+
+
+@export.command("csv")
+@_INPUTS
+@_options
+@common
+def csv(inputs, output, allowlists, default_allowlist, confirmed_only, overwrite) -> None:
+    """A blocklist of scanning sources: ip, first_seen, last_seen, kind, tags, confidence
+    (CSV; JSON Lines when OUTPUT ends in .jsonl). Victims are never in it."""
+    from darkscope.intel.blocklist import write_blocklist
+    from darkscope.io import check_output, format_from_path
+
+    check_output(output, overwrite)
+    fmt = format_from_path(output)
+    if fmt == "parquet":
+        fmt = "csv"
+    findings = _load(inputs, allowlists, default_allowlist, confirmed_only)
+    write_blocklist(findings.sources, output, fmt, overwrite)
+    click.echo(f"{len(findings.sources):,} scanning sources -> {output}")

@@ -1,0 +1,183 @@
+"""What darkscope found, per address, ready to share: scanning sources and DDoS victims.
+
+- **Sources** are the hosts whose telescope traffic was judged *not* backscatter
+  (``not_ddos`` verdicts): unsolicited traffic to unused addresses is scanning (or, rarely,
+  misconfiguration). Windows left to experts (``needs_review``) are not exported: nobody has
+  decided them. Each source carries its first/last window, packets, the verdicts' provenance
+  (``rule:<id>``, ``model``, ``expert``), its best confidence, and the tool families that
+  ``hosts attribute`` fingerprinted (Mirai, ZMap, Masscan).
+- A source is **confirmed** when a labelling rule or an expert decided it, or a tool
+  fingerprint matched it: only confirmed sources become STIX indicators. The model's own
+  verdicts are shared as sightings, never as indicators.
+- **Victims** come from ``backscatter victims`` tables: hosts whose replies to spoofed
+  floods reached the telescope. They are victims, never blocklisted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from darkscope.catalog import Catalog, classify
+from darkscope.errors import UsageError
+
+EXPORTED = ("verdicts", "victims", "hosts")
+
+
+@dataclass(frozen=True)
+class Source:
+    ip: str
+    first_seen: datetime
+    last_seen: datetime
+    packets: int
+    windows: int
+    confidence: float
+    decided_by: tuple[str, ...]
+    families: tuple[str, ...] = ()
+
+    @property
+    def confirmed(self) -> bool:
+        """Decided by a labelling rule or an expert, or fingerprinted as a known tool."""
+        return bool(self.families) or any(d == "expert" or d.startswith("rule:")
+                                          for d in self.decided_by)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return (*(f"tool:{f}" for f in self.families),
+                *(f"decided-by:{d}" for d in self.decided_by))
+
+
+@dataclass(frozen=True)
+class Victim:
+    ip: str
+    start: datetime
+    end: datetime
+    packets: int
+    ports: str
+    estimated_attack_pps: float
+
+
+@dataclass
+class Findings:
+    sources: list[Source] = field(default_factory=list)
+    victims: list[Victim] = field(default_factory=list)
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def find_inputs(inputs: Iterable[str | Path]) -> tuple[dict[str, list[Path]], list[str]]:
+    """The verdict, victim and host tables among ``inputs`` (files, or directories searched
+    by schema like ``darkscope serve --data``), and what was not one of them."""
+    files: dict[str, list[Path]] = {}
+    skipped: list[str] = []
+    for given in inputs:
+        path = Path(given)
+        if path.is_dir():
+            catalog = Catalog(path)
+            catalog.refresh(force=True)
+            found = {kind: paths for kind, paths in catalog.files.items() if kind in EXPORTED}
+            skipped += [str(path / s) for s in catalog.skipped]
+            skipped += [str(p) for kind, paths in catalog.files.items()
+                        if kind not in EXPORTED for p in paths]  # crawls, topics, PP-ELM
+        elif path.is_file():
+            kind = classify(path)
+            found = {kind: [path]} if kind in EXPORTED else {}
+            if not found:
+                skipped.append(str(path))
+        else:
+            raise UsageError(f"{path}: no such file or directory")
+        for kind, paths in found.items():
+            files.setdefault(kind, []).extend(paths)
+    if not files:
+        raise UsageError("no verdicts, victims or hosts tables among the inputs (darkscope "
+                         "backscatter detect / victims, hosts attribute, or a monitor's "
+                         "output directory)")
+    return files, skipped
+
+
+def load(inputs: Iterable[str | Path]) -> Findings:
+    files, skipped = find_inputs(inputs)
+    families = _families(files.get("hosts", []))
+    return Findings(sources=_sources(files.get("verdicts", []), families),
+                    victims=_victims(files.get("victims", [])), files=files, skipped=skipped)
+
+
+def _table(paths: list[Path], columns: list[str]) -> pa.Table:
+    """The columns of several files as one table (a column a file lacks is null there)."""
+    tables = []
+    for path in paths:
+        fmt = "json" if path.suffix == ".jsonl" else "parquet"
+        dataset = ds.dataset(path, format=fmt)
+        have = [c for c in columns if c in dataset.schema.names]
+        table = dataset.to_table(columns=have)
+        for name in columns:
+            if name not in have:
+                table = table.append_column(name, pa.nulls(table.num_rows))
+        tables.append(table.select(columns))
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _families(paths: list[Path]) -> dict[int, tuple[str, ...]]:
+    if not paths:
+        return {}
+    table = _table(paths, ["src", "family"])
+    table = table.filter(pc.and_(pc.is_valid(table["src"]),
+                                 pc.not_equal(table["family"], "unknown")))
+    grouped = table.group_by("src").aggregate([("family", "distinct")])
+    return {int(src): tuple(sorted(fams)) for src, fams in
+            zip(grouped["src"].to_pylist(), grouped["family_distinct"].to_pylist(),
+                strict=True)}
+
+
+def _sources(paths: list[Path], families: dict[int, tuple[str, ...]]) -> list[Source]:
+    if not paths:
+        return []
+    table = _table(paths, ["src", "src6", "window_start", "window_end", "packets", "verdict",
+                           "decided_by", "confidence"])
+    table = table.filter(pc.equal(table["verdict"], "not_ddos"))
+    ip = pc.if_else(pc.is_valid(table["src"]), pc.cast(table["src"], pa.int64()).cast(
+        pa.string()), pc.cast(table["src6"], pa.string()))
+    table = table.append_column("ip", ip).filter(pc.is_valid(ip))
+    grouped = table.group_by("ip").aggregate([
+        ("window_start", "min"), ("window_end", "max"), ("packets", "sum"),
+        ("packets", "count"), ("confidence", "max"), ("decided_by", "distinct")])
+    out = []
+    for row in grouped.to_pylist():
+        text = row["ip"]
+        v4 = int(text) if text.isdigit() else None
+        out.append(Source(
+            ip=str(ipaddress.IPv4Address(v4)) if v4 is not None
+            else str(ipaddress.IPv6Address(text)),
+            first_seen=_utc(row["window_start_min"]), last_seen=_utc(row["window_end_max"]),
+            packets=int(row["packets_sum"] or 0), windows=int(row["packets_count"]),
+            confidence=float(row["confidence_max"] or 0.0),
+            decided_by=tuple(sorted(d for d in row["decided_by_distinct"] if d)),
+            families=families.get(v4, ()) if v4 is not None else ()))
+    return sorted(out, key=lambda s: (-s.packets, s.ip))
+
+
+def _victims(paths: list[Path]) -> list[Victim]:
+    if not paths:
+        return []
+    table = _table(paths, ["victim", "start", "end", "packets", "ports",
+                           "estimated_attack_pps"])
+    return [Victim(str(ipaddress.IPv4Address(int(r["victim"]))), _utc(r["start"]),
+                   _utc(r["end"]), int(r["packets"]), str(r["ports"] or ""),
+                   float(r["estimated_attack_pps"] or 0.0))
+            for r in table.to_pylist() if r["victim"] is not None]
+
+
+def _utc(value: datetime | str | int) -> datetime:
+    """Times from Parquet (aware datetimes) or JSON Lines (ISO text) alike, in UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, int):
+        value = datetime.fromtimestamp(value / 1e9, UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

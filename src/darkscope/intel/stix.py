@@ -1,0 +1,144 @@
+"""Findings as one STIX 2.1 bundle, built with the OASIS ``stix2`` library.
+
+Per scanning source: its ``ipv4-addr``/``ipv6-addr``; an ``infrastructure`` (``botnet`` when
+fingerprinted as Mirai, else ``reconnaissance``) that ``consists-of`` the address and
+``hosts`` the ``malware`` Mirai or the ``tool`` ZMap / Masscan it was fingerprinted as; the
+``observed-data`` of its windows; and a ``sighting`` of the infrastructure by the telescope's
+``identity`` (count: host-windows; first/last seen). Only *confirmed* sources (a labelling rule,
+an expert or a tool fingerprint decided them) also get an ``indicator``
+(``[ipv4-addr:value = '…']``) that ``indicates`` the infrastructure, valid from the first
+window until ``decay`` after the last: scanning addresses are bots and rented hosts whose
+owners change within days, so an indicator that never expires blocks innocents. DDoS victims
+are ``observed-data`` of the victim's address with the estimated attack rate, optionally
+truncated to its /24. Measurements STIX has no property for (packets, attack rate, reply
+ports) travel in a STIX 2.1 property extension that the bundle defines
+(``extension-definition``), as the standard asks, not as bare custom properties.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from typing import Any
+
+from darkscope.intel.findings import Findings, Source, Victim
+
+SCANNER_DECAY = timedelta(days=7)
+MEASURES = ("Telescope measurements as properties: on observed-data of a scanning source, "
+            "packets (integer: packets it sent to the telescope); on observed-data of a DDoS "
+            "victim, estimated_attack_pps (number: attack packets per second, scaled by the "
+            "telescope's share of the address space), backscatter_packets (integer) and "
+            "reply_ports (string: the victim's reply ports, most packets first, "
+            "'icmp-<type>' for ICMP).")
+_TOOLS = {"zmap": "ZMap", "masscan": "Masscan"}
+
+
+def _stix():
+    try:
+        import stix2
+    except ImportError as exc:
+        from darkscope.errors import DarkscopeError
+
+        raise DarkscopeError("STIX export needs the stix2 library: pip install "
+                             "'darkscope[intel]'") from exc
+    return stix2
+
+
+def bundle(findings: Findings, operator: str = "darkscope telescope",
+           decay: timedelta = SCANNER_DECAY, victims: str = "full") -> Any:
+    """A ``stix2.Bundle`` of ``findings``; ``victims``: ``full`` or ``prefix24``."""
+    stix2 = _stix()
+    me = stix2.Identity(name=operator, identity_class="organization",
+                        description="Operator of a network telescope (darknet) monitored "
+                                    "with darkscope")
+    measures = stix2.ExtensionDefinition(
+        created_by_ref=me.id, name="darkscope telescope measurements", version="1.0.0",
+        description="What a darkscope network telescope measured of a source or a victim",
+        schema=MEASURES, extension_types=["property-extension"])
+    objects: list[Any] = [me, measures]
+    known: dict[str, Any] = {}
+
+    def family(name: str) -> Any:
+        if name not in known:
+            if name == "mirai":
+                known[name] = stix2.Malware(name="Mirai", is_family=True,
+                                            malware_types=["bot", "worm"],
+                                            created_by_ref=me.id)
+            else:
+                known[name] = stix2.Tool(name=_TOOLS.get(name, name),
+                                         tool_types=["information-gathering"],
+                                         created_by_ref=me.id)
+            objects.append(known[name])
+        return known[name]
+
+    for source in findings.sources:
+        objects += _source_objects(stix2, me, measures.id, source,
+                                   [family(f) for f in source.families], decay)
+    for victim in findings.victims:
+        objects += _victim_objects(stix2, me, measures.id, victim, victims)
+    # an address seen twice (a victim attacked twice, two victims of one /24) is one object
+    unique = list({o.id: o for o in reversed(objects)}.values())[::-1]
+    return stix2.Bundle(objects=unique)
+
+
+def _address(stix2, ip: str) -> Any:
+    kind = stix2.IPv4Address if ipaddress.ip_network(ip, strict=False).version == 4 \
+        else stix2.IPv6Address
+    return kind(value=ip)
+
+
+def _measured(extension: str, **values: Any) -> dict[str, Any]:
+    return {extension: {"extension_type": "property-extension", **values}}
+
+
+def _source_objects(stix2, me: Any, extension: str, source: Source, families: list[Any],
+                    decay: timedelta) -> list[Any]:
+    address = _address(stix2, source.ip)
+    botnet = "mirai" in source.families
+    seen = {"first_seen": source.first_seen, "last_seen": max(source.last_seen,
+                                                              source.first_seen)}
+    infrastructure = stix2.Infrastructure(
+        name=f"scanner {source.ip}", created_by_ref=me.id,
+        infrastructure_types=["botnet" if botnet else "reconnaissance"],
+        description=f"Scanned the telescope: {source.packets:,} packets in "
+                    f"{source.windows:,} host-windows", labels=list(source.tags) or None,
+        confidence=round(100 * source.confidence), **seen)
+    observed = stix2.ObservedData(
+        created_by_ref=me.id, first_observed=source.first_seen,
+        last_observed=seen["last_seen"], number_observed=max(source.windows, 1),
+        object_refs=[address.id], extensions=_measured(extension, packets=source.packets))
+    sighting = stix2.Sighting(
+        created_by_ref=me.id, sighting_of_ref=infrastructure.id, count=min(source.windows,
+                                                                           999_999_999),
+        observed_data_refs=[observed.id], where_sighted_refs=[me.id], **seen)
+    out = [address, infrastructure, observed, sighting,
+           stix2.Relationship(infrastructure, "consists-of", address, created_by_ref=me.id)]
+    out += [stix2.Relationship(infrastructure, "hosts", f, created_by_ref=me.id)
+            for f in families]
+    if source.confirmed:
+        indicator = stix2.Indicator(
+            name=f"telescope scanner {source.ip}", created_by_ref=me.id,
+            description="Sent unsolicited traffic to unused addresses (a network telescope); "
+                        "decided by " + ", ".join(source.decided_by or ("fingerprint",)),
+            pattern=f"[{address.type}:value = '{source.ip}']", pattern_type="stix",
+            indicator_types=["malicious-activity" if botnet else "anomalous-activity"],
+            valid_from=source.first_seen, valid_until=seen["last_seen"] + decay,
+            confidence=round(100 * source.confidence), labels=list(source.tags) or None)
+        out += [indicator, stix2.Relationship(indicator, "indicates", infrastructure,
+                                              created_by_ref=me.id)]
+    return out
+
+
+def _victim_objects(stix2, me: Any, extension: str, victim: Victim, mode: str) -> list[Any]:
+    ip = victim.ip
+    if mode == "prefix24":
+        ip = str(ipaddress.ip_network(f"{ip}/24", strict=False))
+    address = _address(stix2, ip)
+    observed = stix2.ObservedData(
+        created_by_ref=me.id, first_observed=victim.start,
+        last_observed=max(victim.end, victim.start), number_observed=1,
+        object_refs=[address.id], labels=["ddos-victim"],
+        extensions=_measured(extension,
+                             estimated_attack_pps=round(victim.estimated_attack_pps, 3),
+                             backscatter_packets=victim.packets, reply_ports=victim.ports))
+    return [address, observed]

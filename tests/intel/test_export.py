@@ -1,0 +1,179 @@
+"""``darkscope export`` on the held-out simulated traffic, judged by the CLI as a user does:
+blocklists hold scanners and never victims (checked against the simulator's truth), known
+research scanners are left out, and every STIX bundle passes the official STIX 2.1 validator."""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("stix2")
+DARKSCOPE = str(Path(sys.executable).parent / "darkscope")
+TELESCOPE = "203.0.0.0/16"
+CENSYS = "162.142.125.7"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([DARKSCOPE, *args, "--no-progress"], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def judged(sim_heldout, model_dir, tmp_path_factory) -> Path:
+    """Verdicts, victims and host attributions of the held-out day, and one crafted verdict
+    of a Censys scanner, in one directory (as a monitor leaves them)."""
+    out = tmp_path_factory.mktemp("judged")
+    done = _run("backscatter", "detect", str(sim_heldout.table), "--model", str(model_dir),
+                "--telescope", TELESCOPE, "-o", str(out / "verdicts.parquet"),
+                "--victims", str(out / "victims.parquet"), "--no-store")
+    assert done.returncode == 0, done.stderr
+    done = _run("hosts", "attribute", str(sim_heldout.table), "-o", str(out / "hosts.parquet"))
+    assert done.returncode == 0, done.stderr
+    verdicts = pq.read_table(out / "verdicts.parquet")
+    row = verdicts.slice(0, 1).to_pylist()[0]
+    row.update(src=int(ipaddress.IPv4Address(CENSYS)), verdict="not_ddos", decided_by="model")
+    pq.write_table(pa.Table.from_pylist([row], schema=verdicts.schema),
+                   out / "censys-verdicts.parquet")
+    (out / "listings.jsonl").write_text(json.dumps(
+        {"url": "http://x.onion/1", "title": "secret listing", "market": "m"}) + "\n")
+    return out
+
+
+def _truth(sim) -> dict[str, bool]:
+    table = pq.read_table(sim.truth, columns=["src", "ddos"]).to_pylist()
+    return {str(ipaddress.IPv4Address(r["src"])): r["ddos"] for r in table}
+
+
+def test_blocklist_holds_scanners_never_victims(judged, sim_heldout, tmp_path) -> None:
+    out = tmp_path / "blocklist.csv"
+    done = _run("export", "csv", str(judged), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "left out known scanners: 1 Censys" in done.stderr
+    assert "listings.jsonl: not a verdicts, victims or hosts table" in done.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert rows and list(rows[0]) == ["ip", "first_seen", "last_seen", "kind", "tags",
+                                      "confidence"]
+    truth = _truth(sim_heldout)
+    listed = {r["ip"] for r in rows}
+    assert CENSYS not in listed
+    known = [ip for ip in listed if ip in truth]
+    assert len(known) == len(listed)      # every exported address sent to the telescope
+    precision = sum(not truth[ip] for ip in known) / len(known)
+    assert precision >= 0.98, precision   # held-out truth: they are not DDoS victims
+    victims = {str(ipaddress.IPv4Address(v)) for v in
+               pq.read_table(judged / "victims.parquet")["victim"].to_pylist()}
+    assert victims and not victims & listed
+    verdicts = pq.read_table(judged / "verdicts.parquet").to_pylist()
+    expected = {str(ipaddress.IPv4Address(v["src"])) for v in verdicts
+                if v["verdict"] == "not_ddos" and v["src"] is not None}
+    assert listed == expected
+    mirai = [r for r in rows if "tool:mirai" in r["tags"].split(";")]
+    assert mirai and all(r["kind"] == "scanner" for r in rows)
+    for r in rows[:50]:
+        assert datetime.fromisoformat(r["first_seen"]) <= datetime.fromisoformat(
+            r["last_seen"])
+        assert 0 <= float(r["confidence"]) <= 1
+
+    confirmed = tmp_path / "confirmed.jsonl"
+    assert _run("export", "csv", str(judged), "--confirmed-only", "-o",
+                str(confirmed)).returncode == 0
+    kept = [json.loads(line) for line in confirmed.read_text().splitlines()]
+    assert 0 < len(kept) < len(rows)
+    assert all(any(t.startswith(("tool:", "decided-by:rule:", "decided-by:expert"))
+                   for t in r["tags"].split(";")) for r in kept)
+
+
+def test_allowlists_are_extended_and_can_be_switched_off(judged, tmp_path) -> None:
+    every = tmp_path / "every.csv"
+    assert _run("export", "csv", str(judged), "--no-default-allowlist", "-o",
+                str(every)).returncode == 0
+    rows = list(csv.DictReader(every.open()))
+    assert CENSYS in {r["ip"] for r in rows}
+    mine = tmp_path / "ours.toml"
+    victim_of_ours = rows[0]["ip"]
+    mine.write_text(f'[[scanner]]\nname = "our lab"\nnetworks = ["{victim_of_ours}/32"]\n')
+    fewer = tmp_path / "fewer.csv"
+    done = _run("export", "csv", str(judged), "--allowlist", str(mine), "-o", str(fewer))
+    assert done.returncode == 0 and "1 our lab" in done.stderr
+    assert victim_of_ours not in {r["ip"] for r in csv.DictReader(fewer.open())}
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[scanner]]\nname = "x"\nnetworks = ["10.0.0.0/33"]\n')
+    bad = _run("export", "csv", str(judged), "--allowlist", str(broken), "-o",
+               str(tmp_path / "no.csv"))
+    assert bad.returncode == 2 and "'10.0.0.0/33' is not a network" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "no.csv").exists()
+
+
+def _validated(path: Path):
+    from stix2validator import ValidationOptions, validate_file
+
+    result = validate_file(str(path), ValidationOptions(version="2.1", strict=True))
+    assert result.is_valid, sorted({str(e)[:200] for o in result.object_results
+                                    for e in o.errors})[:10]
+    return json.loads(path.read_text())
+
+
+def test_stix_bundle_is_valid_and_indicators_only_for_confirmed(judged, tmp_path) -> None:
+    out = tmp_path / "findings.json"
+    done = _run("export", "stix", str(judged), "-o", str(out), "--operator", "Example CERT")
+    assert done.returncode == 0, done.stderr
+    objects = _validated(out)["objects"]
+    by_type: dict[str, list[dict]] = {}
+    for o in objects:
+        by_type.setdefault(o["type"], []).append(o)
+    assert [i["name"] for i in by_type["identity"]] == ["Example CERT"]
+    rows = {r["ip"]: r for r in csv.DictReader(_blocklist(judged, tmp_path).open())}
+    infra = {o["name"].removeprefix("scanner "): o for o in by_type["infrastructure"]}
+    assert set(infra) == set(rows)
+    confirmed = {ip for ip, r in rows.items() if any(
+        t.startswith(("tool:", "decided-by:rule:", "decided-by:expert"))
+        for t in r["tags"].split(";"))}
+    patterns = {o["pattern"].split("'")[1]: o for o in by_type["indicator"]}
+    assert set(patterns) == confirmed
+    for ip, indicator in list(patterns.items())[:100]:
+        last = datetime.fromisoformat(rows[ip]["last_seen"])
+        assert datetime.fromisoformat(indicator["valid_until"].replace("Z", "+00:00")) == \
+            last + timedelta(days=7)
+    sightings = {o["sighting_of_ref"] for o in by_type["sighting"]}
+    assert sightings == {o["id"] for o in infra.values()}
+    mirai = next(o for o in by_type["malware"] if o["name"] == "Mirai")
+    hosts = [r for r in by_type["relationship"] if r["relationship_type"] == "hosts"
+             and r["target_ref"] == mirai["id"]]
+    botnets = {o["id"] for o in infra.values() if o["infrastructure_types"] == ["botnet"]}
+    assert hosts and {r["source_ref"] for r in hosts} == botnets
+    victims = [o for o in by_type["observed-data"] if "ddos-victim" in o.get("labels", [])]
+    [measures] = by_type["extension-definition"]
+    assert victims and all(o["extensions"][measures["id"]]["estimated_attack_pps"] > 0
+                           for o in victims)
+    assert "secret listing" not in out.read_text()
+
+
+def test_victims_can_leave_as_their_24_only(judged, tmp_path) -> None:
+    out = tmp_path / "prefix.json"
+    assert _run("export", "stix", str(judged), "--victims", "prefix24", "-o",
+                str(out)).returncode == 0
+    objects = _validated(out)["objects"]
+    text = out.read_text()
+    victims = {str(ipaddress.IPv4Address(v)) for v in
+               pq.read_table(judged / "victims.parquet")["victim"].to_pylist()}
+    scanners = {o["name"].removeprefix("scanner ") for o in objects
+                if o["type"] == "infrastructure"}
+    assert not any(f'"{v}"' in text for v in victims - scanners)
+    prefixes = {o["value"] for o in objects if o["type"] == "ipv4-addr" and "/" in o["value"]}
+    assert prefixes == {str(ipaddress.ip_network(f"{v}/24", strict=False)) for v in victims}
+
+
+def _blocklist(judged: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "for-stix.csv"
+    if not out.exists():
+        assert _run("export", "csv", str(judged), "-o", str(out)).returncode == 0
+    return out

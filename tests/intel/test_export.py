@@ -177,3 +177,62 @@ def _blocklist(judged: Path, tmp_path: Path) -> Path:
     if not out.exists():
         assert _run("export", "csv", str(judged), "-o", str(out)).returncode == 0
     return out
+
+
+def test_misp_feed_loads_in_pymisp_with_a_manifest_and_hashes(judged, tmp_path) -> None:
+    import hashlib
+
+    from pymisp import MISPEvent
+
+    feed = tmp_path / "feed"
+    done = _run("export", "misp", str(judged), "-o", str(feed), "--operator", "Example CERT",
+                "--victims", "prefix24", "--tlp", "green")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((feed / "manifest.json").read_text())
+    import pymisp
+
+    template = (Path(pymisp.__file__).parent / "data" / "misp-objects" / "objects" / "ddos"
+                / "definition.json")
+    ddos_relations = set(json.loads(template.read_text())["attributes"])
+    files = {p.stem for p in feed.glob("*.json")} - {"manifest"}
+    assert files == set(manifest) and files
+    verdicts = pq.read_table(judged / "verdicts.parquet").to_pylist()
+    days: dict[str, set[str]] = {}
+    for v in verdicts:
+        if v["verdict"] == "not_ddos" and v["src"] is not None:
+            day = v["window_start"].date().isoformat()
+            days.setdefault(day, set()).add(str(ipaddress.IPv4Address(v["src"])))
+    victims = pq.read_table(judged / "victims.parquet").to_pylist()
+    values: list[str] = []
+    for uid in files:
+        event = MISPEvent()
+        event.load_file(feed / f"{uid}.json")
+        assert event.Orgc.name == "Example CERT"
+        assert "tlp:green" in {t.name for t in event.tags}
+        day = event.date.isoformat()
+        scanners = {a.value for a in event.attributes if a.type == "ip-src"}
+        assert scanners == days.get(day, set())
+        assert all(a.to_ids == any(t.name.startswith(('misp-galaxy:botnet', 'darkscope:tool',
+                                                      'darkscope:decided-by="rule:',
+                                                      'darkscope:decided-by="expert'))
+                                   for t in a.tags)
+                   for a in event.attributes)
+        attacks = [o for o in event.objects if o.name == "ddos"]
+        # every relation is one MISP's ddos template defines
+        assert all(a.object_relation in ddos_relations for o in attacks for a in o.attributes)
+        started = [v for v in victims if v["start"].date().isoformat() == day]
+        assert len(attacks) == len(started)
+        for o in attacks:
+            target = o.get_attributes_by_relation("ip-dst")[0].value
+            assert target.endswith(".0/24")
+            assert float(o.get_attributes_by_relation("total-pps")[0].value) > 0
+        values += [a.value for a in event.attributes]
+        values += [a.value for o in event.objects for a in o.attributes]
+    hashes = [line.split(",") for line in (feed / "hashes.csv").read_text().splitlines()]
+    assert {h for h, _ in hashes} >= {hashlib.md5(str(v).encode()).hexdigest()
+                                      for v in values if isinstance(v, str)}
+    assert {u for _, u in hashes} <= files
+    again = _run("export", "misp", str(judged), "-o", str(tmp_path / "feed2"), "--operator",
+                 "Example CERT", "--victims", "prefix24", "--tlp", "green")
+    assert again.returncode == 0
+    assert set(json.loads((tmp_path / "feed2" / "manifest.json").read_text())) == files

@@ -41,15 +41,17 @@ def export() -> None:
 
     \b
     darkscope export stix monitor-out/ -o findings.stix.json --victims prefix24
+    darkscope export misp monitor-out/ -o feed/ --operator "Example CERT"
     darkscope export csv monitor-out/ -o blocklist.csv --confirmed-only
     """
 
 
-def _load(inputs, allowlists, default_allowlist: bool, confirmed_only: bool):
+def _load(inputs, allowlists, default_allowlist: bool, confirmed_only: bool,
+          per_day: bool = False):
     from darkscope.intel.allowlist import Allowlist
     from darkscope.intel.findings import load
 
-    findings = load(inputs)
+    findings = load(inputs, per_day=per_day)
     allow = Allowlist.load(list(allowlists), default=default_allowlist)
     dropped: dict[str, int] = {}
     kept = []
@@ -116,3 +118,30 @@ def csv(inputs, output, allowlists, default_allowlist, confirmed_only, overwrite
     findings = _load(inputs, allowlists, default_allowlist, confirmed_only)
     write_blocklist(findings.sources, output, fmt, overwrite)
     click.echo(f"{len(findings.sources):,} scanning sources -> {output}")
+
+
+@export.command("misp")
+@_INPUTS
+@_options
+@click.option("--victims", type=click.Choice(["full", "prefix24", "none"]), default="full",
+              show_default=True, help="DDoS victims as full addresses, their /24, or none.")
+@click.option("--operator", default="darkscope telescope", show_default=True,
+              help="The feed's organisation (Orgc) in MISP.")
+@click.option("--tlp", type=click.Choice(["clear", "green", "amber", "amber+strict", "red"]),
+              default="clear", show_default=True, help="TLP tag of every event.")
+@common
+def misp(inputs, output, allowlists, default_allowlist, confirmed_only, overwrite, victims,
+         operator, tlp) -> None:
+    """A static MISP feed directory (one event per day, manifest.json, hashes.csv) to add
+    under MISP's Feeds: scanning sources as ip-src, attacks as ddos objects."""
+    from darkscope.intel.misp import events, write_feed
+    from darkscope.io import check_output
+
+    check_output(output, overwrite)
+    findings = _load(inputs, allowlists, default_allowlist, confirmed_only, per_day=True)
+    if victims == "none":
+        findings = replace(findings, victims=[])
+    made = events(findings, operator, tlp, victims)
+    write_feed(made, output, overwrite)
+    click.echo(f"{len(made)} daily events ({len(findings.sources):,} source-days, "
+               f"{len(findings.victims):,} attacks) -> {output}")

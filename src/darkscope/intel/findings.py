@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -41,6 +41,7 @@ class Source:
     confidence: float
     decided_by: tuple[str, ...]
     families: tuple[str, ...] = ()
+    day: date | None = None     # set when findings are kept per UTC day (MISP events)
 
     @property
     def confirmed(self) -> bool:
@@ -102,10 +103,12 @@ def find_inputs(inputs: Iterable[str | Path]) -> tuple[dict[str, list[Path]], li
     return files, skipped
 
 
-def load(inputs: Iterable[str | Path]) -> Findings:
+def load(inputs: Iterable[str | Path], per_day: bool = False) -> Findings:
+    """The findings of ``inputs``; ``per_day``: one source per address and UTC day of its
+    windows (the days a MISP feed has events for) instead of one over all time."""
     files, skipped = find_inputs(inputs)
     families = _families(files.get("hosts", []))
-    return Findings(sources=_sources(files.get("verdicts", []), families),
+    return Findings(sources=_sources(files.get("verdicts", []), families, per_day),
                     victims=_victims(files.get("victims", [])), files=files, skipped=skipped)
 
 
@@ -136,7 +139,8 @@ def _families(paths: list[Path]) -> dict[int, tuple[str, ...]]:
                 strict=True)}
 
 
-def _sources(paths: list[Path], families: dict[int, tuple[str, ...]]) -> list[Source]:
+def _sources(paths: list[Path], families: dict[int, tuple[str, ...]],
+             per_day: bool = False) -> list[Source]:
     if not paths:
         return []
     table = _table(paths, ["src", "src6", "window_start", "window_end", "packets", "verdict",
@@ -145,7 +149,12 @@ def _sources(paths: list[Path], families: dict[int, tuple[str, ...]]) -> list[So
     ip = pc.if_else(pc.is_valid(table["src"]), pc.cast(table["src"], pa.int64()).cast(
         pa.string()), pc.cast(table["src6"], pa.string()))
     table = table.append_column("ip", ip).filter(pc.is_valid(ip))
-    grouped = table.group_by("ip").aggregate([
+    keys = ["ip"]
+    if per_day:
+        table = table.append_column("day", pc.floor_temporal(
+            pc.cast(table["window_start"], pa.timestamp("ns", tz="UTC")), unit="day"))
+        keys.append("day")
+    grouped = table.group_by(keys).aggregate([
         ("window_start", "min"), ("window_end", "max"), ("packets", "sum"),
         ("packets", "count"), ("confidence", "max"), ("decided_by", "distinct")])
     out = []
@@ -159,8 +168,9 @@ def _sources(paths: list[Path], families: dict[int, tuple[str, ...]]) -> list[So
             packets=int(row["packets_sum"] or 0), windows=int(row["packets_count"]),
             confidence=float(row["confidence_max"] or 0.0),
             decided_by=tuple(sorted(d for d in row["decided_by_distinct"] if d)),
-            families=families.get(v4, ()) if v4 is not None else ()))
-    return sorted(out, key=lambda s: (-s.packets, s.ip))
+            families=families.get(v4, ()) if v4 is not None else (),
+            day=_utc(row["day"]).date() if per_day else None))
+    return sorted(out, key=lambda s: (s.day or date.min, -s.packets, s.ip))
 
 
 def _victims(paths: list[Path]) -> list[Victim]:

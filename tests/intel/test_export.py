@@ -155,6 +155,13 @@ def test_stix_bundle_is_valid_and_indicators_only_for_confirmed(judged, tmp_path
     assert victims and all(o["extensions"][measures["id"]]["estimated_attack_pps"] > 0
                            for o in victims)
     assert "secret listing" not in out.read_text()
+    # the same findings give the same objects (ids from what they describe), so consumers
+    # update rather than pile up copies
+    again = tmp_path / "again.json"
+    assert _run("export", "stix", str(judged), "-o", str(again), "--operator",
+                "Example CERT").returncode == 0
+    assert {o["id"]: o for o in json.loads(again.read_text())["objects"]} == \
+        {o["id"]: o for o in objects}
 
 
 def test_victims_can_leave_as_their_24_only(judged, tmp_path) -> None:

@@ -17,13 +17,22 @@ ports) travel in a STIX 2.1 property extension that the bundle defines
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
-from datetime import timedelta
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from darkscope.intel.findings import Findings, Source, Victim
 
 SCANNER_DECAY = timedelta(days=7)
+# Objects are identified by what they describe (a hash of the operator and the finding, laid
+# out as the UUIDv4 that STIX 2.1 asks of domain objects) and
+# dated by what was seen, so exporting the same findings again gives the same objects, and a
+# source seen again gives a new version (later ``modified``) of the same ones: a consumer
+# (MISP, a TAXII client, an SIEM) updates instead of piling up copies.
+DEFINED = datetime(2026, 1, 1, tzinfo=UTC)   # created/modified of the fixed objects
 MEASURES = ("Telescope measurements as properties: on observed-data of a scanning source, "
             "packets (integer: packets it sent to the telescope); on observed-data of a DDoS "
             "victim, estimated_attack_pps (number: attack packets per second, scaled by the "
@@ -48,34 +57,41 @@ def bundle(findings: Findings, operator: str = "darkscope telescope",
            decay: timedelta = SCANNER_DECAY, victims: str = "full") -> Any:
     """A ``stix2.Bundle`` of ``findings``; ``victims``: ``full`` or ``prefix24``."""
     stix2 = _stix()
-    me = stix2.Identity(name=operator, identity_class="organization",
+
+    def sid(kind: str, *key: object) -> str:
+        digest = hashlib.sha256("|".join(map(str, (kind, operator, *key))).encode()).digest()
+        return f"{kind}--{uuid.UUID(bytes=digest[:16], version=4)}"
+
+    fixed = {"created": DEFINED, "modified": DEFINED}
+    me = stix2.Identity(id=sid("identity"), name=operator, identity_class="organization",
                         description="Operator of a network telescope (darknet) monitored "
-                                    "with darkscope")
+                                    "with darkscope", **fixed)
     measures = stix2.ExtensionDefinition(
-        created_by_ref=me.id, name="darkscope telescope measurements", version="1.0.0",
+        id=sid("extension-definition", "measures"), created_by_ref=me.id,
+        name="darkscope telescope measurements", version="1.0.0",
         description="What a darkscope network telescope measured of a source or a victim",
-        schema=MEASURES, extension_types=["property-extension"])
+        schema=MEASURES, extension_types=["property-extension"], **fixed)
     objects: list[Any] = [me, measures]
     known: dict[str, Any] = {}
 
     def family(name: str) -> Any:
         if name not in known:
             if name == "mirai":
-                known[name] = stix2.Malware(name="Mirai", is_family=True,
-                                            malware_types=["bot", "worm"],
-                                            created_by_ref=me.id)
+                known[name] = stix2.Malware(id=sid("malware", name), name="Mirai",
+                                            is_family=True, malware_types=["bot", "worm"],
+                                            created_by_ref=me.id, **fixed)
             else:
-                known[name] = stix2.Tool(name=_TOOLS.get(name, name),
+                known[name] = stix2.Tool(id=sid("tool", name), name=_TOOLS.get(name, name),
                                          tool_types=["information-gathering"],
-                                         created_by_ref=me.id)
+                                         created_by_ref=me.id, **fixed)
             objects.append(known[name])
         return known[name]
 
     for source in findings.sources:
-        objects += _source_objects(stix2, me, measures.id, source,
+        objects += _source_objects(stix2, sid, me, measures.id, source,
                                    [family(f) for f in source.families], decay)
     for victim in findings.victims:
-        objects += _victim_objects(stix2, me, measures.id, victim, victims)
+        objects += _victim_objects(stix2, sid, me, measures.id, victim, victims)
     # an address seen twice (a victim attacked twice, two victims of one /24) is one object
     unique = list({o.id: o for o in reversed(objects)}.values())[::-1]
     return stix2.Bundle(objects=unique)
@@ -91,52 +107,67 @@ def _measured(extension: str, **values: Any) -> dict[str, Any]:
     return {extension: {"extension_type": "property-extension", **values}}
 
 
-def _source_objects(stix2, me: Any, extension: str, source: Source, families: list[Any],
-                    decay: timedelta) -> list[Any]:
+def _source_objects(stix2, sid: Callable[..., str], me: Any, extension: str, source: Source,
+                    families: list[Any], decay: timedelta) -> list[Any]:
     address = _address(stix2, source.ip)
     botnet = "mirai" in source.families
-    seen = {"first_seen": source.first_seen, "last_seen": max(source.last_seen,
-                                                              source.first_seen)}
+    last = max(source.last_seen, source.first_seen)
+    seen = {"first_seen": source.first_seen, "last_seen": last}
+    dated = {"created": source.first_seen, "modified": last}
     infrastructure = stix2.Infrastructure(
+        id=sid("infrastructure", source.ip), **dated,
         name=f"scanner {source.ip}", created_by_ref=me.id,
         infrastructure_types=["botnet" if botnet else "reconnaissance"],
         description=f"Scanned the telescope: {source.packets:,} packets in "
                     f"{source.windows:,} host-windows", labels=list(source.tags) or None,
         confidence=round(100 * source.confidence), **seen)
     observed = stix2.ObservedData(
+        id=sid("observed-data", source.ip), **dated,
         created_by_ref=me.id, first_observed=source.first_seen,
-        last_observed=seen["last_seen"], number_observed=max(source.windows, 1),
+        last_observed=last, number_observed=max(source.windows, 1),
         object_refs=[address.id], extensions=_measured(extension, packets=source.packets))
     sighting = stix2.Sighting(
+        id=sid("sighting", source.ip), **dated,
         created_by_ref=me.id, sighting_of_ref=infrastructure.id, count=min(source.windows,
                                                                            999_999_999),
         observed_data_refs=[observed.id], where_sighted_refs=[me.id], **seen)
+    def related(source_ref: Any, kind: str, target: Any) -> Any:
+        return stix2.Relationship(source_ref, kind, target, created_by_ref=me.id,
+                                  id=sid("relationship", source_ref.id, kind, target.id),
+                                  **dated)
+
     out = [address, infrastructure, observed, sighting,
-           stix2.Relationship(infrastructure, "consists-of", address, created_by_ref=me.id)]
-    out += [stix2.Relationship(infrastructure, "hosts", f, created_by_ref=me.id)
-            for f in families]
+           related(infrastructure, "consists-of", address)]
+    out += [related(infrastructure, "hosts", f) for f in families]
     if source.confirmed:
         indicator = stix2.Indicator(
+            id=sid("indicator", source.ip), **dated,
             name=f"telescope scanner {source.ip}", created_by_ref=me.id,
             description="Sent unsolicited traffic to unused addresses (a network telescope); "
                         "decided by " + ", ".join(source.decided_by or ("fingerprint",)),
             pattern=f"[{address.type}:value = '{source.ip}']", pattern_type="stix",
             indicator_types=["malicious-activity" if botnet else "anomalous-activity"],
-            valid_from=source.first_seen, valid_until=seen["last_seen"] + decay,
+            valid_from=source.first_seen, valid_until=last + decay,
             confidence=round(100 * source.confidence), labels=list(source.tags) or None)
-        out += [indicator, stix2.Relationship(indicator, "indicates", infrastructure,
-                                              created_by_ref=me.id)]
+        out += [indicator, related(indicator, "indicates", infrastructure)]
     return out
 
 
-def _victim_objects(stix2, me: Any, extension: str, victim: Victim, mode: str) -> list[Any]:
+def _victim_objects(stix2, sid: Callable[..., str], me: Any, extension: str, victim: Victim,
+                    mode: str) -> list[Any]:
     ip = victim.ip
     if mode == "prefix24":
         ip = str(ipaddress.ip_network(f"{ip}/24", strict=False))
     address = _address(stix2, ip)
+    end = max(victim.end, victim.start)
     observed = stix2.ObservedData(
+        # keyed by what is shared (a /24 stays a /24: the id must not let anyone test which
+        # address of it was the victim)
+        id=sid("observed-data", "attack", ip, victim.start.isoformat(), end.isoformat(),
+               victim.packets),
+        created=victim.start, modified=end,
         created_by_ref=me.id, first_observed=victim.start,
-        last_observed=max(victim.end, victim.start), number_observed=1,
+        last_observed=end, number_observed=1,
         object_refs=[address.id], labels=["ddos-victim"],
         extensions=_measured(extension,
                              estimated_attack_pps=round(victim.estimated_attack_pps, 3),

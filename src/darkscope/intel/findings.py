@@ -69,7 +69,6 @@ class Victim:
 class Findings:
     sources: list[Source] = field(default_factory=list)
     victims: list[Victim] = field(default_factory=list)
-    files: dict[str, list[Path]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -109,7 +108,7 @@ def load(inputs: Iterable[str | Path], per_day: bool = False) -> Findings:
     files, skipped = find_inputs(inputs)
     families = _families(files.get("hosts", []))
     return Findings(sources=_sources(files.get("verdicts", []), families, per_day),
-                    victims=_victims(files.get("victims", [])), files=files, skipped=skipped)
+                    victims=_victims(files.get("victims", [])), skipped=skipped)
 
 
 def _table(paths: list[Path], columns: list[str]) -> pa.Table:

@@ -243,3 +243,52 @@ def test_misp_feed_loads_in_pymisp_with_a_manifest_and_hashes(judged, tmp_path) 
                  "Example CERT", "--victims", "prefix24", "--tlp", "green")
     assert again.returncode == 0
     assert set(json.loads((tmp_path / "feed2" / "manifest.json").read_text())) == files
+
+
+def test_expert_labels_leave_as_opinions_and_notes_only_when_asked(judged, tmp_path) -> None:
+    from darkscope.store import ReviewStore
+
+    rows = list(csv.DictReader(_blocklist(judged, tmp_path).open()))
+    scanner, other = rows[0]["ip"], rows[1]["ip"]
+    victim = str(ipaddress.IPv4Address(
+        pq.read_table(judged / "victims.parquet")["victim"][0].as_py()))
+    store = tmp_path / "review.db"
+    hostile = 'seen "Mirai" <script>alert(1)</script>\nsecond line'
+    with ReviewStore(store) as opened:
+        opened.label(int(ipaddress.IPv4Address(scanner)), "scan", note=hostile, who="alice")
+        opened.label(int(ipaddress.IPv4Address(other)), "other", who="alice")
+        opened.label(int(ipaddress.IPv4Address(victim)), "ddos", note="confirmed", who="alice")
+    plain = tmp_path / "plain.json"
+    assert _run("export", "stix", str(judged), "-o", str(plain), "--store",
+                str(store)).returncode == 0
+    assert not {o["type"] for o in _validated(plain)["objects"]} & {"opinion", "note"}
+
+    out = tmp_path / "notes.json"
+    done = _run("export", "stix", str(judged), "-o", str(out), "--expert-notes", "--store",
+                str(store))
+    assert done.returncode == 0, done.stderr
+    assert "3 expert opinions" in done.stdout
+    objects = _validated(out)["objects"]
+    ids = {o["id"]: o for o in objects}
+    opinions = {(ids[o["object_refs"][0]].get("name") or ids[ids[o["object_refs"][0]][
+        "object_refs"][0]]["value"]): o for o in objects if o["type"] == "opinion"}
+    assert opinions["scanner " + scanner]["opinion"] == "strongly-agree"
+    assert opinions["scanner " + other]["opinion"] == "disagree"
+    assert opinions[victim]["opinion"] == "strongly-agree"
+    indicator = [o["id"] for o in objects if o["type"] == "indicator"
+                 and o["pattern"] == f"[ipv4-addr:value = '{scanner}']"]
+    assert set(opinions["scanner " + scanner]["object_refs"]) == \
+        {ids_ for ids_ in ids if ids[ids_].get("name") == "scanner " + scanner} | set(indicator)
+    notes = {o["content"]: o for o in objects if o["type"] == "note"}
+    assert set(notes) == {hostile, "confirmed"}
+    assert notes[hostile]["object_refs"] == opinions["scanner " + scanner]["object_refs"]
+    assert "alice" not in out.read_text()   # who labelled stays in-house
+
+    shared = tmp_path / "shared24.json"
+    assert _run("export", "stix", str(judged), "-o", str(shared), "--expert-notes",
+                "--store", str(store), "--victims", "prefix24").returncode == 0
+    assert "confirmed" not in {o.get("content") for o in _validated(shared)["objects"]}
+    missing = _run("export", "stix", str(judged), "-o", str(tmp_path / "x.json"),
+                   "--expert-notes", "--store", str(tmp_path / "nope.db"))
+    assert missing.returncode == 2 and "no such review store" in missing.stderr
+    assert not (tmp_path / "nope.db").exists()

@@ -79,11 +79,19 @@ def _load(inputs, allowlists, default_allowlist: bool, confirmed_only: bool,
               help="Name of the identity that sighted everything (your organisation).")
 @click.option("--decay-days", type=click.IntRange(min=1), default=7, show_default=True,
               help="Indicators stay valid this long after a source's last window.")
+@click.option("--expert-notes", is_flag=True,
+              help="Also share the experts' labels (as opinions) and notes from --store; "
+                   "who labelled is never exported.")
+@click.option("--store", "store_path", envvar="DARKSCOPE_STORE", default="darkscope.db",
+              show_default=True, type=click.Path(dir_okay=False),
+              help="Review store holding the experts' labels (with --expert-notes).")
 @common
 def stix(inputs, output, allowlists, default_allowlist, confirmed_only, overwrite, victims,
-         operator, decay_days) -> None:
+         operator, decay_days, expert_notes, store_path) -> None:
     """A STIX 2.1 bundle: identity, addresses, infrastructure, sightings, indicators of
-    confirmed sources, Mirai/ZMap/Masscan, and victims as observed-data."""
+    confirmed sources, Mirai/ZMap/Masscan, victims as observed-data, and (asked for) the
+    experts' opinions and notes."""
+    from darkscope.intel.findings import expert_labels
     from darkscope.intel.stix import bundle
     from darkscope.io import atomic_path, check_output
 
@@ -91,14 +99,18 @@ def stix(inputs, output, allowlists, default_allowlist, confirmed_only, overwrit
     findings = _load(inputs, allowlists, default_allowlist, confirmed_only)
     if victims == "none":
         findings = replace(findings, victims=[])
+    if expert_notes:
+        findings = replace(findings, labels=expert_labels(store_path))
     made = bundle(findings, operator, timedelta(days=decay_days),
                   "prefix24" if victims == "prefix24" else "full")
     with atomic_path(output, overwrite) as tmp:
         tmp.write_text(made.serialize(pretty=False) + "\n", encoding="utf-8")
     confirmed = sum(s.confirmed for s in findings.sources)
+    opinions = sum(o.type == "opinion" for o in made.objects)
     click.echo(f"{len(findings.sources):,} scanning sources ({confirmed:,} with indicators), "
-               f"{len(findings.victims):,} victim observations -> {output} "
-               f"({len(made.objects):,} STIX objects)")
+               f"{len(findings.victims):,} victim observations"
+               + (f", {opinions:,} expert opinions" if expert_notes else "")
+               + f" -> {output} ({len(made.objects):,} STIX objects)")
 
 
 @export.command("csv")

@@ -11,6 +11,9 @@
   verdicts are shared as sightings, never as indicators.
 - **Victims** come from ``backscatter victims`` tables: hosts whose replies to spoofed
   floods reached the telescope. They are victims, never blocklisted.
+- **Expert labels** come from the review store, and only when asked (``--expert-notes``): a
+  note an analyst wrote is internal until someone decides to share it. Who labelled is never
+  exported.
 """
 
 from __future__ import annotations
@@ -65,11 +68,40 @@ class Victim:
     estimated_attack_pps: float
 
 
+@dataclass(frozen=True)
+class ExpertLabel:
+    """An expert's standing label of a host (``window_start`` None) or of one window."""
+
+    id: int
+    ip: str
+    window_start: datetime | None
+    label: str            # ddos, scan or other
+    note: str | None
+    at: datetime
+
+
 @dataclass
 class Findings:
     sources: list[Source] = field(default_factory=list)
     victims: list[Victim] = field(default_factory=list)
+    labels: list[ExpertLabel] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+
+def expert_labels(store: str | Path) -> list[ExpertLabel]:
+    """The standing labels of the review store at ``store``, oldest first."""
+    from darkscope.store import ReviewStore
+
+    path = Path(store)
+    if not path.is_file():
+        raise UsageError(f"--store {path}: no such review store")
+    with ReviewStore(path) as opened:
+        standing = opened.labels()
+    return sorted((ExpertLabel(
+        id=label.id, ip=str(ipaddress.IPv4Address(label.src)),
+        window_start=None if label.window_start is None else _utc(label.window_start),
+        label=str(label.label), note=label.note or None, at=_utc(label.at))
+        for label in standing.values()), key=lambda label: label.id)
 
 
 def find_inputs(inputs: Iterable[str | Path]) -> tuple[dict[str, list[Path]], list[str]]:

@@ -10,9 +10,11 @@ an expert or a tool fingerprint decided them) also get an ``indicator``
 window until ``decay`` after the last: scanning addresses are bots and rented hosts whose
 owners change within days, so an indicator that never expires blocks innocents. DDoS victims
 are ``observed-data`` of the victim's address with the estimated attack rate, optionally
-truncated to its /24. Measurements STIX has no property for (packets, attack rate, reply
-ports) travel in a STIX 2.1 property extension that the bundle defines
-(``extension-definition``), as the standard asks, not as bare custom properties.
+truncated to its /24. An expert's label, when exported, is an ``opinion`` on the objects of
+its address (and a ``note`` when the expert wrote one). Measurements STIX has no property
+for (packets, attack rate, reply ports) travel in a STIX 2.1 property extension that the
+bundle defines (``extension-definition``), as the standard asks, not as bare custom
+properties.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from darkscope.intel.findings import Findings, Source, Victim
+from darkscope.intel.findings import ExpertLabel, Findings, Source, Victim
 
 SCANNER_DECAY = timedelta(days=7)
 # Objects are identified by what they describe (a hash of the operator and the finding, laid
@@ -53,9 +55,20 @@ def _stix():
     return stix2
 
 
-def bundle(findings: Findings, operator: str = "darkscope telescope",
-           decay: timedelta = SCANNER_DECAY, victims: str = "full") -> Any:
-    """A ``stix2.Bundle`` of ``findings``; ``victims``: ``full`` or ``prefix24``."""
+COLLECTIONS = ("scanners", "indicators", "victims")
+# How an expert's label of a host bears on what the export says of it.
+_OPINION = {("scanner", "scan"): "strongly-agree", ("scanner", "other"): "disagree",
+            ("scanner", "ddos"): "strongly-disagree", ("victim", "ddos"): "strongly-agree",
+            ("victim", "other"): "disagree", ("victim", "scan"): "strongly-disagree"}
+
+
+def collections(findings: Findings, operator: str = "darkscope telescope",
+                decay: timedelta = SCANNER_DECAY, victims: str = "full") -> dict[str, list[Any]]:
+    """The STIX objects of ``findings`` by finding type (the TAXII collections): ``scanners``
+    (addresses, infrastructure, observed-data, sightings, tools, expert opinions and notes),
+    ``indicators`` (of confirmed sources, with their ``indicates`` relationships) and
+    ``victims``; the identity (and the measurements' extension) is in each. ``victims``:
+    ``full`` or ``prefix24``."""
     stix2 = _stix()
 
     def sid(kind: str, *key: object) -> str:
@@ -71,7 +84,8 @@ def bundle(findings: Findings, operator: str = "darkscope telescope",
         name="darkscope telescope measurements", version="1.0.0",
         description="What a darkscope network telescope measured of a source or a victim",
         schema=MEASURES, extension_types=["property-extension"], **fixed)
-    objects: list[Any] = [me, measures]
+    groups: dict[str, list[Any]] = {"scanners": [me, measures], "indicators": [me],
+                                    "victims": [me, measures]}
     known: dict[str, Any] = {}
 
     def family(name: str) -> Any:
@@ -84,17 +98,59 @@ def bundle(findings: Findings, operator: str = "darkscope telescope",
                 known[name] = stix2.Tool(id=sid("tool", name), name=_TOOLS.get(name, name),
                                          tool_types=["information-gathering"],
                                          created_by_ref=me.id, **fixed)
-            objects.append(known[name])
+            groups["scanners"].append(known[name])
         return known[name]
 
+    # what an expert's label of an address can be about: (collection, finding, object ids)
+    about: dict[str, list[tuple[str, str, list[str]]]] = {}
     for source in findings.sources:
-        objects += _source_objects(stix2, sid, me, measures.id, source,
-                                   [family(f) for f in source.families], decay)
+        made = _source_objects(stix2, sid, me, measures.id, source,
+                               [family(f) for f in source.families], decay)
+        for obj in made:
+            indicating = obj.type == "indicator" or getattr(obj, "relationship_type",
+                                                            None) == "indicates"
+            groups["indicators" if indicating else "scanners"].append(obj)
+        about.setdefault(source.ip, []).append((
+            "scanners", "scanner",
+            [o.id for o in made if o.type in ("infrastructure", "indicator")]))
     for victim in findings.victims:
-        objects += _victim_objects(stix2, sid, me, measures.id, victim, victims)
+        made = _victim_objects(stix2, sid, me, measures.id, victim, victims)
+        groups["victims"] += made
+        if victims == "full":  # a label of a shared /24 would say which address it was
+            about.setdefault(victim.ip, []).append(
+                ("victims", "victim", [o.id for o in made if o.type == "observed-data"]))
+    for label in findings.labels:
+        for group, finding, refs in about.get(label.ip, []):
+            groups[group] += _expert_objects(stix2, sid, me, label, finding, refs)
     # an address seen twice (a victim attacked twice, two victims of one /24) is one object
-    unique = list({o.id: o for o in reversed(objects)}.values())[::-1]
-    return stix2.Bundle(objects=unique)
+    return {name: list({o.id: o for o in reversed(objs)}.values())[::-1]
+            for name, objs in groups.items()}
+
+
+def bundle(findings: Findings, operator: str = "darkscope telescope",
+           decay: timedelta = SCANNER_DECAY, victims: str = "full") -> Any:
+    """A ``stix2.Bundle`` of ``findings``: every collection's objects once."""
+    groups = collections(findings, operator, decay, victims)
+    unique = {o.id: o for name in COLLECTIONS for o in groups[name]}
+    return _stix().Bundle(objects=list(unique.values()))
+
+
+def _expert_objects(stix2, sid: Callable[..., str], me: Any, label: ExpertLabel,
+                    finding: str, refs: list[str]) -> list[Any]:
+    """An ``opinion`` of the expert's label on what the export says of the address, and a
+    ``note`` with what the expert wrote; authors are left out (names stay in-house)."""
+    scope = ("every window of the host" if label.window_start is None
+             else f"the window from {label.window_start.isoformat()}")
+    key = (finding, label.id, label.ip, label.window_start, label.label, label.note, label.at)
+    dated = {"created": label.at, "modified": label.at, "created_by_ref": me.id}
+    out = [stix2.Opinion(id=sid("opinion", *key), opinion=_OPINION[(finding, label.label)],
+                         object_refs=refs, **dated,
+                         explanation=f"An expert labelled {scope} of {label.ip} "
+                                     f"'{label.label}' in review")]
+    if label.note:
+        out.append(stix2.Note(id=sid("note", *key), abstract=f"Expert note on {label.ip}",
+                              content=label.note, object_refs=refs, **dated))
+    return out
 
 
 def _address(stix2, ip: str) -> Any:

@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from darkscope.errors import UsageError
+from darkscope.intel.findings import Source
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -33,6 +34,17 @@ class Allowlist:
                 raise UsageError(f"{path}: cannot read the allowlist ({exc.strerror})") from None
             entries += _parse(text, str(path))
         return cls(tuple(entries))
+
+    def leave_out(self, sources: list[Source]) -> tuple[list[Source], dict[str, int]]:
+        """The sources that are no known scanner's, and how many each scanner had."""
+        kept, dropped = [], {}
+        for source in sources:
+            owner = self.owner(source.ip)
+            if owner is None:
+                kept.append(source)
+            else:
+                dropped[owner] = dropped.get(owner, 0) + 1
+        return kept, dropped
 
     def owner(self, ip: str) -> str | None:
         address = ipaddress.ip_address(ip)

@@ -52,15 +52,10 @@ def _load(inputs, allowlists, default_allowlist: bool, confirmed_only: bool,
     from darkscope.intel.findings import load
 
     findings = load(inputs, per_day=per_day)
-    allow = Allowlist.load(list(allowlists), default=default_allowlist)
-    dropped: dict[str, int] = {}
-    kept = []
-    for source in findings.sources:
-        owner = allow.owner(source.ip)
-        if owner is not None:
-            dropped[owner] = dropped.get(owner, 0) + 1
-        elif source.confirmed or not confirmed_only:
-            kept.append(source)
+    kept, dropped = Allowlist.load(list(allowlists), default=default_allowlist).leave_out(
+        findings.sources)
+    if confirmed_only:
+        kept = [source for source in kept if source.confirmed]
     for name in findings.skipped:
         click.echo(f"skipped {name}: not a verdicts, victims or hosts table", err=True)
     if dropped:

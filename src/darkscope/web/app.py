@@ -6,10 +6,11 @@ template escaper, and a strict CSP forbids any script but ours. FastAPI serves b
 and ``/api/v1`` (OpenAPI at ``/api/openapi.json``); each page's data is exactly its API's.
 """
 
+import base64
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,8 +23,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from darkscope.errors import UsageError
+from darkscope.intel.findings import expert_labels
+from darkscope.intel.taxii import Feed, FeedSettings, TaxiiError
 from darkscope.store import ReviewStore
-from darkscope.store.users import ROLES, Session, UserStore
+from darkscope.store.users import ROLES, TOKEN_PREFIX, Session, UserStore
 from darkscope.web import charts, queries
 from darkscope.web.data import DataSource, Host
 from darkscope.web.review import Reviewer, find_model
@@ -37,9 +40,21 @@ from darkscope.web.security import (
     new_login_token,
     same_token,
 )
+from darkscope.web.taxii import router as taxii_router
+from darkscope.web.taxii import taxii_response
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TaxiiSettings:
+    """What the TAXII 2.1 collections share (see :mod:`darkscope.intel.taxii`)."""
+
+    operator: str = "darkscope telescope"
+    victims: str = "prefix24"
+    expert_notes: bool = False
+    allowlists: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,7 @@ class Settings:
     ppml_state: Path | None = None  # a PP-ELM aggregator's state directory (read only)
     secure_cookies: bool = False
     max_body: int = MAX_BODY
+    taxii: TaxiiSettings = field(default_factory=lambda: TaxiiSettings())
 
     @property
     def summaries(self) -> Path:
@@ -129,14 +145,41 @@ def create_app(settings: Settings) -> FastAPI:
 
     limiter = LoginLimiter()
 
+    def from_token(token: str) -> Session:
+        found = state.users().token_session(token)
+        if found is None:
+            raise NotAllowed(401, "unknown, expired or revoked API token",
+                             {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return found
+
+    def from_password(request: Request, credentials: str) -> Session:
+        """HTTP Basic, which TAXII clients send: a user's name and password (counted like
+        logins), or any name with an API token as the password."""
+        try:
+            name, _, password = base64.b64decode(credentials, validate=True).decode(
+                ).partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise NotAllowed(401, "malformed Basic credentials") from None
+        if password.startswith(TOKEN_PREFIX):
+            return from_token(password)
+        client = request.client.host if request.client else "-"
+        wait = limiter.wait_s(name, client)
+        if wait:
+            raise NotAllowed(429, "too many failed attempts", {"Retry-After": str(wait)})
+        user = state.users().authenticate(name, password)
+        if user is None:
+            limiter.failed(name, client)
+            raise NotAllowed(401, "wrong name or password")
+        limiter.succeeded(name)
+        return Session(user, "", 0)
+
     def session(request: Request) -> Session | None:
-        bearer = request.headers.get("authorization", "")
-        if bearer[:7].lower() == "bearer " and request.url.path.startswith("/api/"):
-            found = state.users().token_session(bearer[7:].strip())
-            if found is None:
-                raise NotAllowed(401, "unknown, expired or revoked API token",
-                                 {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-            return found
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        path = request.url.path
+        if path.startswith(("/api/", "/taxii2/")) and scheme.lower() in ("bearer", "token"):
+            return from_token(credentials.strip())  # TAXII clients say Token, others Bearer
+        if path.startswith("/taxii2/") and scheme.lower() == "basic":
+            return from_password(request, credentials.strip())
         token = request.cookies.get(SESSION_COOKIE)
         return state.users().session(token) if token else None
 
@@ -153,9 +196,26 @@ def create_app(settings: Settings) -> FastAPI:
     viewer = Annotated[Session, Depends(require("viewer"))]
     expert = Annotated[Session, Depends(require("expert"))]
     admin = Annotated[Session, Depends(require("admin"))]
+    shared = settings.taxii
+    api.include_router(taxii_router(Feed(FeedSettings(
+        settings.data, settings.store, shared.operator, shared.victims,
+        allowlists=shared.allowlists,
+        labels=(lambda: expert_labels(settings.store)) if shared.expert_notes else None)),
+        require("viewer")))
+
+    @api.exception_handler(TaxiiError)
+    async def taxii_error(request: Request, exc: TaxiiError) -> Response:
+        return taxii_response(exc.resource(), exc.status)
 
     @api.exception_handler(NotAllowed)
     async def not_allowed(request: Request, exc: NotAllowed) -> Response:
+        if request.url.path.startswith("/taxii2/"):
+            headers = dict(exc.headers)
+            if exc.status == 401:
+                headers.setdefault("WWW-Authenticate", 'Basic realm="darkscope", '
+                                                       'Bearer realm="darkscope"')
+            return taxii_response(TaxiiError(exc.status, exc.detail).resource(), exc.status,
+                                  headers)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status,
                                 headers=exc.headers)

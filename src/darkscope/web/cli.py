@@ -196,16 +196,31 @@ def token_revoke(token_id: str, store_path: str) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--secure-cookies/--no-secure-cookies", default=False, show_default=True,
               help="Mark cookies Secure and send HSTS: set this behind a TLS proxy.")
+@click.option("--taxii-operator", default="darkscope telescope", show_default=True,
+              help="TAXII: the identity that sighted everything (your organisation).")
+@click.option("--taxii-victims", type=click.Choice(["full", "prefix24", "none"]),
+              default="prefix24", show_default=True,
+              help="TAXII: DDoS victims as full addresses, their /24, or left out.")
+@click.option("--taxii-expert-notes", is_flag=True,
+              help="TAXII: also share the experts' labels (opinions) and notes.")
+@click.option("--taxii-allowlist", "taxii_allowlists", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="TAXII: more known scanners to leave out (TOML); repeatable.")
 @common
 def serve(data_dir: str, store_path: str, model_path: str | None, cache_path: str | None,
-          ppml_state: str | None, host: str, port: int, secure_cookies: bool) -> None:
-    """Serve the dashboard: overview, IP pages, review, attacks, rules, map, dark web, PP-ELM.
+          ppml_state: str | None, host: str, port: int, secure_cookies: bool,
+          taxii_operator: str, taxii_victims: str, taxii_expert_notes: bool,
+          taxii_allowlists: tuple[str, ...]) -> None:
+    """Serve the dashboard: overview, IP pages, review, attacks, rules, map, dark web, PP-ELM,
+    and a TAXII 2.1 server of the findings.
 
-    Every page has a JSON API under /api/v1 (OpenAPI at /api/openapi.json). Nothing is shown
-    before login; create the first admin with `darkscope users add NAME --role admin`.
+    Every page has a JSON API under /api/v1 (OpenAPI at /api/openapi.json). TAXII 2.1 clients
+    start at /taxii2/ (collections scanners, indicators, victims; API token or Basic).
+    Nothing is shown before login; create the first admin with
+    `darkscope users add NAME --role admin`.
     Example: darkscope serve --data /srv/darkscope --store /srv/darkscope/darkscope.db
     """
-    from darkscope.web.app import Settings, run
+    from darkscope.web.app import Settings, TaxiiSettings, run
 
     if not Path(store_path).exists():
         raise UsageError(f"{store_path}: no store, so nobody could log in; create the first "
@@ -214,4 +229,6 @@ def serve(data_dir: str, store_path: str, model_path: str | None, cache_path: st
     run(Settings(Path(data_dir), Path(store_path), Path(model_path) if model_path else None,
                  cache=Path(cache_path) if cache_path else None,
                  ppml_state=Path(ppml_state) if ppml_state else None,
-                 secure_cookies=secure_cookies), host, port)
+                 secure_cookies=secure_cookies,
+                 taxii=TaxiiSettings(taxii_operator, taxii_victims, taxii_expert_notes,
+                                     tuple(Path(a) for a in taxii_allowlists))), host, port)

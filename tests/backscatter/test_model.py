@@ -40,6 +40,16 @@ def test_estimator_conventions_and_separable_data() -> None:
     assert np.all((confidence >= 0.5) & (confidence <= 1))
 
 
+def test_one_example_of_a_class_is_a_clear_error() -> None:
+    X, y = blobs(500, 0)
+    y[:] = NOT_DDOS
+    y[0] = DDOS   # one DDoS window: nothing left to calibrate on
+    with pytest.raises(DarkscopeError, match="1 DDoS, 499 non-DDoS"):
+        BackscatterModel().fit(X, y)
+    y[1] = DDOS
+    assert BackscatterModel().fit(X, y).predict(X).shape == (500,)
+
+
 def test_gate_flags_unknown_patterns() -> None:
     X, y = blobs(2000, 0)
     model = BackscatterModel(random_state=0).fit(X, y)

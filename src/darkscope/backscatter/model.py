@@ -98,6 +98,14 @@ class BackscatterModel(ClassifierMixin, BaseEstimator):
             raise DarkscopeError("training needs labelled examples of both DDoS and "
                                  "non-DDoS host-windows (check the rules and the input)")
         held = self._holdout_mask(all_y)
+        if len(np.unique(all_y[held])) < 2:
+            counts = {name: int((all_y == label).sum())
+                      for name, label in (("DDoS", DDOS), ("non-DDoS", NOT_DDOS))}
+            raise DarkscopeError(
+                "too few labelled host-windows to calibrate the model (it keeps some of "
+                f"each class aside): {counts['DDoS']:,} DDoS, {counts['non-DDoS']:,} "
+                "non-DDoS; train on more traffic (at least 2 of each, far more for a useful "
+                "model)")
         Z = self._z(all_X)
         phi = self.gate_map_.transform(Z)
         F = np.hstack([Z, phi])

@@ -1,7 +1,7 @@
 """`darkscope export` and the TAXII 2.1 server, each against what a user would use instead, on
 the same findings in one run.
 
-    python -u benchmarks/intel.py [--hours 2] [--scale 1.0] [--taxii-scale 0.05] [--workdir DIR]
+    python -u benchmarks/intel.py [--hours 2] [--scale 1.0] [--taxii-scale 0.1] [--workdir DIR]
 
 Data: ``simulate --scenario mirai-2016`` for ``--hours`` from 2016-09-01 (at ``--scale``), a
 model trained on 2 h of the day before, then ``backscatter detect --victims`` and
@@ -241,7 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hours", type=int, default=2)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--taxii-scale", type=float, default=0.05)
+    parser.add_argument("--taxii-scale", type=float, default=0.1)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="intel-bench-", dir=args.workdir))

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-pytest.importorskip("stix2")
+stix2 = pytest.importorskip("stix2")
 DARKSCOPE = str(Path(sys.executable).parent / "darkscope")
 TELESCOPE = "203.0.0.0/16"
 CENSYS = "162.142.125.7"
@@ -119,7 +119,29 @@ def _validated(path: Path):
     result = validate_file(str(path), ValidationOptions(version="2.1", strict=True))
     assert result.is_valid, sorted({str(e)[:200] for o in result.object_results
                                     for e in o.errors})[:10]
-    return json.loads(path.read_text())
+    made = json.loads(path.read_text())
+    # darkscope writes the objects itself (the library checks one of each shape): every one
+    # must be exactly what the stix2 library makes of it
+    for o in made["objects"]:
+        assert json.loads(stix2.parse(o, allow_custom=False).serialize()) == o, o["id"]
+    return made
+
+
+def test_a_shape_the_library_rejects_is_caught() -> None:
+    from darkscope.intel.stix import check
+
+    good = {"type": "indicator", "spec_version": "2.1",
+            "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+            "pattern": "[ipv4-addr:value = '192.0.2.1']", "pattern_type": "stix",
+            "valid_from": "2026-01-01T00:00:00Z"}
+    check([good])
+    with pytest.raises(stix2.exceptions.InvalidValueError):
+        check([{**good, "pattern": "[ipv4-addr:value = '192.0.2.1'"}])
+    address = {"type": "ipv4-addr", "spec_version": "2.1", "value": "192.0.2.1",
+               "id": "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd"}
+    with pytest.raises(AssertionError, match=r"192\.0\.2\.1"):
+        check([address])
 
 
 def test_stix_bundle_is_valid_and_indicators_only_for_confirmed(judged, tmp_path) -> None:

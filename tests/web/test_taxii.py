@@ -90,6 +90,10 @@ def test_collections_hold_what_export_gives_page_by_page(taxii, tmp_path) -> Non
     assert got == [some]
     assert collections["indicators"].object_versions(some["id"])["versions"] == \
         [some["modified"]]
+    assert collections["indicators"].get_object(some["id"], version=some["modified"])[
+        "objects"] == [some]
+    with pytest.raises(Exception, match="404"):   # no such version of it
+        collections["indicators"].get_object(some["id"], version="2001-01-01T00:00:00.000Z")
     typed = collections["scanners"].get_objects(type="malware")["objects"]
     assert typed and {o["type"] for o in typed} == {"malware"}
 
@@ -167,6 +171,9 @@ def test_only_callers_with_a_token_or_password_get_in(taxii) -> None:
                                            "application/taxii+json;version=2.1"},
                          content=b'{"objects": []}')
     assert refused.status_code == 403 and refused.json()["http_status"] == "403"
+    some = httpx.get(objects, headers=auth, params={"limit": 1}).json()["objects"][0]
+    deleting = httpx.delete(f"{objects}{some['id']}/", headers=auth)
+    assert deleting.status_code == 403 and deleting.json()["http_status"] == "403"
     assert httpx.get(f"{root}collections/nope/objects/", headers=auth).status_code == 404
     assert httpx.get(f"{base}other/", headers=auth).status_code == 404
     bad = httpx.get(objects, headers=auth, params={"added_after": "yesterday"})

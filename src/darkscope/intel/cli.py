@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -98,14 +99,15 @@ def stix(inputs, output, allowlists, default_allowlist, confirmed_only, overwrit
         findings = replace(findings, labels=expert_labels(store_path))
     made = bundle(findings, operator, timedelta(days=decay_days),
                   "prefix24" if victims == "prefix24" else "full")
-    with atomic_path(output, overwrite) as tmp:
-        tmp.write_text(made.serialize(pretty=False) + "\n", encoding="utf-8")
+    with atomic_path(output, overwrite) as tmp, tmp.open("w", encoding="utf-8") as out:
+        json.dump(made, out, ensure_ascii=False, separators=(",", ":"))
+        out.write("\n")
     confirmed = sum(s.confirmed for s in findings.sources)
-    opinions = sum(o.type == "opinion" for o in made.objects)
+    opinions = sum(o["type"] == "opinion" for o in made["objects"])
     click.echo(f"{len(findings.sources):,} scanning sources ({confirmed:,} with indicators), "
                f"{len(findings.victims):,} victim observations"
                + (f", {opinions:,} expert opinions" if expert_notes else "")
-               + f" -> {output} ({len(made.objects):,} STIX objects)")
+               + f" -> {output} ({len(made['objects']):,} STIX objects)")
 
 
 @export.command("csv")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import json
 import sqlite3
 import threading
 import time
@@ -68,6 +67,7 @@ class Entry:
     added_us: int
     id: str
     version: str
+    version_us: int       # the version as a time, to match ``match[version]`` timestamps
     type: str
     object: dict[str, Any]
 
@@ -145,10 +145,8 @@ class Feed:
             findings.victims = []
         if settings.labels is not None:
             findings.labels = settings.labels()
-        made = collections(findings, settings.operator, settings.decay,
+        return collections(findings, settings.operator, settings.decay,
                            "prefix24" if settings.victims == "prefix24" else "full")
-        return {name: [json.loads(o.serialize()) for o in objects]
-                for name, objects in made.items()}
 
 
 def _version(obj: dict[str, Any]) -> str | None:
@@ -160,7 +158,9 @@ def _collection(old: Collection, objects: list[dict[str, Any]], log: _AddedLog) 
     entries = []
     for obj in objects:
         at = added[(obj["id"], _version(obj) or "")]
-        entries.append(Entry(at, obj["id"], _version(obj) or _timestamp(at), obj["type"], obj))
+        version = _version(obj) or _timestamp(at)
+        entries.append(Entry(at, obj["id"], version, _micros(version, "version"), obj["type"],
+                             obj))
     entries.sort(key=lambda e: e.key)
     return Collection(old.id, old.name, entries, {e.id: e for e in entries})
 
@@ -225,7 +225,8 @@ class Query:
     after: tuple[int, str] | None = None   # from ``next``
     ids: frozenset[str] | None = None
     types: frozenset[str] | None = None
-    versions: frozenset[str] = frozenset({"last"})
+    versions: frozenset[str] = frozenset({"last"})   # last, first, all
+    version_times: frozenset[int] = frozenset()       # versions asked for by timestamp
     spec_versions: frozenset[str] | None = None
 
     @classmethod
@@ -251,12 +252,15 @@ class Query:
             except (ValueError, binascii.Error, UnicodeDecodeError):
                 raise TaxiiError(400, "next is not one this server gave",
                                  params["next"][:100]) from None
+        versions = listed("match[version]") or frozenset({"last"})
+        keywords = versions & {"last", "first", "all"}
         return cls(
             added_after=(_micros(params["added_after"], "added_after")
                          if "added_after" in params else None),
             limit=min(limit, PAGE), after=after, ids=listed("match[id]"),
-            types=listed("match[type]"), versions=listed("match[version]") or frozenset(
-                {"last"}), spec_versions=listed("match[spec_version]"))
+            types=listed("match[type]"), versions=keywords,
+            version_times=frozenset(_micros(v, "match[version]") for v in versions - keywords),
+            spec_versions=listed("match[spec_version]"))
 
     def matches(self, entry: Entry) -> bool:
         if self.ids is not None and entry.id not in self.ids:
@@ -265,10 +269,8 @@ class Query:
             return False
         if self.spec_versions is not None and "2.1" not in self.spec_versions:
             return False
-        if self.versions & {"last", "first", "all"}:
-            return True  # one version per object: it is the first, the last and all
-        return any(_micros(v, "match[version]") == _micros(entry.version, "version")
-                   for v in self.versions)
+        # one version per object: it is the first, the last and all
+        return bool(self.versions) or entry.version_us in self.version_times
 
     def page(self, collection: Collection) -> tuple[list[Entry], str | None]:
         """The matching entries of one page, and the ``next`` for the rest (None: no more)."""

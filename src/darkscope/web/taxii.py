@@ -108,13 +108,19 @@ def router(feed: Feed, guard: Callable[..., Any]) -> APIRouter:
         return taxii_response({"more": False, "versions": [e.version for e in found]},
                               headers=envelope_headers(found))
 
-    @api.post("/{api_root}/collections/{collection_id}/objects/")
-    @api.delete("/{api_root}/collections/{collection_id}/objects/{object_id}/")
-    def refuse_writes(api_root: str, collection_id: str) -> JSONResponse:
+    def read_only(api_root: str, collection_id: str) -> JSONResponse:
         root_of(api_root)
         feed.collection(collection_id)
         raise TaxiiError(403, "these collections are read only",
                          "darkscope shares what its telescope found; it takes no objects in")
+
+    @api.post("/{api_root}/collections/{collection_id}/objects/")
+    def add_objects(api_root: str, collection_id: str) -> JSONResponse:
+        return read_only(api_root, collection_id)
+
+    @api.delete("/{api_root}/collections/{collection_id}/objects/{object_id}/")
+    def delete_object(api_root: str, collection_id: str, object_id: str) -> JSONResponse:
+        return read_only(api_root, collection_id)
 
     @api.get("/{api_root}/status/{status_id}/")
     def status(api_root: str, status_id: str) -> JSONResponse:

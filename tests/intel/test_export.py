@@ -38,6 +38,12 @@ def judged(sim_heldout, model_dir, tmp_path_factory) -> Path:
     assert done.returncode == 0, done.stderr
     done = _run("hosts", "attribute", str(sim_heldout.table), "-o", str(out / "hosts.parquet"))
     assert done.returncode == 0, done.stderr
+    # hourly rules, with items a STIX pattern can state (ports, windows, ZMap's IP ID) and
+    # ones it cannot (initial TTL, other IP IDs)
+    done = _run("rules", "mine", str(sim_heldout.table), "--period", "1h", "--min-hosts", "10",
+                "--min-lift", "0", "--items", "win,tos,dport,ttl,ipid", "--top", "0", "-o",
+                str(out / "rules.parquet"))
+    assert done.returncode == 0, done.stderr
     verdicts = pq.read_table(out / "verdicts.parquet")
     row = verdicts.slice(0, 1).to_pylist()[0]
     row.update(src=int(ipaddress.IPv4Address(CENSYS)), verdict="not_ddos", decided_by="model")
@@ -46,6 +52,33 @@ def judged(sim_heldout, model_dir, tmp_path_factory) -> Path:
     (out / "listings.jsonl").write_text(json.dumps(
         {"url": "http://x.onion/1", "title": "secret listing", "market": "m"}) + "\n")
     return out
+
+
+_PATHS = {"dport": "dst_port", "win": "ipfix.tcpWindowSize", "tos": "ipfix.ipClassOfService",
+          "ipid": "ipfix.fragmentIdentification"}
+
+
+def _expected_rules(judged: Path) -> tuple[dict[str, list[dict]], int]:
+    """The STIX pattern of every distinct rule itemset, with its rows, and how many itemsets
+    have an item no pattern states (worked out here independently of darkscope's code)."""
+    patterns: dict[str, list[dict]] = {}
+    unstated = set()
+    for row in pq.read_table(judged / "rules.parquet").to_pylist():
+        items = sorted(row["antecedent"] + row["consequent"],
+                       key=lambda i: (i.split("=")[0], int(i.split("=")[1])
+                                      if i.split("=")[1].isdigit() else 0))
+        terms = []
+        for item in items:
+            kind, value = item.split("=")
+            value = {"zmap": "54321", "zero": "0"}.get(value, value) if kind == "ipid" else value
+            if kind not in _PATHS or not value.isdigit():
+                unstated.add(tuple(items))
+                break
+            terms.append(f"[network-traffic:protocols[*] = 'tcp' AND network-traffic:"
+                         f"{_PATHS[kind]} = {value}]")
+        else:
+            patterns.setdefault(" AND ".join(terms), []).append(row)
+    return patterns, len(unstated)
 
 
 def _truth(sim) -> dict[str, bool]:
@@ -58,7 +91,7 @@ def test_blocklist_holds_scanners_never_victims(judged, sim_heldout, tmp_path) -
     done = _run("export", "csv", str(judged), "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert "left out known scanners: 1 Censys" in done.stderr
-    assert "listings.jsonl: not a verdicts, victims or hosts table" in done.stderr
+    assert "listings.jsonl: not a verdicts, victims, hosts or rules table" in done.stderr
     rows = list(csv.DictReader(out.open()))
     assert rows and list(rows[0]) == ["ip", "first_seen", "last_seen", "kind", "tags",
                                       "confidence"]
@@ -159,13 +192,15 @@ def test_stix_bundle_is_valid_and_indicators_only_for_confirmed(judged, tmp_path
     confirmed = {ip for ip, r in rows.items() if any(
         t.startswith(("tool:", "decided-by:rule:", "decided-by:expert"))
         for t in r["tags"].split(";"))}
-    patterns = {o["pattern"].split("'")[1]: o for o in by_type["indicator"]}
+    patterns = {o["pattern"].split("'")[1]: o for o in by_type["indicator"]
+                if o["pattern"].startswith("[ipv")}
     assert set(patterns) == confirmed
     for ip, indicator in list(patterns.items())[:100]:
         last = datetime.fromisoformat(rows[ip]["last_seen"])
         assert datetime.fromisoformat(indicator["valid_until"].replace("Z", "+00:00")) == \
             last + timedelta(days=7)
-    sightings = {o["sighting_of_ref"] for o in by_type["sighting"]}
+    sightings = {o["sighting_of_ref"] for o in by_type["sighting"]
+                 if o["sighting_of_ref"].startswith("infrastructure--")}
     assert sightings == {o["id"] for o in infra.values()}
     mirai = next(o for o in by_type["malware"] if o["name"] == "Mirai")
     hosts = [r for r in by_type["relationship"] if r["relationship_type"] == "hosts"
@@ -177,6 +212,25 @@ def test_stix_bundle_is_valid_and_indicators_only_for_confirmed(judged, tmp_path
     assert victims and all(o["extensions"][measures["id"]]["estimated_attack_pps"] > 0
                            for o in victims)
     assert "secret listing" not in out.read_text()
+
+    rules, unstated = _expected_rules(judged)
+    assert rules and unstated and f"left out {unstated} rules" in done.stderr
+    fingerprints = {o["pattern"]: o for o in by_type["indicator"]
+                    if "scanner-fingerprint" in o.get("labels", [])}
+    assert set(fingerprints) == set(rules)
+    names = {o["id"]: o["name"] for o in by_type["malware"] + by_type["tool"]}
+    indicated = {r["source_ref"]: names[r["target_ref"]] for r in by_type["relationship"]
+                 if r["relationship_type"] == "indicates" and r["target_ref"] in names}
+    sighted = {o["sighting_of_ref"]: o for o in by_type["sighting"]}
+    for pattern, rows in rules.items():
+        indicator = fingerprints[pattern]
+        best = max(rows, key=lambda r: r["support_hosts"])
+        assert f"{best['support_hosts']:,} of {best['period_hosts']:,} hosts" in \
+            indicator["description"]
+        family = {"mirai": "Mirai", "zmap": "ZMap", "masscan": "Masscan"}.get(best["family"])
+        assert indicated.get(indicator["id"]) == family
+        assert sighted[indicator["id"]]["count"] == len({r["period_start"] for r in rows})
+    assert {"Mirai", "ZMap"} <= set(indicated.values())
     # the same findings give the same objects (ids from what they describe), so consumers
     # update rather than pile up copies
     again = tmp_path / "again.json"
@@ -232,7 +286,10 @@ def test_misp_feed_loads_in_pymisp_with_a_manifest_and_hashes(judged, tmp_path) 
             day = v["window_start"].date().isoformat()
             days.setdefault(day, set()).add(str(ipaddress.IPv4Address(v["src"])))
     victims = pq.read_table(judged / "victims.parquet").to_pylist()
+    rules, _ = _expected_rules(judged)
+    assert any(a.type == "stix2-pattern" for uid in files for a in _event(feed, uid).attributes)
     values: list[str] = []
+    uuids: dict[str, set[str]] = {}
     for uid in files:
         event = MISPEvent()
         event.load_file(feed / f"{uid}.json")
@@ -245,7 +302,7 @@ def test_misp_feed_loads_in_pymisp_with_a_manifest_and_hashes(judged, tmp_path) 
                                                       'darkscope:decided-by="rule:',
                                                       'darkscope:decided-by="expert'))
                                    for t in a.tags)
-                   for a in event.attributes)
+                   for a in event.attributes if a.type == "ip-src")
         attacks = [o for o in event.objects if o.name == "ddos"]
         # every relation is one MISP's ddos template defines
         assert all(a.object_relation in ddos_relations for o in attacks for a in o.attributes)
@@ -255,6 +312,12 @@ def test_misp_feed_loads_in_pymisp_with_a_manifest_and_hashes(judged, tmp_path) 
             target = o.get_attributes_by_relation("ip-dst")[0].value
             assert target.endswith(".0/24")
             assert float(o.get_attributes_by_relation("total-pps")[0].value) > 0
+        patterns = {a.value: a for a in event.attributes if a.type == "stix2-pattern"}
+        assert set(patterns) == {p for p, rows in rules.items() if any(
+            r["period_start"].date().isoformat() == day for r in rows)}
+        assert not any(a.to_ids for a in patterns.values())
+        uuids[uid] = {a.uuid for a in event.attributes} | {
+            a.uuid for o in event.objects for a in o.attributes}
         values += [a.value for a in event.attributes]
         values += [a.value for o in event.objects for a in o.attributes]
     hashes = [line.split(",") for line in (feed / "hashes.csv").read_text().splitlines()]
@@ -265,6 +328,18 @@ def test_misp_feed_loads_in_pymisp_with_a_manifest_and_hashes(judged, tmp_path) 
                  "Example CERT", "--victims", "prefix24", "--tlp", "green")
     assert again.returncode == 0
     assert set(json.loads((tmp_path / "feed2" / "manifest.json").read_text())) == files
+    # the same attributes again are the same attributes (MISP updates, never piles up)
+    assert {uid: {a.uuid for a in _event(tmp_path / "feed2", uid).attributes} | {
+        a.uuid for o in _event(tmp_path / "feed2", uid).objects for a in o.attributes}
+        for uid in files} == uuids
+
+
+def _event(feed: Path, uid: str):
+    from pymisp import MISPEvent
+
+    event = MISPEvent()
+    event.load_file(feed / f"{uid}.json")
+    return event
 
 
 def test_expert_labels_leave_as_opinions_and_notes_only_when_asked(judged, tmp_path) -> None:
@@ -314,3 +389,44 @@ def test_expert_labels_leave_as_opinions_and_notes_only_when_asked(judged, tmp_p
                    "--expert-notes", "--store", str(tmp_path / "nope.db"))
     assert missing.returncode == 2 and "no such review store" in missing.stderr
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_dark_web_topics_leave_only_when_asked(judged, tmp_path) -> None:
+    themes = [["stealer", "botnet", "panel", "loader", "crypter"],
+              ["fullz", "cvv", "dumps", "bank", "carding"]]
+    listings = tmp_path / "listings.jsonl"
+    listings.write_text("".join(json.dumps({
+        "url": f"http://market{i % 2}.onion/listing/{i}", "market": f"market{i % 2}",
+        "vendor": "v<b>", "price": "1.5", "currency": "BTC",
+        "crawled_at": f"2026-11-{1 + i % 20:02d}T10:00:00Z",
+        "title": f'{" ".join(themes[i % 2][j] for j in (i % 5, (i + 1) % 5, (i + 2) % 5))} '
+                 f'<script>alert("{i}")</script>'}) + "\n" for i in range(40)))
+    topics = tmp_path / "topics"
+    done = _run("topics", "fit", str(listings), "-k", "2", "-o", str(topics))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((topics / "topics.json").read_text())
+
+    plain = tmp_path / "plain.json"
+    done = _run("export", "stix", str(judged), str(topics), "-o", str(plain))
+    assert done.returncode == 0, done.stderr
+    assert not {o["type"] for o in _validated(plain)["objects"]} & {"report", "note"}
+    assert ".onion" not in plain.read_text() and "topics.json" in done.stderr
+
+    shared = tmp_path / "shared.json"
+    done = _run("export", "stix", str(judged), str(topics), "-o", str(shared), "--dark-web")
+    assert done.returncode == 0, done.stderr
+    objects = _validated(shared)["objects"]
+    [report] = [o for o in objects if o["type"] == "report"]
+    notes = {o["id"]: o for o in objects if o["type"] == "note"}
+    assert set(report["object_refs"]) == set(notes) and len(notes) == len(summary["topics"])
+    assert all(n["object_refs"] == [report["id"]] for n in notes.values())
+    assert report["name"] == "Dark web market topics: market0, market1"
+    assert report["published"] == "2026-11-20T10:00:00Z"
+    contents = [n["content"] for n in notes.values()]
+    for topic in summary["topics"]:
+        [content] = [c for c in contents if c.startswith(f"Topic {topic['id']}:")]
+        top = [w for w, weight in topic["words"][:3]]
+        assert content.split("\n")[1].startswith("Words: " + " (".join(top[:1]))
+        assert all(f"{w} (" in content for w in top)
+        # listing titles pass as data, byte for byte
+        assert all(p["title"] in content for p in topic["products"][:5])

@@ -54,7 +54,7 @@ def test_collections_hold_what_export_gives_page_by_page(taxii, tmp_path) -> Non
     [root] = server.api_roots
     assert root.url == server.default.url
     collections = {c.title: c for c in root.collections}
-    assert set(collections) == {"scanners", "indicators", "victims"}
+    assert set(collections) == {"scanners", "indicators", "rules", "victims"}
     assert all(c.can_read and not c.can_write for c in collections.values())
 
     served: dict[str, dict] = {}
@@ -71,6 +71,8 @@ def test_collections_hold_what_export_gives_page_by_page(taxii, tmp_path) -> Non
                    for m, o in zip(manifest, objects, strict=False))
     kinds = {o["type"] for o in served.values()}
     assert {"indicator", "infrastructure", "sighting", "observed-data", "identity"} <= kinds
+    fingerprints = [o for o in _all(collections["rules"])[0] if o["type"] == "indicator"]
+    assert fingerprints and all("scanner-fingerprint" in o["labels"] for o in fingerprints)
     assert {o["type"] for o in _all(collections["indicators"])[0]} <= \
         {"identity", "indicator", "relationship"}
 

@@ -1,4 +1,4 @@
-"""``darkscope export``: findings as STIX 2.1 bundles and blocklists."""
+"""``darkscope export``: findings as STIX 2.1 bundles, MISP feeds and blocklists."""
 
 from __future__ import annotations
 
@@ -33,12 +33,13 @@ def _options(func):
 
 @click.group(name="export")
 def export() -> None:
-    """Share findings: STIX 2.1 bundles and blocklists of scanning sources.
+    """Share findings: STIX 2.1 bundles, MISP feeds and blocklists of scanning sources.
 
     INPUTS are verdicts (backscatter detect), victims (backscatter victims), hosts (hosts
-    attribute) tables, or directories searched for them by schema, such as a monitor's output.
-    Known research scanners are left out first. Nothing from dark web crawls or PP-ELM is
-    read. Examples:
+    attribute) and rules (rules mine) tables, or directories searched for them by schema,
+    such as a monitor's output. Known research scanners are left out first. Nothing from
+    PP-ELM is read, and nothing from dark web crawls unless `export stix --dark-web` asks.
+    Examples:
 
     \b
     darkscope export stix monitor-out/ -o findings.stix.json --victims prefix24
@@ -48,17 +49,18 @@ def export() -> None:
 
 
 def _load(inputs, allowlists, default_allowlist: bool, confirmed_only: bool,
-          per_day: bool = False):
+          per_day: bool = False, dark_web: bool = False):
     from darkscope.intel.allowlist import Allowlist
     from darkscope.intel.findings import load
 
-    findings = load(inputs, per_day=per_day)
+    findings = load(inputs, per_day=per_day, dark_web=dark_web)
     kept, dropped = Allowlist.load(list(allowlists), default=default_allowlist).leave_out(
         findings.sources)
     if confirmed_only:
         kept = [source for source in kept if source.confirmed]
     for name in findings.skipped:
-        click.echo(f"skipped {name}: not a verdicts, victims or hosts table", err=True)
+        click.echo(f"skipped {name}: not a verdicts, victims, hosts or rules table"
+                   + (" nor topics" if dark_web else ""), err=True)
     if dropped:
         click.echo("left out known scanners: " + ", ".join(
             f"{n} {name}" for name, n in sorted(dropped.items())), err=True)
@@ -81,18 +83,23 @@ def _load(inputs, allowlists, default_allowlist: bool, confirmed_only: bool,
 @click.option("--store", "store_path", envvar="DARKSCOPE_STORE", default="darkscope.db",
               show_default=True, type=click.Path(dir_okay=False),
               help="Review store holding the experts' labels (with --expert-notes).")
+@click.option("--dark-web", is_flag=True,
+              help="Also share the topics of dark web markets (topics fit's topics.json "
+                   "among INPUTS) as a report with a note per topic: words, products, "
+                   "trends.")
 @common
 def stix(inputs, output, allowlists, default_allowlist, confirmed_only, overwrite, victims,
-         operator, decay_days, expert_notes, store_path) -> None:
+         operator, decay_days, expert_notes, store_path, dark_web) -> None:
     """A STIX 2.1 bundle: identity, addresses, infrastructure, sightings, indicators of
-    confirmed sources, Mirai/ZMap/Masscan, victims as observed-data, and (asked for) the
-    experts' opinions and notes."""
+    confirmed sources and of scanner fingerprint rules, Mirai/ZMap/Masscan, victims as
+    observed-data, and (asked for) the experts' opinions and notes and dark web topics."""
     from darkscope.intel.findings import expert_labels
-    from darkscope.intel.stix import bundle
+    from darkscope.intel.stix import bundle, rule_pattern
     from darkscope.io import atomic_path, check_output
 
     check_output(output, overwrite)
-    findings = _load(inputs, allowlists, default_allowlist, confirmed_only)
+    findings = _load(inputs, allowlists, default_allowlist, confirmed_only,
+                     dark_web=dark_web)
     if victims == "none":
         findings = replace(findings, victims=[])
     if expert_notes:
@@ -104,9 +111,15 @@ def stix(inputs, output, allowlists, default_allowlist, confirmed_only, overwrit
         out.write("\n")
     confirmed = sum(s.confirmed for s in findings.sources)
     opinions = sum(o["type"] == "opinion" for o in made["objects"])
+    unstated = sum(rule_pattern(rule) is None for rule in findings.rules)
+    if unstated:
+        click.echo(f"left out {unstated:,} rules with items no STIX pattern states (initial "
+                   "TTL, option layout, a Masscan IP ID)", err=True)
     click.echo(f"{len(findings.sources):,} scanning sources ({confirmed:,} with indicators), "
+               f"{len(findings.rules) - unstated:,} fingerprint rules, "
                f"{len(findings.victims):,} victim observations"
                + (f", {opinions:,} expert opinions" if expert_notes else "")
+               + (f", {len(findings.topics):,} dark web topic models" if dark_web else "")
                + f" -> {output} ({len(made['objects']):,} STIX objects)")
 
 

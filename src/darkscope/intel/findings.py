@@ -11,6 +11,13 @@
   verdicts are shared as sightings, never as indicators.
 - **Victims** come from ``backscatter victims`` tables: hosts whose replies to spoofed
   floods reached the telescope. They are victims, never blocklisted.
+- **Rules** come from ``rules mine`` tables (and a monitor's rules): each pattern of items
+  (TCP window, ToS, destination port) that many hosts carried together, once over every
+  period it was mined in, with its best period's support and the tool family most of its
+  hosts were fingerprinted as. Rules with a ``*sweep*`` item are left out: a sweep is no
+  value that a packet can be matched against.
+- **Topics** of dark web markets (``topics fit``'s ``topics.json``) are read only when asked
+  (``dark_web``): what a crawl found stays in-house by default.
 - **Expert labels** come from the review store, and only when asked (``--expert-notes``): a
   note an analyst wrote is internal until someone decides to share it. Who labelled is never
   exported.
@@ -19,6 +26,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -31,7 +39,9 @@ import pyarrow.dataset as ds
 from darkscope.catalog import Catalog, classify
 from darkscope.errors import UsageError
 
-EXPORTED = ("verdicts", "victims", "hosts")
+EXPORTED = ("verdicts", "victims", "hosts", "rules")
+DARK_WEB = ("topic_summaries",)   # read only when asked
+SWEEP = "*sweep*"
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,25 @@ class Victim:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A scanner fingerprint: items hosts carried together (``dport=23``, ``win=1320``), as
+    one pattern over every period it was mined in; the numbers are its best period's."""
+
+    items: tuple[str, ...]        # the rule's antecedent and consequent, in item order
+    text: str                     # the rule as mined: ``{dport=2323} -> {dport=23}``
+    first_period: datetime
+    last_period: datetime         # start of the last period it was mined in
+    periods: int
+    support_hosts: int
+    period_hosts: int
+    confidence: float
+    lift: float
+    family: str | None            # the tool family most of its hosts were fingerprinted as
+    family_share: float
+    day: date | None = None       # set when findings are kept per UTC day (MISP events)
+
+
+@dataclass(frozen=True)
 class ExpertLabel:
     """An expert's standing label of a host (``window_start`` None) or of one window."""
 
@@ -85,6 +114,8 @@ class Findings:
     sources: list[Source] = field(default_factory=list)
     victims: list[Victim] = field(default_factory=list)
     labels: list[ExpertLabel] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    topics: list[dict] = field(default_factory=list)   # topics.json documents, when asked
     skipped: list[str] = field(default_factory=list)
 
 
@@ -104,9 +135,10 @@ def expert_labels(store: str | Path) -> list[ExpertLabel]:
         for label in standing.values()), key=lambda label: label.id)
 
 
-def find_inputs(inputs: Iterable[str | Path]) -> tuple[dict[str, list[Path]], list[str]]:
-    """The verdict, victim and host tables among ``inputs`` (files, or directories searched
-    by schema like ``darkscope serve --data``), and what was not one of them."""
+def find_inputs(inputs: Iterable[str | Path], kinds: tuple[str, ...] = EXPORTED
+                ) -> tuple[dict[str, list[Path]], list[str]]:
+    """The tables of ``kinds`` among ``inputs`` (files, or directories searched by schema
+    like ``darkscope serve --data``), and what was not one of them."""
     files: dict[str, list[Path]] = {}
     skipped: list[str] = []
     for given in inputs:
@@ -114,13 +146,13 @@ def find_inputs(inputs: Iterable[str | Path]) -> tuple[dict[str, list[Path]], li
         if path.is_dir():
             catalog = Catalog(path)
             catalog.refresh(force=True)
-            found = {kind: paths for kind, paths in catalog.files.items() if kind in EXPORTED}
+            found = {kind: paths for kind, paths in catalog.files.items() if kind in kinds}
             skipped += [str(path / s) for s in catalog.skipped]
             skipped += [str(p) for kind, paths in catalog.files.items()
-                        if kind not in EXPORTED for p in paths]  # crawls, topics, PP-ELM
+                        if kind not in kinds for p in paths]  # crawls, topics, PP-ELM
         elif path.is_file():
             kind = classify(path)
-            found = {kind: [path]} if kind in EXPORTED else {}
+            found = {kind: [path]} if kind in kinds else {}
             if not found:
                 skipped.append(str(path))
         else:
@@ -128,19 +160,24 @@ def find_inputs(inputs: Iterable[str | Path]) -> tuple[dict[str, list[Path]], li
         for kind, paths in found.items():
             files.setdefault(kind, []).extend(paths)
     if not files:
-        raise UsageError("no verdicts, victims or hosts tables among the inputs (darkscope "
-                         "backscatter detect / victims, hosts attribute, or a monitor's "
-                         "output directory)")
+        raise UsageError("no verdicts, victims, hosts or rules tables among the inputs "
+                         "(darkscope backscatter detect / victims, hosts attribute, rules "
+                         "mine, or a monitor's output directory)")
     return files, skipped
 
 
-def load(inputs: Iterable[str | Path], per_day: bool = False) -> Findings:
-    """The findings of ``inputs``; ``per_day``: one source per address and UTC day of its
-    windows (the days a MISP feed has events for) instead of one over all time."""
-    files, skipped = find_inputs(inputs)
+def load(inputs: Iterable[str | Path], per_day: bool = False,
+         dark_web: bool = False) -> Findings:
+    """The findings of ``inputs``; ``per_day``: one source (and rule) per UTC day instead of
+    one over all time (the days a MISP feed has events for); ``dark_web``: also the topics of
+    dark web markets."""
+    files, skipped = find_inputs(inputs, EXPORTED + (DARK_WEB if dark_web else ()))
     families = _families(files.get("hosts", []))
     return Findings(sources=_sources(files.get("verdicts", []), families, per_day),
-                    victims=_victims(files.get("victims", [])), skipped=skipped)
+                    victims=_victims(files.get("victims", [])),
+                    rules=_rules(files.get("rules", []), per_day),
+                    topics=[json.loads(p.read_bytes()) for p in files.get("topic_summaries", [])],
+                    skipped=skipped)
 
 
 def _table(paths: list[Path], columns: list[str]) -> pa.Table:
@@ -202,6 +239,42 @@ def _sources(paths: list[Path], families: dict[int, tuple[str, ...]],
             families=families.get(v4, ()) if v4 is not None else (),
             day=_utc(row["day"]).date() if per_day else None))
     return sorted(out, key=lambda s: (s.day or date.min, -s.packets, s.ip))
+
+
+def _item_order(item: str) -> tuple[str, int, int | str]:
+    kind, _, value = item.partition("=")
+    return (kind, 0, int(value)) if value.isdigit() else (kind, 1, value)
+
+
+def _rules(paths: list[Path], per_day: bool = False) -> list[Rule]:
+    """One rule per pattern (and UTC day), its numbers from the period with most hosts."""
+    if not paths:
+        return []
+    table = _table(paths, ["period_start", "antecedent", "consequent", "support_hosts",
+                           "period_hosts", "confidence", "lift", "pattern", "core", "family",
+                           "family_share"])
+    groups: dict[tuple, list[dict]] = {}
+    for row in table.to_pylist():
+        items = [*(row["antecedent"] or ()), *(row["consequent"] or ())]
+        if row["core"] is False or not items or any(i.endswith(SWEEP) for i in items):
+            continue   # a variant of a core rule, or a sweep no packet can be matched with
+        row["period_start"] = _utc(row["period_start"])
+        key = tuple(sorted(items, key=_item_order))
+        groups.setdefault((key, row["period_start"].date() if per_day else None),
+                          []).append(row)
+    out = []
+    for (items, day), rows in groups.items():
+        best = max(rows, key=lambda r: (r["support_hosts"], r["confidence"] or 0.0))
+        family = best["family"] if best["family"] not in (None, "unknown") else None
+        starts = [r["period_start"] for r in rows]
+        out.append(Rule(
+            items=items, text=str(best["pattern"]), first_period=min(starts),
+            last_period=max(starts), periods=len(set(starts)),
+            support_hosts=int(best["support_hosts"]),
+            period_hosts=int(best["period_hosts"] or 0),
+            confidence=float(best["confidence"] or 0.0), lift=float(best["lift"] or 0.0),
+            family=family, family_share=float(best["family_share"] or 0.0), day=day))
+    return sorted(out, key=lambda r: (r.day or date.min, -r.support_hosts, r.items))
 
 
 def _victims(paths: list[Path]) -> list[Victim]:

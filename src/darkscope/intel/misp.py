@@ -12,10 +12,16 @@ attribute value with its event, for MISP's cache and correlation). In each day's
   victim as ``ip-dst`` (its /24 with ``--victims prefix24``), ``total-pps`` (the estimated
   attack rate), first/last seen, the attacked ports (``dst-port``: the ports the victim
   replied from), ``capture-origin`` "Indirect network capture (e.g. backscatter)" and
-  ``type`` reflected-spoofed-attack.
+  ``type`` reflected-spoofed-attack;
+- every scanner fingerprint rule mined in a period that began that day is a ``stix2-pattern``
+  attribute (category Network activity; the pattern of :func:`darkscope.intel.stix.rule_pattern`),
+  with its support in the comment and its tool family tagged. ``to_ids`` is off: a
+  fingerprint describes a population of scanners, and a single packet matching it proves
+  nothing; rules whose items no pattern states are left out, as in the STIX bundle.
 
-Event uuids are derived from the operator and the day (UUID 5), so re-exporting a day updates
-its event in MISP instead of adding a copy.
+Event uuids are derived from the operator and the day, and attribute and object uuids from
+the event and what they say (UUID 5), so re-exporting a day updates its event in MISP instead
+of adding a copy, or adding the same attributes to it again.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from darkscope.intel.findings import Findings, Source, Victim
+from darkscope.intel.findings import Findings, Rule, Source, Victim
+from darkscope.intel.stix import rule_pattern
 from darkscope.io import atomic_path
 
 _NAMESPACE = uuid.UUID("4c1d7a0e-2b7f-5a53-9c5e-6461726b7363")  # darkscope's own
@@ -60,8 +67,13 @@ def events(findings: Findings, operator: str, tlp: str = "clear",
     attacks: dict[date, list[Victim]] = defaultdict(list)
     for victim in findings.victims:
         attacks[victim.start.date()].append(victim)
+    rules: dict[date, list[tuple[Rule, str]]] = defaultdict(list)
+    for rule in findings.rules:
+        pattern = rule_pattern(rule)
+        if pattern is not None:
+            rules[rule.day or rule.first_period.date()].append((rule, pattern))
     out = []
-    for day in sorted(set(sources) | set(attacks)):
+    for day in sorted(set(sources) | set(attacks) | set(rules)):
         event = pymisp.MISPEvent()
         event.uuid = str(uuid.uuid5(_NAMESPACE, f"event:{operator}:{day.isoformat()}"))
         event.info = f"{operator}: network telescope findings of {day.isoformat()}"
@@ -76,8 +88,28 @@ def events(findings: Findings, operator: str, tlp: str = "clear",
             _add_source(event, source)
         for victim in attacks.get(day, []):
             _add_attack(pymisp, event, victim, victims)
+        for rule, pattern in rules.get(day, []):
+            _add_rule(event, rule, pattern)
+        _stable_uuids(event)
         out.append(event)
     return out
+
+
+def _stable_uuids(event: Any) -> None:
+    """Uuids from what each attribute and object says (a repeat of the same, counted)."""
+    said: dict[str, int] = defaultdict(int)
+
+    def stable(what: str) -> str:
+        said[what] += 1
+        return str(uuid.uuid5(_NAMESPACE, f"{event.uuid}:{what}:{said[what]}"))
+
+    for attribute in event.attributes:
+        attribute.uuid = stable(f"{attribute.type}={attribute.value}")
+    for made in event.objects:
+        made.uuid = stable(made.name + "|" + "|".join(
+            f"{a.object_relation}={a.value}" for a in made.attributes))
+        for attribute in made.attributes:
+            attribute.uuid = stable(f"{made.uuid}:{attribute.object_relation}={attribute.value}")
 
 
 def _add_source(event: Any, source: Source) -> None:
@@ -91,6 +123,20 @@ def _add_source(event: Any, source: Source) -> None:
                           else f'darkscope:tool="{family}"')
     for decided in source.decided_by:
         attribute.add_tag(f'darkscope:decided-by="{decided}"')
+
+
+def _add_rule(event: Any, rule: Rule, pattern: str) -> None:
+    attribute = event.add_attribute(
+        "stix2-pattern", pattern, category="Network activity", to_ids=False,
+        comment=f"scanner fingerprint {rule.text}: {rule.support_hosts} of "
+                f"{rule.period_hosts} hosts (confidence {rule.confidence:.2f}, lift "
+                f"{rule.lift:.2f}) in {rule.periods} period(s)",
+        first_seen=rule.first_period, last_seen=rule.last_period)
+    if rule.family == "mirai":
+        attribute.add_tag('misp-galaxy:botnet="Mirai"')
+    elif rule.family:
+        attribute.add_tag(f'darkscope:tool="{rule.family}"')
+    attribute.add_tag('darkscope:finding="scanner-fingerprint"')
 
 
 def _add_attack(pymisp, event: Any, victim: Victim, mode: str) -> None:

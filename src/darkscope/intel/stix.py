@@ -11,10 +11,17 @@ window until ``decay`` after the last: scanning addresses are bots and rented ho
 owners change within days, so an indicator that never expires blocks innocents. DDoS victims
 are ``observed-data`` of the victim's address with the estimated attack rate, optionally
 truncated to its /24. An expert's label, when exported, is an ``opinion`` on the objects of
-its address (and a ``note`` when the expert wrote one). Measurements STIX has no property
-for (packets, attack rate, reply ports) travel in a STIX 2.1 property extension that the
-bundle defines (``extension-definition``), as the standard asks, not as bare custom
-properties.
+its address (and a ``note`` when the expert wrote one). A scanner fingerprint rule is an
+``indicator`` whose pattern is its items, each an observation of TCP traffic
+(``[network-traffic:protocols[*] = 'tcp' AND network-traffic:dst_port = 23] AND …``, TCP
+window and ToS as the IPFIX elements ``tcpWindowSize`` and ``ipClassOfService``), with a
+``sighting`` (count: periods it was mined in) and, when most of its hosts were fingerprinted
+as a tool, ``indicates`` that tool; rules with an item no STIX pattern can state (initial TTL,
+option layout, a Masscan IP ID) are left out rather than shared broader than mined. Dark web
+topics, only when asked, are a ``report`` of ``note``s, one per topic. Measurements STIX
+has no property for (packets, attack rate, reply ports) travel in a STIX 2.1 property
+extension that the bundle defines (``extension-definition``), as the standard asks, not as
+bare custom properties.
 
 The objects are plain dicts in exactly the form ``stix2`` serialises (the tests parse every
 one back through the library and get it unchanged): building a ``stix2`` object costs about
@@ -30,12 +37,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from darkscope.intel.findings import ExpertLabel, Findings, Source, Victim
+from darkscope.intel.findings import ExpertLabel, Findings, Rule, Source, Victim
 
 Obj = dict[str, Any]
 SCANNER_DECAY = timedelta(days=7)
@@ -56,6 +64,14 @@ _TOOLS = {"zmap": "ZMap", "masscan": "Masscan"}
 # the object's ID contributing properties (``value`` for addresses).
 _SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
 _MOST = 999_999_999   # the largest count and number_observed STIX allows
+# The object path of each item kind a STIX pattern can state, and its values.
+_ITEM_PATHS = {"dport": "network-traffic:dst_port",
+               "win": "network-traffic:ipfix.tcpWindowSize",
+               "tos": "network-traffic:ipfix.ipClassOfService",
+               "ipid": "network-traffic:ipfix.fragmentIdentification"}
+_ITEM_VALUES = {"ipid": {"zmap": "54321", "zero": "0"}}
+_FAMILY_NAMES = {"mirai": "Mirai", **_TOOLS}
+_LITERALS = re.compile(r"'[^']*'|\b\d+\b")   # what varies between patterns of one shape
 
 
 def _stix():
@@ -69,7 +85,7 @@ def _stix():
     return stix2
 
 
-COLLECTIONS = ("scanners", "indicators", "victims")
+COLLECTIONS = ("scanners", "indicators", "rules", "victims")   # served over TAXII
 # How an expert's label of a host bears on what the export says of it.
 _OPINION = {("scanner", "scan"): "strongly-agree", ("scanner", "other"): "disagree",
             ("scanner", "ddos"): "strongly-disagree", ("victim", "ddos"): "strongly-agree",
@@ -80,9 +96,10 @@ def collections(findings: Findings, operator: str = "darkscope telescope",
                 decay: timedelta = SCANNER_DECAY, victims: str = "full") -> dict[str, list[Obj]]:
     """The STIX objects of ``findings`` by finding type (the TAXII collections): ``scanners``
     (addresses, infrastructure, observed-data, sightings, tools, expert opinions and notes),
-    ``indicators`` (of confirmed sources, with their ``indicates`` relationships) and
-    ``victims``; the identity (and the measurements' extension) is in each. ``victims``:
-    ``full`` or ``prefix24``."""
+    ``indicators`` (of confirmed sources, with their ``indicates`` relationships), ``rules``
+    (scanner fingerprints and their sightings), ``victims``, and ``darkweb`` (topics; empty
+    unless the findings hold some); the identity (and the measurements' extension) is in
+    each. ``victims``: ``full`` or ``prefix24``."""
     def sid(kind: str, *key: object) -> str:
         digest = hashlib.sha256("|".join(map(str, (kind, operator, *key))).encode()).digest()
         return f"{kind}--{uuid.UUID(bytes=digest[:16], version=4)}"
@@ -97,7 +114,8 @@ def collections(findings: Findings, operator: str = "darkscope telescope",
                                 "a victim",
                     schema=MEASURES, version="1.0.0", extension_types=["property-extension"])
     groups: dict[str, list[Obj]] = {"scanners": [me, measures], "indicators": [me],
-                                    "victims": [me, measures]}
+                                    "rules": [me], "victims": [me, measures],
+                                    "darkweb": [me] if findings.topics else []}
     known: dict[str, Obj] = {}
 
     def family(name: str) -> Obj:
@@ -125,6 +143,14 @@ def collections(findings: Findings, operator: str = "darkscope telescope",
         about.setdefault(source.ip, []).append((
             "scanners", "scanner",
             [o["id"] for o in made if o["type"] in ("infrastructure", "indicator")]))
+    for rule in findings.rules:
+        pattern = rule_pattern(rule)
+        if pattern is not None:
+            tool = family(rule.family) if rule.family else None
+            groups["rules"] += [*([tool] if tool else []),
+                                *_rule_objects(sid, me["id"], rule, pattern, tool, decay)]
+    for summary in findings.topics:
+        groups["darkweb"] += _topic_objects(sid, me["id"], summary)
     for victim in findings.victims:
         made = _victim_objects(sid, me["id"], measures["id"], victim, victims)
         groups["victims"] += made
@@ -145,19 +171,21 @@ def bundle(findings: Findings, operator: str = "darkscope telescope",
            decay: timedelta = SCANNER_DECAY, victims: str = "full") -> Obj:
     """A STIX bundle of ``findings``: every collection's objects once."""
     groups = collections(findings, operator, decay, victims)
-    unique = {o["id"]: o for name in COLLECTIONS for o in groups[name]}
+    unique = {o["id"]: o for objects in groups.values() for o in objects}
     return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": list(unique.values())}
 
 
 def check(objects: Iterable[Obj]) -> None:
-    """Have ``stix2`` parse the first object of each shape (its type and properties): a
-    missing or misnamed property, a value outside its vocabulary, a reference to the wrong
-    type or an indicator pattern the STIX pattern grammar rejects fails here, at once, as a
-    bug of darkscope's. Address ids are compared with the ones the library derives."""
+    """Have ``stix2`` parse the first object of each shape (its type, its properties and its
+    pattern without literals): a missing or misnamed property, a value outside its
+    vocabulary, a reference to the wrong type or a pattern the STIX pattern grammar rejects
+    fails here, at once, as a bug of darkscope's. Address ids are compared with the ones the
+    library derives."""
     stix2 = _stix()
     seen: set[tuple[str, ...]] = set()
     for obj in objects:
-        shape = (obj["type"], *obj, *obj.get("extensions", {}))
+        shape = (obj["type"], *obj, *obj.get("extensions", {}),
+                 _LITERALS.sub("", obj.get("pattern", "")))
         if shape in seen:
             continue
         seen.add(shape)
@@ -271,6 +299,103 @@ def _source_objects(sid: Callable[..., str], me: str, extension: str, source: So
             confidence=confidence)
         out += [indicator, related(indicator["id"], "indicates", infrastructure["id"])]
     return out
+
+
+def rule_pattern(rule: Rule) -> str | None:
+    """The STIX pattern of a fingerprint rule: one observation of TCP traffic per item, all
+    of which its hosts showed; None when an item is one a pattern cannot state."""
+    observations = []
+    for item in rule.items:
+        kind, _, value = item.partition("=")
+        value = _ITEM_VALUES.get(kind, {}).get(value, value)
+        if kind not in _ITEM_PATHS or not value.isdigit():
+            return None
+        observations.append(f"[network-traffic:protocols[*] = 'tcp' AND "
+                            f"{_ITEM_PATHS[kind]} = {int(value)}]")
+    return " AND ".join(observations)
+
+
+def _rule_objects(sid: Callable[..., str], me: str, rule: Rule, pattern: str,
+                  tool: Obj | None, decay: timedelta) -> list[Obj]:
+    dated = {"created": _made(rule.first_period), "modified": _made(rule.last_period)}
+    first, last = _stamp(rule.first_period), _stamp(rule.last_period)
+    family = _FAMILY_NAMES.get(rule.family or "", rule.family)
+    periods = "period" if rule.periods == 1 else "periods"
+    indicator = _sdo(
+        "indicator", sid("indicator", "rule", *rule.items), dated, created_by_ref=me,
+        name=f"scanner fingerprint {', '.join(rule.items)}",
+        description=f"Items that hosts scanning a network telescope carried together in their "
+                    f"TCP SYNs, mined as the rule {rule.text}: {rule.support_hosts:,} of "
+                    f"{rule.period_hosts:,} hosts in its busiest period (confidence "
+                    f"{rule.confidence:.2f}, lift {rule.lift:.2f}); mined in {rule.periods:,} "
+                    f"{periods} from {first} to {last}. Every observation must come from one "
+                    "source for the pattern to mean what was mined"
+                    + (f"; {rule.family_share:.0%} of its hosts were fingerprinted as {family}"
+                       if family else "") + ".",
+        indicator_types=["attribution"] if family else ["anomalous-activity"],
+        pattern=pattern, pattern_type="stix", pattern_version="2.1", valid_from=first,
+        valid_until=_stamp(rule.last_period + decay),
+        labels=["scanner-fingerprint", *([f"tool:{rule.family}"] if family else [])],
+        confidence=_confidence(rule.confidence))
+    out = [indicator, _sdo(
+        "sighting", sid("sighting", "rule", *rule.items), dated, created_by_ref=me,
+        first_seen=first, last_seen=last, count=min(rule.periods, _MOST),
+        sighting_of_ref=indicator["id"], where_sighted_refs=[me])]
+    if tool is not None:
+        out.append(_sdo("relationship", sid("relationship", indicator["id"], "indicates",
+                                            tool["id"]), dated, created_by_ref=me,
+                        relationship_type="indicates", source_ref=indicator["id"],
+                        target_ref=tool["id"]))
+    return out
+
+
+def _topic_objects(sid: Callable[..., str], me: str, summary: dict[str, Any]) -> list[Obj]:
+    """A ``report`` on one topic model of dark web listings, and a ``note`` per topic with
+    its words, representative products and share of listings over time."""
+    documents = summary.get("documents") or []
+    topics = summary.get("topics") or []
+    if not topics:
+        return []
+    markets = sorted({str(d["market"]) for d in documents if d.get("market")})
+    crawled = sorted(_when(d["crawled_at"]) for d in documents if d.get("crawled_at"))
+    first, last = (crawled[0], crawled[-1]) if crawled else (DEFINED, DEFINED)
+    report_id = sid("report", "topics", *markets, first.isoformat(), last.isoformat(),
+                    len(topics))
+    dated = {"created": _made(last), "modified": _made(last)}
+    notes = []
+    for topic in topics:
+        lines = [f"Topic {topic.get('id')}: {topic.get('label', '')}",
+                 "Words: " + ", ".join(f"{word} ({weight:.3f})"
+                                       for word, weight in (topic.get("words") or [])[:15]
+                                       if weight >= 0.0005)]
+        for product in (topic.get("products") or [])[:5]:
+            lines.append(f"Product: {product.get('title', '')} by {product.get('vendor', '?')} "
+                         f"on {product.get('market', '?')}, {product.get('price', '?')} "
+                         f"{product.get('currency', '')} ({product.get('url', '')})")
+        for trend in summary.get("trends") or []:
+            shares = trend.get("prevalence") or []
+            index = topic.get("id")
+            if isinstance(index, int) and index < len(shares):
+                lines.append(f"Share of {trend.get('market')}'s listings in "
+                             f"{trend.get('period')}: {shares[index]:.0%}")
+        notes.append(_sdo("note", sid("note", report_id, topic.get("id")), dated,
+                          created_by_ref=me, abstract=lines[0], content="\n".join(lines),
+                          object_refs=[report_id]))
+    model = summary.get("model") or {}
+    report = _sdo(
+        "report", report_id, dated, created_by_ref=me,
+        name="Dark web market topics: " + (", ".join(markets) or "unnamed markets"),
+        description=f"{len(topics)} topics (LDA, darkscope topics fit) of "
+                    f"{model.get('listings', len(documents))} listings crawled from "
+                    f"{_stamp(first)} to {_stamp(last)}",
+        report_types=["threat-report"], published=_stamp(last),
+        object_refs=[n["id"] for n in notes])
+    return [report, *notes]
+
+
+def _when(text: str) -> datetime:
+    when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _victim_objects(sid: Callable[..., str], me: str, extension: str, victim: Victim,

@@ -1,9 +1,10 @@
 """A read-only TAXII 2.1 API root over darkscope's findings, served by ``darkscope serve``.
 
 One API root (``/taxii2/darkscope/``) with a collection per finding type: ``scanners``,
-``indicators`` and ``victims`` (the groups of :func:`darkscope.intel.stix.collections`). The
-objects are built from the data directory's findings again whenever its files change, with the
-built-in allowlist applied and victims as /24s unless the operator shares more.
+``indicators``, ``rules`` and ``victims`` (the groups of
+:func:`darkscope.intel.stix.collections`). The objects are built from the data directory's
+findings again whenever its files change, with the built-in allowlist applied and victims as
+/24s unless the operator shares more; dark web topics are never served.
 
 TAXII clients poll with ``added_after`` and page with ``next``, so ``date_added`` must be when
 this server first had an object version, and must stay so across restarts: it is kept in a
@@ -45,6 +46,9 @@ _ABOUT = {
                 "they were fingerprinted as, and experts' opinions.",
     "indicators": "Indicators of the scanning sources a labelling rule, an expert or a tool "
                   "fingerprint confirmed, valid for a decay after their last sighting.",
+    "rules": "Scanner fingerprints mined from the telescope's traffic (TCP window, ToS and "
+             "destination ports that many hosts carried together) as indicators with their "
+             "sightings, and the tool or botnet most of their hosts were fingerprinted as.",
     "victims": "Hosts whose replies to spoofed DDoS floods reached the telescope, with the "
                "estimated attack rate (their /24 unless the operator shares more).",
 }
@@ -128,8 +132,8 @@ class Feed:
             version = self._catalog.version
             groups = self._objects()
             with _AddedLog(self.settings.added_db) as log:
-                for name, objects in groups.items():
-                    self.collections[name] = _collection(self.collections[name], objects, log)
+                for name, served in self.collections.items():   # never the dark web's
+                    self.collections[name] = _collection(served, groups[name], log)
             self._built_version = version
         finally:
             self._lock.release()

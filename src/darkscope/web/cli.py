@@ -215,7 +215,7 @@ def serve(data_dir: str, store_path: str, model_path: str | None, cache_path: st
     and a TAXII 2.1 server of the findings.
 
     Every page has a JSON API under /api/v1 (OpenAPI at /api/openapi.json). TAXII 2.1 clients
-    start at /taxii2/ (collections scanners, indicators, victims; API token or Basic).
+    start at /taxii2/ (collections scanners, indicators, rules, victims; API token or Basic).
     Nothing is shown before login; create the first admin with
     `darkscope users add NAME --role admin`.
     Example: darkscope serve --data /srv/darkscope --store /srv/darkscope/darkscope.db

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +20,17 @@ class Allowlist:
     """Networks by the scanner that uses them; ``owner`` says whose an address is."""
 
     networks: tuple[tuple[Network, str], ...]
+    # per IP version, (first, last, name) as integers: a /16's day has hundreds of thousands
+    # of sources, and ipaddress's containment test took seconds for them
+    _ranges: dict[int, list[tuple[int, int, str]]] = field(init=False, repr=False,
+                                                          compare=False)
+
+    def __post_init__(self) -> None:
+        ranges: dict[int, list[tuple[int, int, str]]] = {4: [], 6: []}
+        for network, name in self.networks:
+            ranges[network.version].append((int(network.network_address),
+                                            int(network.broadcast_address), name))
+        object.__setattr__(self, "_ranges", ranges)
 
     @classmethod
     def load(cls, extra: list[str | Path] = (), default: bool = True) -> Allowlist:
@@ -47,9 +59,11 @@ class Allowlist:
         return kept, dropped
 
     def owner(self, ip: str) -> str | None:
-        address = ipaddress.ip_address(ip)
-        return next((name for network, name in self.networks
-                     if network.version == address.version and address in network), None)
+        """The first scanner (in list order) one of whose networks holds ``ip``."""
+        family, version = (socket.AF_INET6, 6) if ":" in ip else (socket.AF_INET, 4)
+        address = int.from_bytes(socket.inet_pton(family, ip), "big")
+        return next((name for first, last, name in self._ranges[version]
+                     if first <= address <= last), None)
 
 
 def _parse(text: str, where: str) -> list[tuple[Network, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,13 +18,21 @@ BLOCKLIST_SCHEMA = pa.schema([
     ("tags", pa.string()),          # ';'-separated: tool:mirai;decided-by:rule:tcp-syn
     ("confidence", pa.float64()),
 ])
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+def _seconds(times: list[datetime]) -> pa.Array:
+    """Datetimes as timestamp[s] through integers (pyarrow converts datetimes slowly)."""
+    return pa.array([(t - _EPOCH) // _SECOND for t in times], pa.int64()).cast(
+        pa.timestamp("s", tz="UTC"))
 
 
 def blocklist_table(sources: list[Source]) -> pa.Table:
     return pa.table({
         "ip": [s.ip for s in sources],
-        "first_seen": [s.first_seen for s in sources],
-        "last_seen": [s.last_seen for s in sources],
+        "first_seen": _seconds([s.first_seen for s in sources]),
+        "last_seen": _seconds([s.last_seen for s in sources]),
         "kind": ["scanner"] * len(sources),
         "tags": [";".join(s.tags) for s in sources],
         "confidence": [round(s.confidence, 4) for s in sources],

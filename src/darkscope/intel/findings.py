@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -226,18 +227,21 @@ def _sources(paths: list[Path], families: dict[int, tuple[str, ...]],
         ("window_start", "min"), ("window_end", "max"), ("packets", "sum"),
         ("packets", "count"), ("confidence", "max"), ("decided_by", "distinct")])
     out = []
-    for row in grouped.to_pylist():
-        text = row["ip"]
+    columns = {name: _pylist(grouped[name]) for name in grouped.column_names}
+    days = columns["day"] if per_day else [None] * grouped.num_rows
+    for text, first, last, packets, windows, confidence, decided, day in zip(
+            columns["ip"], columns["window_start_min"], columns["window_end_max"],
+            columns["packets_sum"], columns["packets_count"], columns["confidence_max"],
+            columns["decided_by_distinct"], days, strict=True):
         v4 = int(text) if text.isdigit() else None
         out.append(Source(
-            ip=str(ipaddress.IPv4Address(v4)) if v4 is not None
+            ip=socket.inet_ntoa(v4.to_bytes(4, "big")) if v4 is not None
             else str(ipaddress.IPv6Address(text)),
-            first_seen=_utc(row["window_start_min"]), last_seen=_utc(row["window_end_max"]),
-            packets=int(row["packets_sum"] or 0), windows=int(row["packets_count"]),
-            confidence=float(row["confidence_max"] or 0.0),
-            decided_by=tuple(sorted(d for d in row["decided_by_distinct"] if d)),
+            first_seen=_utc(first), last_seen=_utc(last), packets=int(packets or 0),
+            windows=int(windows), confidence=float(confidence or 0.0),
+            decided_by=tuple(sorted(d for d in decided if d)),
             families=families.get(v4, ()) if v4 is not None else (),
-            day=_utc(row["day"]).date() if per_day else None))
+            day=_utc(day).date() if per_day else None))
     return sorted(out, key=lambda s: (s.day or date.min, -s.packets, s.ip))
 
 
@@ -286,6 +290,19 @@ def _victims(paths: list[Path]) -> list[Victim]:
                    _utc(r["end"]), int(r["packets"]), str(r["ports"] or ""),
                    float(r["estimated_attack_pps"] or 0.0))
             for r in table.to_pylist() if r["victim"] is not None]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _pylist(column: pa.ChunkedArray) -> list:
+    """A column as Python values; timestamps as UTC datetimes by integer arithmetic (pyarrow's
+    own conversion takes microseconds per value, seconds for a /16's day of sources)."""
+    if not pa.types.is_timestamp(column.type):
+        return column.to_pylist()
+    micros = pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False), pa.int64())
+    return [None if us is None else _EPOCH + timedelta(microseconds=us)
+            for us in micros.to_pylist()]
 
 
 def _utc(value: datetime | str | int) -> datetime:

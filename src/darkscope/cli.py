@@ -14,6 +14,7 @@ import click
 
 from darkscope import __version__
 from darkscope.clikit import common, debug_enabled, reset
+from darkscope.engines.cli import offer_engines
 from darkscope.errors import DarkscopeError
 
 # name -> "module:attribute"; each part owns its own command module.
@@ -46,7 +47,9 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attribute = target.split(":")
-        return getattr(importlib.import_module(module), attribute)
+        command = getattr(importlib.import_module(module), attribute)
+        offer_engines(cmd_name, command)   # --engine spark where a part's command has one
+        return command
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -60,7 +60,7 @@ def resolve(spec: str | None, table: pa.Table, known: Telescope | None = None) -
     (``/16``), or None. A family without a network given is inferred: the block of the default
     length (/16, /48) holding most of the table's destinations of that family. ``known`` keeps
     what an earlier chunk already settled."""
-    network4, network6, length = _parse(spec)
+    network4, network6, length = parse_spec(spec)
     scope = known or Telescope(network4, network6)
     if scope.network is None and "dst" in table.column_names:
         dst = table["dst"].drop_null().to_numpy()
@@ -79,15 +79,17 @@ def resolve(spec: str | None, table: pa.Table, known: Telescope | None = None) -
 def parse_telescope(spec: str) -> Telescope:
     """A telescope named outright (``198.51.0.0/16``, ``2001:db8:ab::/48`` or both), for
     callers that must know it before seeing traffic (the monitor)."""
-    network4, network6, _length = _parse(spec)
+    network4, network6, _length = parse_spec(spec)
     if network4 is None and network6 is None:
         raise UsageError(f"--telescope: name the telescope's networks (e.g. 198.51.0.0/16 "
                          f"and/or 2001:db8:ab::/48), got {spec!r}")
     return Telescope(network4, network6)
 
 
-def _parse(spec: str | None) -> tuple[ipaddress.IPv4Network | None,
-                                      ipaddress.IPv6Network | None, int]:
+def parse_spec(spec: str | None) -> tuple[ipaddress.IPv4Network | None,
+                                          ipaddress.IPv6Network | None, int]:
+    """The networks a ``--telescope`` value names, and the IPv4 prefix length to infer a
+    block of when it names none."""
     network4 = network6 = None
     length = DEFAULT_PREFIX_LENGTH
     for part in (p.strip() for p in (spec or "").split(",")):

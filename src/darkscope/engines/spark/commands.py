@@ -1,0 +1,107 @@
+"""The parts' commands with ``--engine spark``: the same arguments, run on a Spark cluster.
+
+Inputs are packet tables (``darkscope ingest`` output: a Parquet file, an hour-partitioned
+directory, or globs of them) on any file system Spark reads; captures must be ingested first,
+since a pcap is one sequential stream no cluster can split. Outputs are Parquet directories
+written by the executors (part files that DuckDB, pandas and Spark read as one table:
+``'verdicts.parquet/*.parquet'``); on a local path through a temporary directory renamed into
+place, elsewhere (HDFS, S3) by Spark's own output committer.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import click
+
+from darkscope.errors import UsageError
+
+_CAPTURES = (".pcap", ".pcapng", ".cap", ".gz", ".zst", ".xz")
+
+
+def _packet_tables(inputs: tuple[str, ...]) -> list[str]:
+    for given in inputs:
+        if "://" not in given and Path(given).suffix.lower() in _CAPTURES:
+            raise UsageError(f"{given}: --engine spark reads packet tables; ingest the "
+                             f"capture first: darkscope ingest {given} -o packets/")
+        if "://" not in given and not any(c in given for c in "*?[") and \
+                not Path(given).exists():
+            raise UsageError(f"{given}: no such file or directory")
+    return list(inputs)
+
+
+def _refuse(**given: Any) -> None:
+    for flag, value in given.items():
+        if value:
+            raise UsageError(f"--{flag.replace('_', '-')} is not available with --engine "
+                             "spark yet; run it with the local engine")
+
+
+def write_parquet(frame: Any, output: str, overwrite: bool) -> None:
+    """``frame`` as a Parquet directory at ``output``, never half-written on a local disk."""
+    from darkscope.io import atomic_path
+
+    if "://" in output and not output.startswith("file:"):
+        frame.write.mode("overwrite" if overwrite else "errorifexists").parquet(output)
+        return
+    with atomic_path(output, overwrite) as staged:
+        frame.write.parquet(str(staged))
+
+
+def detect(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...],
+           model_path: str, output: str, victims_path: str | None, truth: str | None,
+           expert_oracle: bool, expert_budget: int | None, rules_path: str | None,
+           store_path: str, no_store: bool, telescope: str, fmt: str | None,
+           overwrite: bool) -> None:
+    """``backscatter detect --engine spark``."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from darkscope.backscatter import persist
+    from darkscope.backscatter.rules import load_rules
+    from darkscope.engines.spark import packets
+    from darkscope.engines.spark.detect import decide, queue_reviews, verdict_table
+    from darkscope.engines.spark.session import parse_conf, session
+    from darkscope.io import check_output
+    from darkscope.store import ReviewStore
+
+    _refuse(victims=victims_path, truth=truth, expert_oracle=expert_oracle,
+            expert_budget=expert_budget)
+    if fmt not in (None, "parquet"):
+        raise UsageError("--engine spark writes Parquet (a directory of part files)")
+    if "://" not in output:
+        check_output(output, overwrite)
+    paths = _packet_tables(inputs)
+    saved = persist.load(model_path)
+    rules = load_rules(rules_path)
+    spark = session(master, parse_conf(conf))
+    started = time.perf_counter()
+    rows = packets.detector_rows(packets.read(spark, paths))
+    scope = packets.resolve(rows, telescope)
+    with nullcontext() if no_store else ReviewStore(store_path) as store:
+        labels = store.labels() if store is not None else None
+        decided = decide(spark, rows, saved, rules, scope, labels).persist(
+            StorageLevel.MEMORY_AND_DISK)
+        write_parquet(verdict_table(decided), output, overwrite)
+        queued = queue_reviews(decided, store, saved.definition) if store is not None else 0
+        counts = {r["verdict"]: (r["windows"], r["packets"]) for r in decided.groupBy(
+            "verdict").agg(F.count(F.lit(1)).alias("windows"),
+                           F.sum("packets").alias("packets")).collect()}
+        unqueued6 = decided.where((F.col("verdict") == "needs_review")
+                                  & F.col("src6").isNotNull()).count()
+        decided.unpersist()
+    seconds = time.perf_counter() - started
+    windows = sum(w for w, _ in counts.values())
+    total = sum(p for _, p in counts.values())
+    click.echo(f"{windows:,} host-windows ({total:,} packets) in {seconds:.2f} s on Spark "
+               f"({spark.sparkContext.master}), telescope {scope}: "
+               + ", ".join(f"{counts.get(v, (0, 0))[0]:,} {v}"
+                           for v in ("ddos", "not_ddos", "needs_review"))
+               + f" ({queued:,} queued in {'no store' if no_store else store_path}) -> {output}")
+    if unqueued6:
+        click.echo(f"warning: {unqueued6:,} IPv6 host-window(s) need review but were not "
+                   "queued (the review store keys hosts by IPv4 address); find them in "
+                   f"{output} where verdict = 'needs_review' and src6 is set", err=True)

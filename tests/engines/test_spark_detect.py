@@ -1,0 +1,101 @@
+"""`backscatter detect --engine spark` gives the local engine's verdicts: the same decisions,
+deciders and confidences per host-window, experts' labels applied the same way, the same
+review queue; captures are refused with the command that ingests them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from darkscope.backscatter import persist
+from darkscope.backscatter.flow import decide, verdict_table
+from darkscope.backscatter.inputs import read_packets
+from darkscope.backscatter.rules import load_rules
+from darkscope.backscatter.telescope import parse_telescope
+from darkscope.engines.spark import detect, packets
+from darkscope.store import ReviewStore
+
+DARKSCOPE = str(Path(sys.executable).parent / "darkscope")
+TELESCOPE = "203.0.0.0/16"
+
+
+def _key(row: dict) -> tuple:
+    start = row["window_start"]
+    return (row["src"], row["src6"], start if isinstance(start, int) else
+            int(start.timestamp()) * 10**9)
+
+
+def _compare(local: list[dict], theirs: list[dict], names: tuple[str, ...]) -> None:
+    mine = {_key(r): r for r in local}
+    other = {_key(r): r for r in theirs}
+    assert mine.keys() == other.keys()
+    for key, row in mine.items():
+        them = other[key]
+        assert (row["verdict"], row["decided_by"], row["packets"], row["context_packets"]) == \
+            (them["verdict"], them["decided_by"], them["packets"], them["context_packets"]), key
+        assert them["confidence"] == pytest.approx(row["confidence"], rel=1e-9, abs=1e-12)
+        np.testing.assert_allclose([them[n] for n in names], [row[n] for n in names],
+                                   rtol=1e-9, atol=1e-9)
+
+
+def test_verdicts_and_expert_labels_match_the_local_engine(spark, sim_heldout, model_dir,
+                                                          tmp_path):
+    saved, rules = persist.load(model_dir), load_rules()
+    telescope = parse_telescope(TELESCOPE)
+    table = read_packets(sim_heldout.table)
+    before = verdict_table(decide(table, saved, rules, telescope)).to_pylist()
+    by_model = [r for r in before if r["decided_by"] == "model" and r["src"] is not None]
+    ruled = [r for r in before if r["decided_by"].startswith("rule:")]
+    with ReviewStore(tmp_path / "labels.db") as store:   # experts overrule both
+        store.label(by_model[0]["src"], "ddos", who="alice")
+        store.label(ruled[0]["src"], "other", window_start=int(
+            ruled[0]["window_start"].timestamp()) * 10**9, who="bob")
+        labels = store.labels()
+    local = verdict_table(decide(table, saved, rules, telescope, labels)).to_pylist()
+    assert sum(r["decided_by"] == "expert" for r in local) >= 2
+    rows = packets.detector_rows(packets.read(spark, [str(sim_heldout.table)]))
+    theirs = detect.decide(spark, rows, saved, rules, telescope, labels).collect()
+    _compare(local, [r.asDict() for r in theirs], saved.definition.names)
+    verdicts = {r["verdict"] for r in local}
+    assert verdicts == {"ddos", "not_ddos", "needs_review"}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([DARKSCOPE, *args, "--no-progress"], capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_the_cli_on_spark_writes_what_the_local_cli_writes(sim_heldout, model_dir, tmp_path):
+    ingested = tmp_path / "packets"
+    assert _run("ingest", str(sim_heldout.capture), "-o", str(ingested)).returncode == 0
+    local = tmp_path / "local.parquet"
+    done = _run("backscatter", "detect", str(ingested), "--model", str(model_dir),
+                "--telescope", TELESCOPE, "-o", str(local), "--store",
+                str(tmp_path / "local.db"))
+    assert done.returncode == 0, done.stderr
+    on_spark = tmp_path / "spark.parquet"
+    done = _run("backscatter", "detect", str(ingested), "--model", str(model_dir),
+                "--telescope", TELESCOPE, "-o", str(on_spark), "--store",
+                str(tmp_path / "spark.db"), "--engine", "spark", "--master", "local[2]",
+                "--conf", "spark.sql.shuffle.partitions=4")
+    assert done.returncode == 0, done.stderr
+    assert "on Spark (local[2])" in done.stdout
+    assert on_spark.is_dir() and not list(tmp_path.glob(".spark.parquet.*"))
+    names = persist.load(model_dir).definition.names
+    _compare(pq.read_table(local).to_pylist(), pq.read_table(on_spark).to_pylist(), names)
+    with ReviewStore(tmp_path / "local.db") as a, ReviewStore(tmp_path / "spark.db") as b:
+        queued = [(i.src, i.window_start, i.reason) for i in a.items()]
+        assert queued and sorted(queued) == sorted((i.src, i.window_start, i.reason)
+                                                   for i in b.items())
+    refused = _run("backscatter", "detect", str(sim_heldout.capture), "--model",
+                   str(model_dir), "-o", str(tmp_path / "x.parquet"), "--engine", "spark")
+    assert refused.returncode == 2 and "darkscope ingest" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "x.parquet").exists()
+    mixed = _run("backscatter", "detect", str(ingested), "--model", str(model_dir), "-o",
+                 str(tmp_path / "y.parquet"), "--master", "local[2]")
+    assert mixed.returncode == 2 and "--engine spark" in mixed.stderr

@@ -1,6 +1,7 @@
 """`backscatter detect --engine spark` gives the local engine's verdicts: the same decisions,
 deciders and confidences per host-window, experts' labels applied the same way, the same
-review queue; captures are refused with the command that ingests them."""
+review queue and the same attacks on the same victims; captures are refused with the command
+that ingests them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -17,7 +20,9 @@ from darkscope.backscatter.flow import decide, verdict_table
 from darkscope.backscatter.inputs import read_packets
 from darkscope.backscatter.rules import load_rules
 from darkscope.backscatter.telescope import parse_telescope
+from darkscope.backscatter.victims import victims
 from darkscope.engines.spark import detect, packets
+from darkscope.engines.spark import victims as spark_victims
 from darkscope.store import ReviewStore
 
 DARKSCOPE = str(Path(sys.executable).parent / "darkscope")
@@ -65,6 +70,37 @@ def test_verdicts_and_expert_labels_match_the_local_engine(spark, sim_heldout, m
     assert verdicts == {"ddos", "not_ddos", "needs_review"}
 
 
+def _attacks(table: pa.Table) -> dict[tuple[int, int], dict]:
+    """Attacks by (victim, start in µs: what a Spark timestamp holds)."""
+    start = pc.cast(pc.cast(table["start"], pa.timestamp("us", tz="UTC"), safe=False),
+                    pa.int64()).to_pylist()
+    return {(r["victim"], s): r for r, s in zip(table.to_pylist(), start, strict=True)}
+
+
+def _same_attacks(local: pa.Table, theirs: pa.Table) -> None:
+    mine, other = _attacks(local), _attacks(theirs)
+    assert mine.keys() == other.keys() and mine
+    for key, row in mine.items():
+        them = other[key]
+        assert (row["packets"], row["ports"], row["distinct_targets"]) == \
+            (them["packets"], them["ports"], them["distinct_targets"]), key
+        for name in ("observed_pps", "estimated_attack_pps"):
+            assert them[name] == pytest.approx(row[name], rel=1e-9), (key, name)
+
+
+def test_attacks_on_victims_match_the_local_engine(spark, sim_heldout, model_dir):
+    saved, rules = persist.load(model_dir), load_rules()
+    telescope = parse_telescope(TELESCOPE)
+    table = read_packets(sim_heldout.table)
+    local = victims(table, verdict_table(decide(table, saved, rules, telescope)), telescope)
+    assert len({v for v in local["victim"].to_pylist()}) > 3
+    assert any("icmp-" in p for p in local["ports"].to_pylist())
+    rows = packets.detector_rows(packets.read(spark, [str(sim_heldout.table)]))
+    decided = detect.decide(spark, rows, saved, rules, telescope)
+    theirs = spark_victims.victims(rows, decided, telescope, saved.definition.window_s)
+    _same_attacks(local, theirs.drop("start_ns", "end_ns").toArrow())
+
+
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([DARKSCOPE, *args, "--no-progress"], capture_output=True, text=True,
                           timeout=900)
@@ -76,15 +112,18 @@ def test_the_cli_on_spark_writes_what_the_local_cli_writes(sim_heldout, model_di
     local = tmp_path / "local.parquet"
     done = _run("backscatter", "detect", str(ingested), "--model", str(model_dir),
                 "--telescope", TELESCOPE, "-o", str(local), "--store",
-                str(tmp_path / "local.db"))
+                str(tmp_path / "local.db"), "--victims", str(tmp_path / "local-victims.parquet"))
     assert done.returncode == 0, done.stderr
     on_spark = tmp_path / "spark.parquet"
     done = _run("backscatter", "detect", str(ingested), "--model", str(model_dir),
                 "--telescope", TELESCOPE, "-o", str(on_spark), "--store",
-                str(tmp_path / "spark.db"), "--engine", "spark", "--master", "local[2]",
+                str(tmp_path / "spark.db"), "--victims", str(tmp_path / "spark-victims"),
+                "--engine", "spark", "--master", "local[2]",
                 "--conf", "spark.sql.shuffle.partitions=4")
     assert done.returncode == 0, done.stderr
-    assert "on Spark (local[2])" in done.stdout
+    assert "on Spark (local[2])" in done.stdout and "attacks on" in done.stdout
+    _same_attacks(pq.read_table(tmp_path / "local-victims.parquet"),
+                  pq.read_table(tmp_path / "spark-victims"))
     assert on_spark.is_dir() and not list(tmp_path.glob(".spark.parquet.*"))
     names = persist.load(model_dir).definition.names
     _compare(pq.read_table(local).to_pylist(), pq.read_table(on_spark).to_pylist(), names)

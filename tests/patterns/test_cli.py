@@ -90,12 +90,12 @@ def test_empty_and_foreign_inputs(tmp_path, capsys):
     assert "not a packet table" in capsys.readouterr().err
 
 
-def test_engines_agree_end_to_end_with_a_support_fraction(demo, tmp_path):
+def test_counters_agree_end_to_end_with_a_support_fraction(demo, tmp_path):
     outputs = []
     for engine in ("apriori", "fpgrowth"):
         out = tmp_path / f"{engine}.parquet"
         assert main(["rules", "mine", str(demo / "demo.pcap"), "--min-support", "0.02",
-                     "--all-rules", "--engine", engine, "--items", "win,tos,dport,ttl,opts",
+                     "--all-rules", "--counter", engine, "--items", "win,tos,dport,ttl,opts",
                      "-o", str(out)]) == 0
         outputs.append(pq.read_table(out).to_pandas())
     apriori, fpgrowth = outputs

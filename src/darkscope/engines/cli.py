@@ -17,6 +17,8 @@ from darkscope.errors import UsageError
 # (group, command) -> "module:function" taking the command's arguments plus master and conf
 ON_SPARK: dict[tuple[str, str], str] = {
     ("backscatter", "detect"): "darkscope.engines.spark.commands:detect",
+    ("rules", "mine"): "darkscope.engines.spark.commands:rules_mine",
+    ("hosts", "attribute"): "darkscope.engines.spark.commands:hosts_attribute",
 }
 _ENGINE_HELP = ("Where to compute: local (this machine), or spark (an Apache Spark cluster; "
                 "INPUTS are then packet tables from darkscope ingest, on local disks, "

@@ -13,7 +13,7 @@ from darkscope.io import check_output, write_table
 from darkscope.progress import track
 
 
-def _csv_ready(table: pa.Table, path: str, fmt: str | None) -> pa.Table:
+def csv_ready(table: pa.Table, path: str, fmt: str | None) -> pa.Table:
     """CSV has no list type: write item lists as JSON arrays (items may contain commas)."""
     import json
 
@@ -89,7 +89,7 @@ def rules() -> None:
               help="A host with more distinct values of a kind gets one NAME=*sweep* item.")
 @click.option("--threshold", type=float, default=0.9, show_default=True,
               help="Attribution: share of a host's packets a fingerprint must match.")
-@click.option("--engine", type=click.Choice(["auto", "apriori", "fpgrowth"]), default="auto",
+@click.option("--counter", type=click.Choice(["auto", "apriori", "fpgrowth"]), default="auto",
               show_default=True,
               help="Itemset counter: compiled level-wise (<= 4 items) or pyfim FP-growth.")
 @click.option("--all-rules", is_flag=True,
@@ -100,7 +100,7 @@ def rules() -> None:
 def mine_command(inputs: tuple[str, ...], output: str, period: str, min_hosts: int | None,
                  min_support: float | None, min_confidence: float, min_lift: float, max_len: int,
                  items: str | None, catalogue: str | None, min_share: float, max_values: int,
-                 sweep_values: int, threshold: float, engine: str, all_rules: bool, top: int,
+                 sweep_values: int, threshold: float, counter: str, all_rules: bool, top: int,
                  fmt: str | None, overwrite: bool) -> None:
     """Mine association rules X -> y over the hosts of each period.
 
@@ -113,26 +113,44 @@ def mine_command(inputs: tuple[str, ...], output: str, period: str, min_hosts: i
 
     Example: darkscope rules mine 'q3/*.pcap.gz' --min-hosts 1000 -o rules.parquet
     """
-    from darkscope.patterns.catalogue import load_catalogue
-    from darkscope.patterns.pipeline import MineSettings, MineSummary, mine, parse_period
-    from darkscope.patterns.transactions import ItemPolicy
+    from darkscope.patterns.pipeline import MineSummary, mine
 
     check_output(output, overwrite)
+    settings, chosen = mine_settings(period, min_hosts, min_support, min_confidence, min_lift,
+                                     max_len, items, catalogue, min_share, max_values,
+                                     sweep_values, threshold, counter, all_rules)
+    summary = MineSummary()
+    with track("mining", unit="packets") as tracker:
+        table = mine(list(inputs), settings, chosen, tracker, summary)
+    write_table(csv_ready(table, output, fmt), output, fmt, overwrite=overwrite)
+    report_mined(table, summary, output, top)
+
+
+def mine_settings(period: str, min_hosts: int | None, min_support: float | None,
+                  min_confidence: float, min_lift: float, max_len: int, items: str | None,
+                  catalogue: str | None, min_share: float, max_values: int, sweep_values: int,
+                  threshold: float, counter: str, all_rules: bool):
+    """The settings and item catalogue that ``rules mine``'s options ask for (whatever
+    engine runs it)."""
+    from darkscope.patterns.catalogue import load_catalogue
+    from darkscope.patterns.pipeline import MineSettings, parse_period
+    from darkscope.patterns.transactions import ItemPolicy
+
+    if min_hosts is not None and min_support is not None:
+        raise UsageError("give --min-hosts or --min-support, not both")
     if min_hosts is None and min_support is None:
         min_hosts = 1000
     settings = MineSettings(
         period_ns=parse_period(period), min_hosts=min_hosts, min_support=min_support,
         min_confidence=min_confidence, min_lift=min_lift, max_len=max_len,
         policy=ItemPolicy(min_share, max_values, sweep_values), attribution_threshold=threshold,
-        all_rules=all_rules, engine=engine)
-    if min_hosts is not None and min_support is not None:
-        raise UsageError("give --min-hosts or --min-support, not both")
+        all_rules=all_rules, counter=counter)
     names = None if items is None else [n.strip() for n in items.split(",") if n.strip()]
-    chosen = load_catalogue(catalogue, names)
-    summary = MineSummary()
-    with track("mining", unit="packets") as tracker:
-        table = mine(list(inputs), settings, chosen, tracker, summary)
-    write_table(_csv_ready(table, output, fmt), output, fmt, overwrite=overwrite)
+    return settings, load_catalogue(catalogue, names)
+
+
+def report_mined(table: pa.Table, summary, output: str, top: int) -> None:
+    """What ``rules mine`` found, as it prints it: counts, the top patterns, skipped periods."""
     click.echo(f"{summary.periods} periods, {summary.hosts:,} host transactions, "
                f"{summary.rules:,} rules in {summary.patterns:,} patterns -> {output} "
                f"({table.num_rows:,} rows) in {summary.seconds:.1f} s")
@@ -200,7 +218,7 @@ def timeline_command(rules_tables: tuple[str, ...], output: str, png: str | None
         with atomic_path(png, overwrite) as tmp:
             Path(tmp).write_bytes(image)
     if table is not None:
-        write_table(_csv_ready(timeline.table, table, None), table, overwrite=overwrite)
+        write_table(csv_ready(timeline.table, table, None), table, overwrite=overwrite)
     click.echo(f"{timeline.table.num_rows:,} rules over {len(timeline.periods)} periods -> "
                f"{output}")
 
@@ -235,6 +253,11 @@ def attribute_command(inputs: tuple[str, ...], output: str, period: str, thresho
     table = pa.concat_tables(parts) if parts else HOSTS_SCHEMA.empty_table()
     write_table(table, output, fmt, overwrite=overwrite)
     counts = table.group_by("family").aggregate([("src", "count")]).to_pylist()
-    text = ", ".join(f"{row['family']} {row['src_count']:,}" for row in
-                     sorted(counts, key=lambda r: -r["src_count"]))
-    click.echo(f"{table.num_rows:,} host-periods ({text}) -> {output}")
+    report_attributed({row["family"]: row["src_count"] for row in counts}, output)
+
+
+def report_attributed(counts: dict[str, int], output: str) -> None:
+    """What ``hosts attribute`` found: host-periods per family, commonest first."""
+    text = ", ".join(f"{family} {n:,}" for family, n in
+                     sorted(counts.items(), key=lambda item: -item[1]))
+    click.echo(f"{sum(counts.values()):,} host-periods ({text}) -> {output}")

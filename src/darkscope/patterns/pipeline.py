@@ -85,7 +85,7 @@ class MineSettings:
     policy: ItemPolicy = field(default_factory=ItemPolicy)
     attribution_threshold: float = 0.9
     all_rules: bool = False
-    engine: str = "auto"
+    counter: str = "auto"         # itemset counter: auto, apriori or fpgrowth
 
 
 @dataclass
@@ -104,7 +104,8 @@ def _host_families(period: Period, threshold: float) -> tuple[np.ndarray, np.nda
                      threshold)
 
 
-def _iso(ns: int) -> str:
+def iso_time(ns: int) -> str:
+    """A period start as ISO text (UTC, seconds)."""
     return np.datetime64(ns, "ns").astype("datetime64[s]").astype(str) + "Z"
 
 
@@ -166,25 +167,38 @@ def mine_periods(inputs: list[str | Path], settings: MineSettings,
     summary = summary if summary is not None else MineSummary()
     started = time.perf_counter()
     for period in PeriodScanner(catalogue, settings.period_ns).scan(inputs, tracker):
-        tx = build(period, catalogue, settings.policy)
-        summary.periods += 1
-        summary.hosts += tx.n_hosts
-        summary.largest_period_hosts = max(summary.largest_period_hosts, tx.n_hosts)
-        threshold = min_hosts_for(tx.n_hosts, settings.min_hosts, settings.min_support)
-        if tx.n_hosts < threshold:
-            summary.skipped_periods.append(_iso(period.start_ns))
-            continue
-        rules = mine_rules(tx, threshold, settings.min_confidence, settings.max_len,
-                           settings.engine)
-        if settings.min_lift > 0:
-            rules = rules.take(np.flatnonzero(rules.lift >= settings.min_lift))
-        core = group_variants(rules)
-        families, _ = _host_families(period, settings.attribution_threshold)
-        table = _rules_rows(period, tx, rules, core, families, settings.all_rules)
-        summary.rules += len(rules)
-        summary.patterns += int((core == np.arange(len(rules))).sum())
-        yield table
+        table = mine_period(period, settings, catalogue, summary)
+        if table is not None:
+            yield table
     summary.seconds = time.perf_counter() - started
+    check_summary(summary, settings)
+
+
+def mine_period(period: Period, settings: MineSettings, catalogue: Catalogue,
+                summary: MineSummary) -> pa.Table | None:
+    """The rules table of one period (None when it has fewer hosts than the minimum
+    support), its counts added to ``summary``."""
+    tx = build(period, catalogue, settings.policy)
+    summary.periods += 1
+    summary.hosts += tx.n_hosts
+    summary.largest_period_hosts = max(summary.largest_period_hosts, tx.n_hosts)
+    threshold = min_hosts_for(tx.n_hosts, settings.min_hosts, settings.min_support)
+    if tx.n_hosts < threshold:
+        summary.skipped_periods.append(iso_time(period.start_ns))
+        return None
+    rules = mine_rules(tx, threshold, settings.min_confidence, settings.max_len,
+                       settings.counter)
+    if settings.min_lift > 0:
+        rules = rules.take(np.flatnonzero(rules.lift >= settings.min_lift))
+    core = group_variants(rules)
+    families, _ = _host_families(period, settings.attribution_threshold)
+    summary.rules += len(rules)
+    summary.patterns += int((core == np.arange(len(rules))).sum())
+    return _rules_rows(period, tx, rules, core, families, settings.all_rules)
+
+
+def check_summary(summary: MineSummary, settings: MineSettings) -> None:
+    """Errors for inputs that gave nothing to mine, whatever engine scanned them."""
     if summary.periods == 0:
         raise DarkscopeError("the input has no IPv4 packets with timestamps: no period to mine")
     if summary.hosts == 0:

@@ -142,14 +142,10 @@ class PeriodScanner:
         for batch in packet_batches(inputs, self.columns):
             if tracker is not None:
                 tracker.advance(batch.num_rows)
-            cols = _columns(batch, self.catalogue)
-            keep = cols.valid["src"] & cols.valid["ts"]
-            if not keep.all():
-                cols = _select(cols, keep)
-            if not len(cols["ts"]):
+            parts = self.reduce(batch)
+            if not parts:
                 continue
-            index = cols["ts"] // self.period_ns
-            low = int(index.min())
+            low = min(part.start_ns for part in parts) // self.period_ns
             if finished_before is not None and low < finished_before:
                 raise DarkscopeError(
                     "input is not in time order: packets of an earlier period appear after a "
@@ -157,15 +153,34 @@ class PeriodScanner:
             for done in sorted(k for k in open_periods if k < low):
                 yield open_periods.pop(done).finish(len(FINGERPRINTS))
                 finished_before = done + 1
-            for p in np.unique(index):
-                sel = index == p
-                sub = cols if sel.all() else _select(cols, sel)
-                partial = open_periods.setdefault(int(p), _Partial(int(p) * self.period_ns))
-                self._add(partial, sub)
+            for part in parts:
+                partial = open_periods.setdefault(part.start_ns // self.period_ns,
+                                                  _Partial(part.start_ns))
+                partial.items.append((part.item_keys, part.item_counts))
+                partial.hosts.append((part.hosts, part.packets, part.matches))
                 if len(partial.items) >= _COMPACT_EVERY:
                     partial.compact()
         for done in sorted(open_periods):
             yield open_periods.pop(done).finish(len(FINGERPRINTS))
+
+    def reduce(self, batch: pa.RecordBatch) -> list[Period]:
+        """What one batch contributes to each period it touches, reduced on its own: periods
+        of several batches add up key by key (how :meth:`scan` merges them, and how a cluster
+        scans batches in parallel)."""
+        cols = _columns(batch, self.catalogue)
+        keep = cols.valid["src"] & cols.valid["ts"]
+        if not keep.all():
+            cols = _select(cols, keep)
+        if not len(cols["ts"]):
+            return []
+        index = cols["ts"] // self.period_ns
+        out = []
+        for p in np.unique(index):
+            sel = index == p
+            partial = _Partial(int(p) * self.period_ns)
+            self._add(partial, cols if sel.all() else _select(cols, sel))
+            out.append(partial.finish(len(FINGERPRINTS)))
+        return out
 
     def _add(self, partial: _Partial, cols: Columns) -> None:
         src = cols["src"].astype(np.uint32)

@@ -65,15 +65,16 @@ def detect(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...]
     from darkscope.engines.spark import packets
     from darkscope.engines.spark.detect import decide, queue_reviews, verdict_table
     from darkscope.engines.spark.session import parse_conf, session
+    from darkscope.engines.spark.victims import victims
     from darkscope.io import check_output
     from darkscope.store import ReviewStore
 
-    _refuse(victims=victims_path, truth=truth, expert_oracle=expert_oracle,
-            expert_budget=expert_budget)
+    _refuse(truth=truth, expert_oracle=expert_oracle, expert_budget=expert_budget)
     if fmt not in (None, "parquet"):
         raise UsageError("--engine spark writes Parquet (a directory of part files)")
-    if "://" not in output:
-        check_output(output, overwrite)
+    for path in (output, victims_path):
+        if path and "://" not in path:
+            check_output(path, overwrite)
     paths = _packet_tables(inputs)
     saved = persist.load(model_path)
     rules = load_rules(rules_path)
@@ -92,6 +93,13 @@ def detect(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...]
                            F.sum("packets").alias("packets")).collect()}
         unqueued6 = decided.where((F.col("verdict") == "needs_review")
                                   & F.col("src6").isNotNull()).count()
+        if victims_path:
+            attacks = victims(rows, decided, scope, saved.definition.window_s).drop(
+                "start_ns", "end_ns").persist(StorageLevel.MEMORY_AND_DISK)
+            write_parquet(attacks, victims_path, overwrite)
+            found = attacks.agg(F.count(F.lit(1)).alias("attacks"),
+                                F.countDistinct("victim").alias("victims")).first()
+            attacks.unpersist()
         decided.unpersist()
     seconds = time.perf_counter() - started
     windows = sum(w for w, _ in counts.values())
@@ -101,7 +109,73 @@ def detect(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...]
                + ", ".join(f"{counts.get(v, (0, 0))[0]:,} {v}"
                            for v in ("ddos", "not_ddos", "needs_review"))
                + f" ({queued:,} queued in {'no store' if no_store else store_path}) -> {output}")
+    if victims_path:
+        click.echo(f"{found['attacks']:,} attacks on {found['victims']:,} victims -> "
+                   f"{victims_path}")
     if unqueued6:
         click.echo(f"warning: {unqueued6:,} IPv6 host-window(s) need review but were not "
                    "queued (the review store keys hosts by IPv4 address); find them in "
                    f"{output} where verdict = 'needs_review' and src6 is set", err=True)
+
+
+def rules_mine(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...],
+               output: str, period: str, min_hosts: int | None, min_support: float | None,
+               min_confidence: float, min_lift: float, max_len: int, items: str | None,
+               catalogue: str | None, min_share: float, max_values: int, sweep_values: int,
+               threshold: float, counter: str, all_rules: bool, top: int, fmt: str | None,
+               overwrite: bool) -> None:
+    """``rules mine --engine spark``: periods mined in parallel; the rules table (small) is
+    written by the driver in the format asked for, as the local engine writes it."""
+    from darkscope.engines.spark.patterns import mine
+    from darkscope.engines.spark.session import parse_conf, session
+    from darkscope.io import check_output, write_table
+    from darkscope.patterns.cli import csv_ready, mine_settings, report_mined
+    from darkscope.patterns.pipeline import check_summary
+
+    check_output(output, overwrite)
+    settings, chosen = mine_settings(period, min_hosts, min_support, min_confidence, min_lift,
+                                     max_len, items, catalogue, min_share, max_values,
+                                     sweep_values, threshold, counter, all_rules)
+    paths = _packet_tables(inputs)
+    spark = session(master, parse_conf(conf))
+    started = time.perf_counter()
+    table, summary = mine(spark.read.parquet(*paths), settings, chosen)
+    summary.seconds = time.perf_counter() - started
+    check_summary(summary, settings)
+    write_table(csv_ready(table, output, fmt), output, fmt, overwrite=overwrite)
+    report_mined(table, summary, output, top)
+
+
+def hosts_attribute(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...],
+                    output: str, period: str, threshold: float, fmt: str | None,
+                    overwrite: bool) -> None:
+    """``hosts attribute --engine spark``: a row per host and period, written by the
+    executors as a Parquet directory."""
+    from pyspark import StorageLevel
+
+    from darkscope.engines.spark.patterns import attribute
+    from darkscope.engines.spark.session import parse_conf, session
+    from darkscope.errors import DarkscopeError
+    from darkscope.io import check_output
+    from darkscope.patterns.cli import report_attributed
+    from darkscope.patterns.pipeline import parse_period
+
+    if not 0 <= threshold < 1:
+        raise UsageError(f"attribution threshold must be within 0..1 (exclusive), got "
+                         f"{threshold}")
+    if fmt not in (None, "parquet"):
+        raise UsageError("--engine spark writes Parquet (a directory of part files)")
+    if "://" not in output:
+        check_output(output, overwrite)
+    paths = _packet_tables(inputs)
+    spark = session(master, parse_conf(conf))
+    hosts = attribute(spark.read.parquet(*paths), parse_period(period), threshold).persist(
+        StorageLevel.MEMORY_AND_DISK)
+    counts = {r["family"]: r["count"] for r in hosts.groupBy("family").count().collect()}
+    if not counts:
+        hosts.unpersist()
+        raise DarkscopeError("the input has no IPv4 packets with timestamps: no host to "
+                             "attribute")
+    write_parquet(hosts, output, overwrite)
+    hosts.unpersist()
+    report_attributed(counts, output)

@@ -1,7 +1,8 @@
 """`darkscope export` and the TAXII 2.1 server, each against what a user would use instead, on
 the same findings in one run.
 
-    python -u benchmarks/intel.py [--hours 2] [--scale 1.0] [--taxii-scale 0.1] [--workdir DIR]
+    python -u benchmarks/intel.py [--hours 2] [--scale 1.0] [--taxii-scale 0.1]
+                                  [--parts export,taxii] [--workdir DIR]
 
 Data: ``simulate --scenario mirai-2016`` for ``--hours`` from 2016-09-01 (at ``--scale``), a
 model trained on 2 h of the day before, then ``backscatter detect --victims`` and
@@ -210,7 +211,8 @@ def taxii(work: Path, data: Path) -> None:
         "/discovery": {"title": "bench", "default": api_root, "api_roots": [api_root]},
         "bench": root}))
     (work / "medallion.json").write_text(json.dumps({
-        "backend": {"module_class": "MemoryBackend",
+        "backend": {"module": "medallion.backends.memory_backend",
+                    "module_class": "MemoryBackend",
                     "filename": str(work / "medallion-data.json")},
         "users": {"bench": PASSWORD}, "taxii": {"max_page_size": 1000}}))
     peer = subprocess.Popen([str(Path(sys.executable).parent / "medallion"), "--port",
@@ -243,49 +245,57 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--taxii-scale", type=float, default=0.1)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--parts", default="export,taxii",
+                        help="What to measure: export, taxii or both (comma-separated).")
     args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",")}
     work = Path(tempfile.mkdtemp(prefix="intel-bench-", dir=args.workdir))
     try:
-        began = time.perf_counter()
-        data = make_findings(work / "day", args.hours, args.scale)
-        print(f"findings of {args.hours} h at scale {args.scale} made in "
-              f"{time.perf_counter() - began:.0f} s")
-        import pyarrow.parquet as pq
-
-        verdicts = pq.read_table(data / "verdicts.parquet", columns=["verdict"])
-        print(f"{verdicts.num_rows:,} host-windows")
-
-        csv_out = work / "blocklist.csv"
-        ours, _ = best(lambda: run("export", "csv", str(data), "-o", str(csv_out),
-                                   "--overwrite", "--no-default-allowlist", "--no-progress"))
-        peer, peer_ips = best(lambda: duckdb_blocklist(data, work / "duckdb.csv"))
-        with csv_out.open() as listed:
-            mine = {row["ip"] for row in csv.DictReader(listed)}
-        assert {ip for ip in mine if ":" not in ip} == peer_ips, "not the same sources"
-        print(f"\nblocklist of {len(mine):,} sources: darkscope export csv {ours:.2f} s "
-              f"(process included), DuckDB query {peer:.2f} s: {peer / ours:.2f}x")
-
-        stix_out = work / "findings.json"
-        ours, _ = best(lambda: run("export", "stix", str(data), "-o", str(stix_out),
-                                   "--overwrite", "--no-default-allowlist", "--no-progress"))
-        objects = len(json.loads(stix_out.read_text())["objects"])
-        peer, peer_objects = best(lambda: pandas_stix(data, work / "pandas.json"), repeat=1)
-        print(f"STIX: darkscope export stix {ours:.1f} s for {objects:,} objects "
-              f"({objects / ours:,.0f}/s, {stix_out.stat().st_size / objects:,.0f} bytes each);"
-              f" pandas + stix2 script {peer:.1f} s for {peer_objects:,} "
-              f"({peer_objects / peer:,.0f}/s): {peer / ours:.2f}x, per object "
-              f"{(peer / peer_objects) / (ours / objects):.2f}x")
-
-        misp_out = work / "feed"
-        ours, _ = best(lambda: run("export", "misp", str(data), "-o", str(misp_out),
-                                   "--overwrite", "--no-default-allowlist", "--no-progress"),
-                       repeat=1)
-        print(f"MISP feed: darkscope export misp {ours:.1f} s for {len(mine):,} sources")
-
-        small = make_findings(work / "small", 1, args.taxii_scale)
-        taxii(work, small)
+        if "export" in parts:
+            export(work, args.hours, args.scale)
+        if "taxii" in parts:
+            taxii(work, make_findings(work / "small", 1, args.taxii_scale))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def export(work: Path, hours: int, scale: float) -> None:
+    """``export csv|stix|misp`` against their peers on one day of findings."""
+    began = time.perf_counter()
+    data = make_findings(work / "day", hours, scale)
+    print(f"findings of {hours} h at scale {scale} made in "
+          f"{time.perf_counter() - began:.0f} s")
+    import pyarrow.parquet as pq
+
+    verdicts = pq.read_table(data / "verdicts.parquet", columns=["verdict"])
+    print(f"{verdicts.num_rows:,} host-windows")
+
+    csv_out = work / "blocklist.csv"
+    ours, _ = best(lambda: run("export", "csv", str(data), "-o", str(csv_out),
+                               "--overwrite", "--no-default-allowlist", "--no-progress"))
+    peer, peer_ips = best(lambda: duckdb_blocklist(data, work / "duckdb.csv"))
+    with csv_out.open() as listed:
+        mine = {row["ip"] for row in csv.DictReader(listed)}
+    assert {ip for ip in mine if ":" not in ip} == peer_ips, "not the same sources"
+    print(f"\nblocklist of {len(mine):,} sources: darkscope export csv {ours:.2f} s "
+          f"(process included), DuckDB query {peer:.2f} s: {peer / ours:.2f}x")
+
+    stix_out = work / "findings.json"
+    ours, _ = best(lambda: run("export", "stix", str(data), "-o", str(stix_out),
+                               "--overwrite", "--no-default-allowlist", "--no-progress"))
+    objects = len(json.loads(stix_out.read_text())["objects"])
+    peer, peer_objects = best(lambda: pandas_stix(data, work / "pandas.json"), repeat=1)
+    print(f"STIX: darkscope export stix {ours:.1f} s for {objects:,} objects "
+          f"({objects / ours:,.0f}/s, {stix_out.stat().st_size / objects:,.0f} bytes each);"
+          f" pandas + stix2 script {peer:.1f} s for {peer_objects:,} "
+          f"({peer_objects / peer:,.0f}/s): {peer / ours:.2f}x, per object "
+          f"{(peer / peer_objects) / (ours / objects):.2f}x")
+
+    misp_out = work / "feed"
+    ours, _ = best(lambda: run("export", "misp", str(data), "-o", str(misp_out),
+                               "--overwrite", "--no-default-allowlist", "--no-progress"),
+                   repeat=1)
+    print(f"MISP feed: darkscope export misp {ours:.1f} s for {len(mine):,} sources")
 
 
 if __name__ == "__main__":

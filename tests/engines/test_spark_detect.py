@@ -124,6 +124,13 @@ def test_the_cli_on_spark_writes_what_the_local_cli_writes(sim_heldout, model_di
     assert "on Spark (local[2])" in done.stdout and "attacks on" in done.stdout
     _same_attacks(pq.read_table(tmp_path / "local-victims.parquet"),
                   pq.read_table(tmp_path / "spark-victims"))
+    # the standalone command, from the local engine's verdicts file and the Spark one's
+    for verdicts in (local, on_spark):
+        out = tmp_path / f"victims-of-{verdicts.stem}"
+        done = _run("backscatter", "victims", str(verdicts), str(ingested), "--telescope",
+                    TELESCOPE, "-o", str(out), "--engine", "spark", "--master", "local[2]")
+        assert done.returncode == 0, done.stderr
+        _same_attacks(pq.read_table(tmp_path / "local-victims.parquet"), pq.read_table(out))
     assert on_spark.is_dir() and not list(tmp_path.glob(".spark.parquet.*"))
     names = persist.load(model_dir).definition.names
     _compare(pq.read_table(local).to_pylist(), pq.read_table(on_spark).to_pylist(), names)

@@ -17,7 +17,12 @@ import numpy as np
 import pyarrow as pa
 
 from darkscope import __version__
-from darkscope.backscatter.features import FeatureDefinition, context_features, extract
+from darkscope.backscatter.features import (
+    FeatureDefinition,
+    HostWindows,
+    context_features,
+    extract,
+)
 from darkscope.backscatter.flow import (
     Decisions,
     ask_oracle,
@@ -82,6 +87,23 @@ def train(table: pa.Table, rules: RuleSet, telescope: Telescope, *,
     windows = extract(table, definition)
     rule_index, rule_label = apply_rules(rules, table, windows.row_of_packet, len(windows),
                                          windows.packets, telescope)
+    judged, context = context_features(table, windows)
+    return fit_windows(windows, rule_index, rule_label, judged, context, rules, base=base,
+                       store=store, truth=truth, expert_budget=expert_budget, params=params,
+                       seed=seed, started=started)
+
+
+def fit_windows(windows: HostWindows, rule_index: np.ndarray, rule_label: np.ndarray,
+                judged: np.ndarray, context: np.ndarray, rules: RuleSet, *,
+                base: SavedModel | None = None, store: ReviewStore | None = None,
+                truth: pa.Table | None = None, expert_budget: int | None = None,
+                params: dict | None = None, seed: int = 0,
+                started: float | None = None) -> tuple[SavedModel, TrainReport]:
+    """The training step on host-windows whose rules and judged vectors are known (however
+    they were computed). Rows are used in the order given: the model's solvers visit them in
+    order, so another order trains a slightly different model."""
+    started = time.perf_counter() if started is None else started
+    definition = windows.definition
     labels = store.labels() if store is not None else {}
     expert = label_lookup(windows, labels)
     stored_X, stored_y = _stored_expert_rows(store, definition,
@@ -105,7 +127,6 @@ def train(table: pa.Table, rules: RuleSet, telescope: Telescope, *,
         saved.info["updates"] = int(saved.info.get("updates", 0)) + 1
 
     open_rows = np.flatnonzero((rule_index == NO_RULE) & ~known)
-    judged, context = context_features(table, windows)
     verdict, confidence, outlier = saved.model.decide(judged[open_rows])
     # Only the open rows can be REVIEW; the others stay NOT_DDOS here and are not used.
     decisions = Decisions(windows, np.full(len(windows), NOT_DDOS, np.int64),

@@ -179,3 +179,56 @@ def hosts_attribute(*, master: str | None, conf: tuple[str, ...], inputs: tuple[
     write_parquet(hosts, output, overwrite)
     hosts.unpersist()
     report_attributed(counts, output)
+
+
+def _ns(column: str, frame: Any) -> Any:
+    """A time column as nanoseconds: a Spark timestamp (microseconds) or already a long."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType
+
+    if isinstance(frame.schema[column].dataType, LongType):
+        return F.col(column)
+    return F.unix_micros(F.col(column)) * 1000
+
+
+def victims(*, master: str | None, conf: tuple[str, ...], verdicts_path: str,
+            inputs: tuple[str, ...], output: str, telescope: str, gap: float,
+            fmt: str | None, overwrite: bool) -> None:
+    """``backscatter victims --engine spark``: the attacks in a verdicts table (the local
+    engine's file or a Spark-written directory) and its packets."""
+    from pyspark.sql import functions as F
+
+    from darkscope.backscatter.features import NS
+    from darkscope.engines.spark import packets
+    from darkscope.engines.spark.session import parse_conf, session
+    from darkscope.engines.spark.victims import victims as find_victims
+    from darkscope.io import check_output
+
+    if fmt not in (None, "parquet"):
+        raise UsageError("--engine spark writes Parquet (a directory of part files)")
+    if "://" not in output:
+        check_output(output, overwrite)
+    paths = _packet_tables(inputs)
+    spark = session(master, parse_conf(conf))
+    verdicts = spark.read.parquet(verdicts_path)
+    missing = {"src", "window_start", "window_end", "verdict"} - set(verdicts.columns)
+    if missing:
+        raise UsageError(f"{verdicts_path}: verdicts lack column(s) "
+                         f"{', '.join(sorted(missing))}")
+    verdicts = verdicts.select("src", "verdict", _ns("window_start", verdicts).alias(
+        "window_start"), _ns("window_end", verdicts).alias("window_end"))
+    spans = [r["span"] for r in verdicts.select(
+        (F.col("window_end") - F.col("window_start")).alias("span")).distinct().limit(2)
+        .collect()]
+    if len(spans) != 1 or spans[0] % NS:
+        raise UsageError(f"{verdicts_path}: --engine spark finds attacks in time windows of "
+                         "one length; these verdicts have windows of several (packet-count "
+                         "windows?): use the local engine")
+    rows = packets.detector_rows(packets.read(spark, paths))
+    scope = packets.resolve(rows, telescope)
+    attacks = find_victims(rows, verdicts, scope, spans[0] // NS, gap_s=gap).drop(
+        "start_ns", "end_ns")
+    write_parquet(attacks, output, overwrite)
+    found = spark.read.parquet(output).agg(F.count(F.lit(1)).alias("attacks"),
+                                           F.countDistinct("victim").alias("victims")).first()
+    click.echo(f"{found['attacks']:,} attacks on {found['victims']:,} victims -> {output}")

@@ -5,10 +5,6 @@ that ingests them."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +21,6 @@ from darkscope.engines.spark import detect, packets
 from darkscope.engines.spark import victims as spark_victims
 from darkscope.store import ReviewStore
 
-DARKSCOPE = str(Path(sys.executable).parent / "darkscope")
 TELESCOPE = "203.0.0.0/16"
 
 
@@ -101,14 +96,9 @@ def test_attacks_on_victims_match_the_local_engine(spark, sim_heldout, model_dir
     _same_attacks(local, theirs.drop("start_ns", "end_ns").toArrow())
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DARKSCOPE, *args, "--no-progress"], capture_output=True, text=True,
-                          timeout=900)
-
-
-def test_the_cli_on_spark_writes_what_the_local_cli_writes(sim_heldout, model_dir, tmp_path):
-    ingested = tmp_path / "packets"
-    assert _run("ingest", str(sim_heldout.capture), "-o", str(ingested)).returncode == 0
+def test_the_cli_on_spark_writes_what_the_local_cli_writes(darkscope, ingested, sim_heldout,
+                                                           model_dir, tmp_path):
+    _run = darkscope
     local = tmp_path / "local.parquet"
     done = _run("backscatter", "detect", str(ingested), "--model", str(model_dir),
                 "--telescope", TELESCOPE, "-o", str(local), "--store",

@@ -4,10 +4,6 @@ IPv6 hosts are IPv4 hosts moved to addresses of their own."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,8 +13,6 @@ import pytest
 from darkscope.backscatter.features import FeatureDefinition, context_features, extract
 from darkscope.backscatter.inputs import read_packets
 from darkscope.engines.spark import features, packets
-
-DARKSCOPE = str(Path(sys.executable).parent / "darkscope")
 
 
 def _local(table: pa.Table, definition: FeatureDefinition) -> dict[tuple[str, int], dict]:
@@ -60,11 +54,7 @@ def _same(local: dict, spark: dict) -> None:
                                    err_msg=str(key))
 
 
-def test_features_of_an_ingested_day_equal_the_local_engine(spark, sim_heldout, tmp_path):
-    ingested = tmp_path / "packets"
-    subprocess.run([DARKSCOPE, "ingest", str(sim_heldout.capture), "-o", str(ingested),
-                    "--partition", "hour", "--no-progress"], check=True, capture_output=True)
-    assert len(list(ingested.glob("hour=*"))) >= 2
+def test_features_of_an_ingested_day_equal_the_local_engine(spark, ingested):
     definition = FeatureDefinition()
     local = _local(read_packets(ingested), definition)
     assert any(w["context"] for w in local.values())   # sparse windows judged on context

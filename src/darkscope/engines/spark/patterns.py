@@ -48,14 +48,15 @@ _STATS = [("stat_hosts", pa.int64()), ("stat_rules", pa.int64()),
 
 
 def _fix_layouts(packets: Any, catalogue: Catalogue) -> None:
-    """Code the TCP option layouts in order of first appearance (then by text)."""
+    """Code the TCP option layouts in order of first appearance in time (then by text), over
+    every packet, as the local scanner codes them while it reads."""
     from pyspark.sql import functions as F
 
     if "tcp_layout" not in packets.columns:
         return
-    seen = (packets.where(F.col("src").isNotNull() & F.col("ts").isNotNull())
-            .groupBy(F.coalesce(F.col("tcp_layout"), F.lit("")).alias("layout"))
-            .agg(F.min("ts").alias("first")).orderBy("first", "layout").collect())
+    seen = (packets.groupBy(F.coalesce(F.col("tcp_layout"), F.lit("")).alias("layout"))
+            .agg(F.min("ts").alias("first"))
+            .orderBy(F.asc_nulls_last("first"), "layout").collect())
     catalogue.layouts.encode([row["layout"] for row in seen])
 
 

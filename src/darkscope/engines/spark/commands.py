@@ -40,6 +40,23 @@ def _refuse(**given: Any) -> None:
                              "spark yet; run it with the local engine")
 
 
+def _start(master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...],
+           outputs: tuple[str | None, ...], overwrite: bool, fmt: str | None = None,
+           any_format: bool = False) -> tuple[Any, list[str]]:
+    """What every Spark command checks before it starts a session (output format, outputs
+    free, inputs packet tables), then the session and the input paths."""
+    from darkscope.engines.spark.session import parse_conf, session
+    from darkscope.io import check_output
+
+    if not any_format and fmt not in (None, "parquet"):
+        raise UsageError("--engine spark writes Parquet (a directory of part files)")
+    for path in outputs:
+        if path and "://" not in path:
+            check_output(path, overwrite)
+    paths = _packet_tables(inputs)
+    return session(master, parse_conf(conf)), paths
+
+
 def write_parquet(frame: Any, output: str, overwrite: bool) -> None:
     """``frame`` as a Parquet directory at ``output``, never half-written on a local disk."""
     from darkscope.io import atomic_path
@@ -64,21 +81,13 @@ def detect(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...]
     from darkscope.backscatter.rules import load_rules
     from darkscope.engines.spark import packets
     from darkscope.engines.spark.detect import decide, queue_reviews, verdict_table
-    from darkscope.engines.spark.session import parse_conf, session
     from darkscope.engines.spark.victims import victims
-    from darkscope.io import check_output
     from darkscope.store import ReviewStore
 
     _refuse(truth=truth, expert_oracle=expert_oracle, expert_budget=expert_budget)
-    if fmt not in (None, "parquet"):
-        raise UsageError("--engine spark writes Parquet (a directory of part files)")
-    for path in (output, victims_path):
-        if path and "://" not in path:
-            check_output(path, overwrite)
-    paths = _packet_tables(inputs)
     saved = persist.load(model_path)
     rules = load_rules(rules_path)
-    spark = session(master, parse_conf(conf))
+    spark, paths = _start(master, conf, inputs, (output, victims_path), overwrite, fmt)
     started = time.perf_counter()
     rows = packets.detector_rows(packets.read(spark, paths))
     scope = packets.resolve(rows, telescope)
@@ -127,17 +136,14 @@ def rules_mine(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, 
     """``rules mine --engine spark``: periods mined in parallel; the rules table (small) is
     written by the driver in the format asked for, as the local engine writes it."""
     from darkscope.engines.spark.patterns import mine
-    from darkscope.engines.spark.session import parse_conf, session
-    from darkscope.io import check_output, write_table
+    from darkscope.io import write_table
     from darkscope.patterns.cli import csv_ready, mine_settings, report_mined
     from darkscope.patterns.pipeline import check_summary
 
-    check_output(output, overwrite)
     settings, chosen = mine_settings(period, min_hosts, min_support, min_confidence, min_lift,
                                      max_len, items, catalogue, min_share, max_values,
                                      sweep_values, threshold, counter, all_rules)
-    paths = _packet_tables(inputs)
-    spark = session(master, parse_conf(conf))
+    spark, paths = _start(master, conf, inputs, (output,), overwrite, any_format=True)
     started = time.perf_counter()
     table, summary = mine(spark.read.parquet(*paths), settings, chosen)
     summary.seconds = time.perf_counter() - started
@@ -154,21 +160,14 @@ def hosts_attribute(*, master: str | None, conf: tuple[str, ...], inputs: tuple[
     from pyspark import StorageLevel
 
     from darkscope.engines.spark.patterns import attribute
-    from darkscope.engines.spark.session import parse_conf, session
     from darkscope.errors import DarkscopeError
-    from darkscope.io import check_output
     from darkscope.patterns.cli import report_attributed
     from darkscope.patterns.pipeline import parse_period
 
     if not 0 <= threshold < 1:
         raise UsageError(f"attribution threshold must be within 0..1 (exclusive), got "
                          f"{threshold}")
-    if fmt not in (None, "parquet"):
-        raise UsageError("--engine spark writes Parquet (a directory of part files)")
-    if "://" not in output:
-        check_output(output, overwrite)
-    paths = _packet_tables(inputs)
-    spark = session(master, parse_conf(conf))
+    spark, paths = _start(master, conf, inputs, (output,), overwrite, fmt)
     hosts = attribute(spark.read.parquet(*paths), parse_period(period), threshold).persist(
         StorageLevel.MEMORY_AND_DISK)
     counts = {r["family"]: r["count"] for r in hosts.groupBy("family").count().collect()}
@@ -200,16 +199,9 @@ def victims(*, master: str | None, conf: tuple[str, ...], verdicts_path: str,
 
     from darkscope.backscatter.features import NS
     from darkscope.engines.spark import packets
-    from darkscope.engines.spark.session import parse_conf, session
     from darkscope.engines.spark.victims import victims as find_victims
-    from darkscope.io import check_output
 
-    if fmt not in (None, "parquet"):
-        raise UsageError("--engine spark writes Parquet (a directory of part files)")
-    if "://" not in output:
-        check_output(output, overwrite)
-    paths = _packet_tables(inputs)
-    spark = session(master, parse_conf(conf))
+    spark, paths = _start(master, conf, inputs, (output,), overwrite, fmt)
     verdicts = spark.read.parquet(verdicts_path)
     missing = {"src", "window_start", "window_end", "verdict"} - set(verdicts.columns)
     if missing:

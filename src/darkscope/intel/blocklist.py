@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 
-from darkscope.intel.findings import Source
+from darkscope.intel.findings import EPOCH, Source
 from darkscope.io import write_table
 
 BLOCKLIST_SCHEMA = pa.schema([
@@ -18,13 +18,12 @@ BLOCKLIST_SCHEMA = pa.schema([
     ("tags", pa.string()),          # ';'-separated: tool:mirai;decided-by:rule:tcp-syn
     ("confidence", pa.float64()),
 ])
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 
 
 def _seconds(times: list[datetime]) -> pa.Array:
     """Datetimes as timestamp[s] through integers (pyarrow converts datetimes slowly)."""
-    return pa.array([(t - _EPOCH) // _SECOND for t in times], pa.int64()).cast(
+    return pa.array([(t - EPOCH) // _SECOND for t in times], pa.int64()).cast(
         pa.timestamp("s", tz="UTC"))
 
 

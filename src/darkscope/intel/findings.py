@@ -292,7 +292,7 @@ def _victims(paths: list[Path]) -> list[Victim]:
             for r in table.to_pylist() if r["victim"] is not None]
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _pylist(column: pa.ChunkedArray) -> list:
@@ -301,7 +301,7 @@ def _pylist(column: pa.ChunkedArray) -> list:
     if not pa.types.is_timestamp(column.type):
         return column.to_pylist()
     micros = pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False), pa.int64())
-    return [None if us is None else _EPOCH + timedelta(microseconds=us)
+    return [None if us is None else EPOCH + timedelta(microseconds=us)
             for us in micros.to_pylist()]
 
 

@@ -16,12 +16,11 @@ import ipaddress
 from typing import Any
 
 from darkscope.backscatter.features import NO_PORT
+from darkscope.backscatter.inputs import COLUMNS
 from darkscope.backscatter.telescope import DEFAULT_PREFIX_LENGTH6, Telescope, parse_spec
 from darkscope.errors import UsageError
 
 NO_PROTO = 256
-COLUMNS = ("ts", "src", "dst", "src6", "dst6", "proto", "sport", "dport", "tcp_flags",
-           "payload_len", "icmp_type", "inner_src", "inner_src6", "payload_head")
 
 
 def read(spark: Any, paths: list[str]) -> Any:

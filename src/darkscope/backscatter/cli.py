@@ -9,6 +9,7 @@ import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,11 @@ from darkscope import progress
 from darkscope.clikit import common, format_option, output_option, overwrite_option, seed_option
 from darkscope.errors import UsageError
 from darkscope.io import check_output, write_json, write_table
+
+if TYPE_CHECKING:
+    from darkscope.backscatter.features import FeatureDefinition
+    from darkscope.backscatter.persist import SavedModel
+    from darkscope.backscatter.training import TrainReport
 
 store_option = click.option(
     "--store", "store_path", envvar="DARKSCOPE_STORE", default="darkscope.db",
@@ -46,8 +52,10 @@ def _oracle(func):
     return func
 
 
-def _truth(truth: str | None, expert_oracle: bool):
+def oracle_truth(truth: str | None, expert_oracle: bool):
+    """The truth table ``--expert-oracle`` answers from (None without the oracle)."""
     from darkscope.backscatter.tables import read_table
+
     if expert_oracle and not truth:
         raise UsageError("--expert-oracle needs --truth")
     if truth and not expert_oracle:
@@ -123,27 +131,39 @@ def train(inputs: tuple[str, ...], output: str, update_path: str | None, window:
     Example: darkscope backscatter train sim.pcap --truth truth.parquet --expert-oracle -o model/
     """
     from darkscope.backscatter import persist
-    from darkscope.backscatter.features import FeatureDefinition
     from darkscope.backscatter.rules import load_rules
     from darkscope.backscatter.training import train_stream
     from darkscope.store import ReviewStore
 
     check_output(output, overwrite)
-    truth_table = _truth(truth, expert_oracle)
+    truth_table = oracle_truth(truth, expert_oracle)
     rules = load_rules(rules_path)
     base = persist.load(update_path) if update_path else None
-    shared = {"variant": variant, "context_s": _seconds(context, "--context"),
-              "context_below": context_below}
-    if window_packets:
-        definition = FeatureDefinition(window_s=None, window_packets=window_packets, **shared)
-    else:
-        definition = FeatureDefinition(window_s=_seconds(window), **shared)
+    definition = feature_definition(window, window_packets, variant, context, context_below)
     with ReviewStore(store_path) as store, progress.track("train"):
         saved, report, scope, packets = train_stream(
             list(inputs), rules, telescope, definition=definition, base=base, store=store,
             truth=truth_table, expert_budget=expert_budget, seed=seed)
     persist.save(saved, output, overwrite=overwrite)
-    summary = {"model": output, "packets": packets, "telescope": str(scope),
+    report_trained(saved, report, str(scope), packets, output, as_json)
+
+
+def feature_definition(window: str, window_packets: int | None, variant: str, context: str,
+                       context_below: int) -> FeatureDefinition:
+    """The feature definition ``backscatter train``'s options name."""
+    from darkscope.backscatter.features import FeatureDefinition
+
+    shared = {"variant": variant, "context_s": _seconds(context, "--context"),
+              "context_below": context_below}
+    if window_packets:
+        return FeatureDefinition(window_s=None, window_packets=window_packets, **shared)
+    return FeatureDefinition(window_s=_seconds(window), **shared)
+
+
+def report_trained(saved: SavedModel, report: TrainReport, telescope: str, packets: int,
+                   output: str, as_json: bool) -> None:
+    """What ``backscatter train`` prints once the model is saved (on either engine)."""
+    summary = {"model": output, "packets": packets, "telescope": telescope,
                "features": saved.definition.describe(), **report.as_dict()}
     if as_json:
         click.echo(json.dumps(summary))
@@ -190,7 +210,7 @@ def detect(inputs: tuple[str, ...], model_path: str, output: str, victims_path: 
     check_output(output, overwrite)
     if victims_path:
         check_output(victims_path, overwrite)
-    truth_table = _truth(truth, expert_oracle)
+    truth_table = oracle_truth(truth, expert_oracle)
     saved = persist.load(model_path)
     rules = load_rules(rules_path)
     started = time.perf_counter()

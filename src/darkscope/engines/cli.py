@@ -16,6 +16,7 @@ from darkscope.errors import UsageError
 
 # (group, command) -> "module:function" taking the command's arguments plus master and conf
 ON_SPARK: dict[tuple[str, str], str] = {
+    ("backscatter", "train"): "darkscope.engines.spark.commands:train",
     ("backscatter", "detect"): "darkscope.engines.spark.commands:detect",
     ("backscatter", "victims"): "darkscope.engines.spark.commands:victims",
     ("rules", "mine"): "darkscope.engines.spark.commands:rules_mine",

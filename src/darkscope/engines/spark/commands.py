@@ -68,6 +68,48 @@ def write_parquet(frame: Any, output: str, overwrite: bool) -> None:
         frame.write.parquet(str(staged))
 
 
+def train(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...], output: str,
+          update_path: str | None, window: str, window_packets: int | None, variant: str,
+          context: str, context_below: int, truth: str | None, expert_oracle: bool,
+          expert_budget: int | None, rules_path: str | None, store_path: str, telescope: str,
+          seed: int, overwrite: bool, as_json: bool) -> None:
+    """``backscatter train --engine spark``: features, judged vectors and rules on the
+    cluster; the model fitted on the driver (:mod:`.train`) and saved there."""
+    from darkscope.backscatter import persist
+    from darkscope.backscatter.cli import feature_definition, oracle_truth, report_trained
+    from darkscope.backscatter.rules import load_rules
+    from darkscope.backscatter.training import fit_windows
+    from darkscope.engines.spark import packets
+    from darkscope.engines.spark.train import host_windows, training_windows
+    from darkscope.errors import DarkscopeError
+    from darkscope.store import ReviewStore
+
+    if "://" in output:
+        raise UsageError(f"{output}: the model is written by the driver: give a local "
+                         "directory")
+    truth_table = oracle_truth(truth, expert_oracle)
+    ruleset = load_rules(rules_path)
+    base = persist.load(update_path) if update_path else None
+    definition = base.definition if base is not None else feature_definition(
+        window, window_packets, variant, context, context_below)
+    spark, paths = _start(master, conf, inputs, (output,), overwrite, any_format=True)
+    started = time.perf_counter()
+    rows = packets.detector_rows(packets.read(spark, paths, positions=True))
+    scope = packets.resolve(rows, telescope)
+    table = training_windows(rows, definition, ruleset, scope)
+    if not table.num_rows:
+        raise DarkscopeError(f"{', '.join(paths)}: no IPv4 or IPv6 packets with a timestamp "
+                             "to train on")
+    windows, rule_index, rule_label, judged, context_packets = host_windows(
+        table, definition, ruleset)
+    with ReviewStore(store_path) as store:
+        saved, report = fit_windows(windows, rule_index, rule_label, judged, context_packets,
+                                    ruleset, base=base, store=store, truth=truth_table,
+                                    expert_budget=expert_budget, seed=seed, started=started)
+    persist.save(saved, output, overwrite=overwrite)
+    report_trained(saved, report, str(scope), int(windows.packets.sum()), output, as_json)
+
+
 def detect(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...],
            model_path: str, output: str, victims_path: str | None, truth: str | None,
            expert_oracle: bool, expert_budget: int | None, rules_path: str | None,

@@ -67,6 +67,16 @@ def _labels(spark: Any, labels: dict[tuple[int, int | None], Label] | None) -> t
             table(host, ["label_src", "host_label"]))
 
 
+def judged_windows(rows: Any, definition: FeatureDefinition, ruleset: RuleSet,
+                   telescope: Telescope) -> Any:
+    """Per host-window: the features, the judged vector (``judged_<feature>``),
+    ``context_packets`` and ``rule`` (the deciding rule's index, or ``NO_RULE``)."""
+    windows = features.host_windows(rows, definition)
+    return features.judged(rows, windows, definition).join(
+        rules.deciding_rules(rows, ruleset, telescope, definition.window_s),
+        ["host", "window_start"])
+
+
 def decide(spark: Any, rows: Any, saved: SavedModel, ruleset: RuleSet, telescope: Telescope,
            labels: dict[tuple[int, int | None], Label] | None = None) -> Any:
     """Verdicts for the host-windows of ``rows`` (:func:`.packets.detector_rows`): src (null
@@ -84,10 +94,7 @@ def decide(spark: Any, rows: Any, saved: SavedModel, ruleset: RuleSet, telescope
     )
 
     definition = saved.definition
-    windows = features.host_windows(rows, definition)
-    judged = features.judged(rows, windows, definition).join(
-        rules.deciding_rules(rows, ruleset, telescope, definition.window_s),
-        ["host", "window_start"])
+    judged = judged_windows(rows, definition, ruleset, telescope)
     rule_labels = np.array([1 if r.label == "ddos" else 0 for r in ruleset.rules] + [-1],
                            np.int64)
     model = spark.sparkContext.broadcast(saved.model)

@@ -23,15 +23,18 @@ from darkscope.errors import UsageError
 NO_PROTO = 256
 
 
-def read(spark: Any, paths: list[str]) -> Any:
+def read(spark: Any, paths: list[str], positions: bool = False) -> Any:
     """The detector's columns of the packet tables at ``paths`` (IPv6 columns null where a
-    table predates them)."""
+    table predates them); with ``positions``, each row's file and row in it (``first_file``,
+    ``first_row``: the order the local engine reads them in)."""
     from pyspark.sql import functions as F
 
     frame = spark.read.parquet(*paths)
     have = set(frame.columns)
+    where = [F.col("_metadata.file_path").alias("first_file"),
+             F.col("_metadata.row_index").alias("first_row")] if positions else []
     return frame.select(*[F.col(c) if c in have else F.lit(None).cast(
-        "binary" if c.endswith("6") else "long").alias(c) for c in COLUMNS])
+        "binary" if c.endswith("6") else "long").alias(c) for c in COLUMNS], *where)
 
 
 def detector_rows(packets: Any) -> Any:

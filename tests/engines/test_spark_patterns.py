@@ -51,3 +51,24 @@ def test_hosts_attributed_on_spark_are_the_local_hosts(darkscope, ingested, tmp_
     assert mine_rows == rows(theirs)
     assert {"mirai", "zmap", "unknown"} <= {r[2] for r in mine_rows}
     assert mine.stdout.split(" -> ")[0] == spark.stdout.split(" -> ")[0]
+
+
+def test_the_timeline_on_spark_is_the_local_timeline(darkscope, ingested, tmp_path):
+    rules = tmp_path / "rules.parquet"
+    assert darkscope("rules", "mine", str(ingested), "-o", str(rules), "--period", "1h",
+                     "--min-hosts", "10", "--min-lift", "0").returncode == 0
+    pages = {}
+    for name, engine in (("local", ()), ("spark", SPARK)):
+        done = darkscope("rules", "timeline", str(rules), "-o", str(tmp_path / f"{name}.html"),
+                         "--table", str(tmp_path / f"{name}.parquet"), "--scenario",
+                         "mirai-2016", *engine)
+        assert done.returncode == 0, done.stderr
+        pages[name] = (tmp_path / f"{name}.html").read_text(), done.stdout.split(" -> ")[0]
+    assert pages["local"] == pages["spark"] and "over 2 periods" in pages["local"][1]
+    local, spark = pq.read_table(tmp_path / "local.parquet"), pq.read_table(
+        tmp_path / "spark.parquet")
+    assert local.num_rows > 10 and local.to_pylist() == spark.to_pylist()
+    wrong = darkscope("rules", "timeline", str(ingested / "missing.parquet"), "-o",
+                      str(tmp_path / "x.html"), *SPARK)
+    assert wrong.returncode == 2 and "no such file" in wrong.stderr
+    assert not (tmp_path / "x.html").exists()

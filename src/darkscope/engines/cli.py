@@ -20,6 +20,7 @@ ON_SPARK: dict[tuple[str, str], str] = {
     ("backscatter", "detect"): "darkscope.engines.spark.commands:detect",
     ("backscatter", "victims"): "darkscope.engines.spark.commands:victims",
     ("rules", "mine"): "darkscope.engines.spark.commands:rules_mine",
+    ("rules", "timeline"): "darkscope.engines.spark.commands:rules_timeline",
     ("hosts", "attribute"): "darkscope.engines.spark.commands:hosts_attribute",
 }
 _ENGINE_HELP = ("Where to compute: local (this machine), or spark (an Apache Spark cluster; "

@@ -185,6 +185,25 @@ def timeline_command(rules_tables: tuple[str, ...], output: str, png: str | None
 
     Example: darkscope rules timeline rules.parquet --scenario mirai-2016 -o timeline.html
     """
+    from darkscope.patterns.timeline import read_rules
+
+    check_timeline_outputs(output, png, table, overwrite)
+    write_timeline(read_rules(list(rules_tables)), output, png, table, events, scenario, match,
+                   top, overwrite)
+
+
+def check_timeline_outputs(output: str, png: str | None, table: str | None,
+                           overwrite: bool) -> None:
+    """Refuse before any work when an output of ``rules timeline`` exists."""
+    for path in (output, png, table):
+        if path is not None:
+            check_output(path, overwrite)
+
+
+def write_timeline(rules_table: pa.Table, output: str, png: str | None, table: str | None,
+                   events: tuple[str, ...], scenario: str | None, match: str | None, top: int,
+                   overwrite: bool) -> None:
+    """``rules timeline``'s outputs from the rules read (on either engine)."""
     from darkscope.io import atomic_path
     from darkscope.patterns.timeline import (
         Marker,
@@ -192,18 +211,13 @@ def timeline_command(rules_tables: tuple[str, ...], output: str, png: str | None
         chart_png,
         html_page,
         parse_marker,
-        read_rules,
     )
 
-    for path in (output, png, table):
-        if path is not None:
-            check_output(path, overwrite)
     markers = [parse_marker(text) for text in events]
     if scenario is not None:
         from darkscope.simulate import load_scenario
 
         markers += [Marker(ns, label) for ns, label in load_scenario(scenario).events]
-    rules_table = read_rules(list(rules_tables))
     if match:
         from darkscope.patterns.mining import rule_text
 

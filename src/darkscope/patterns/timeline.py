@@ -58,17 +58,19 @@ class Timeline:
 
 def read_rules(paths: list[str | Path]) -> pa.Table:
     """Rules tables in every format ``rules mine`` writes (Parquet, CSV, JSON Lines)."""
-    tables = []
-    for path in paths:
-        table = _read_one(Path(path))
-        missing = [c for c in _NEEDED if c not in table.column_names]
-        if missing:
-            raise InputFormatError(path, "not a darkscope rules table: no column "
-                                         + ", ".join(missing))
-        tables.append(table)
+    tables = [check_rules(_read_one(Path(path)), str(path)) for path in paths]
     if not tables:
         raise UsageError("no rules table given")
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+def check_rules(table: pa.Table, where: str) -> pa.Table:
+    """``table`` if it has the columns a timeline follows, else an error naming ``where``."""
+    missing = [c for c in _NEEDED if c not in table.column_names]
+    if missing:
+        raise InputFormatError(where, "not a darkscope rules table: no column "
+                                      + ", ".join(missing))
+    return table
 
 
 def _read_one(path: Path) -> pa.Table:

@@ -194,6 +194,38 @@ def rules_mine(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, 
     report_mined(table, summary, output, top)
 
 
+def rules_timeline(*, master: str | None, conf: tuple[str, ...], rules_tables: tuple[str, ...],
+                   output: str, png: str | None, table: str | None, events: tuple[str, ...],
+                   scenario: str | None, match: str | None, top: int, overwrite: bool) -> None:
+    """``rules timeline --engine spark``: the rules tables read where they lie (Parquet on
+    HDFS or S3: ``rules mine -o`` files or Spark-written directories); they are small, so
+    the driver follows them and writes the page as the local engine does."""
+    import pyarrow as pa
+
+    from darkscope.patterns.cli import check_timeline_outputs, write_timeline
+    from darkscope.patterns.timeline import check_rules
+
+    for path in (output, png, table):
+        if path and "://" in path:
+            raise UsageError(f"{path}: the timeline is written by the driver: give a local "
+                             "path")
+    check_timeline_outputs(output, png, table, overwrite)
+    for given in rules_tables:
+        if "://" not in given and not any(c in given for c in "*?[") and \
+                not Path(given).exists():
+            raise UsageError(f"rules table {given}: no such file or directory")
+    from darkscope.engines.spark.session import parse_conf, session
+
+    spark = session(master, parse_conf(conf))
+    rules = check_rules(spark.read.parquet(*rules_tables).toArrow(), ", ".join(rules_tables))
+    # Spark reads Parquet's nanosecond timestamps as the long they are (session settings)
+    at = rules.schema.get_field_index("period_start")
+    if pa.types.is_integer(rules.schema.field(at).type):
+        rules = rules.set_column(at, "period_start",
+                                 rules["period_start"].cast(pa.timestamp("ns", tz="UTC")))
+    write_timeline(rules, output, png, table, events, scenario, match, top, overwrite)
+
+
 def hosts_attribute(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...],
                     output: str, period: str, threshold: float, fmt: str | None,
                     overwrite: bool) -> None:

@@ -1,14 +1,14 @@
 """The local engine against ``--engine spark`` on the same packets, in one run.
 
-    python -u benchmarks/spark.py [--hours 18] [--scale 1.0] [--workdir DIR] [--skip-cluster]
+    python -u benchmarks/spark.py [--hours 24] [--scale 1.0] [--workdir DIR] [--skip-cluster]
 
 Data: ``simulate --scenario mirai-2016`` for ``--hours`` at ``--scale`` (the defaults give
 about 20 M packets) as a packet table, and a model trained on 2 h of the day before. Measured,
 each as the command a user runs (process start included), with the verdicts counted on every
 side so the runs are known to agree:
 
-- ``backscatter detect`` and ``rules mine`` on the local engine, and with ``--engine spark
-  --master local[2]``;
+- ``backscatter detect``, ``rules mine`` and ``backscatter train --update`` on the local
+  engine, and with ``--engine spark --master local[2]``;
 - the same on a standalone Spark cluster started here (a master and one, then two workers of
   one core each: a cluster in miniature, on this machine's two cores), for the scaling from
   one worker to two.
@@ -95,21 +95,26 @@ def make_data(work: Path, hours: int, scale: float) -> tuple[Path, Path]:
 
 
 def measure(work: Path, table: Path, model: Path, label: str, engine: tuple[str, ...]
-            ) -> tuple[float, float, str]:
+            ) -> tuple[float, float, float, str]:
     tag = label.replace(" ", "-").replace("[", "").replace("]", "")
     detect_s, out = run("backscatter", "detect", str(table), "--model", str(model),
                         "--telescope", TELESCOPE, "--no-store", "-o",
                         str(work / f"verdicts-{tag}.parquet"), *engine)
     rules_s, _ = run("rules", "mine", str(table), "--min-hosts", "1000", "-o",
                      str(work / f"rules-{tag}.parquet"), *engine)
+    # an online update of the model over the whole input (the local engine: one step per
+    # 4 M packets; Spark: one step, fitted on the driver)
+    train_s, _ = run("backscatter", "train", str(table), "--update", str(model), "--telescope",
+                     TELESCOPE, "--store", str(work / f"train-{tag}.db"), "-o",
+                     str(work / f"model-{tag}"), *engine)
     print(f"  {label:<28} detect {detect_s:7.1f} s   rules mine {rules_s:7.1f} s   "
-          f"({_counts(out)})", flush=True)
-    return detect_s, rules_s, _counts(out)
+          f"train {train_s:7.1f} s   ({_counts(out)})", flush=True)
+    return detect_s, rules_s, train_s, _counts(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hours", type=int, default=18)
+    parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--skip-cluster", action="store_true",
@@ -126,7 +131,8 @@ def main() -> None:
         print(f"{packets:,} packets ({args.hours} h of mirai-2016 at scale {args.scale}), "
               f"made in {time.perf_counter() - began:.0f} s", flush=True)
         results = {"local engine": measure(work, table, model, "local engine", ())}
-        spark = ("--engine", "spark", "--conf", "spark.sql.shuffle.partitions=8")
+        spark = ("--engine", "spark", "--conf", "spark.sql.shuffle.partitions=8", "--conf",
+                 "spark.driver.memory=4g")
         results["spark local[2]"] = measure(work, table, model, "spark local[2]",
                                             (*spark, "--master", "local[2]"))
         if not args.skip_cluster:
@@ -143,14 +149,15 @@ def main() -> None:
                 results[label] = measure(work, table, model, label, (
                     *spark, "--master", master, "--conf", "spark.executor.memory=2g"))
         local = results["local engine"]
-        assert len({r[2] for r in results.values()}) == 1, "the engines disagree"
-        print("\nagainst the local engine (detect, rules mine):")
-        for label, (detect_s, rules_s, _) in results.items():
-            print(f"  {label:<28} {local[0] / detect_s:5.2f}x   {local[1] / rules_s:5.2f}x")
+        assert len({r[3] for r in results.values()}) == 1, "the engines disagree"
+        print("\nagainst the local engine (detect, rules mine, train):")
+        for label, (detect_s, rules_s, train_s, _) in results.items():
+            print(f"  {label:<28} {local[0] / detect_s:5.2f}x   {local[1] / rules_s:5.2f}x   "
+                  f"{local[2] / train_s:5.2f}x")
         if "standalone, 2 workers" in results:
             one, two = results["standalone, 1 worker"], results["standalone, 2 workers"]
             print(f"\nfrom 1 worker to 2: detect {one[0] / two[0]:.2f}x, rules mine "
-                  f"{one[1] / two[1]:.2f}x")
+                  f"{one[1] / two[1]:.2f}x, train {one[2] / two[2]:.2f}x")
     finally:
         for daemon in reversed(daemons):
             daemon.terminate()

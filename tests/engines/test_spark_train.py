@@ -102,3 +102,37 @@ def test_spark_training_refuses_what_it_cannot_do(darkscope, ingested, tmp_path)
                      "--engine", "spark")
     assert done.returncode == 2 and "local directory" in done.stderr
     assert pq.read_metadata(next(ingested.glob("hour=*/*.parquet"))).num_rows > 0
+
+
+def test_training_windows_of_a_dual_stack_table_are_the_local_ones(spark, sim_heldout,
+                                                                   tmp_path):
+    from darkscope.backscatter.features import FeatureDefinition
+    from darkscope.backscatter.rules import apply_rules, load_rules
+    from darkscope.backscatter.telescope import parse_telescope
+    from darkscope.engines.spark import packets
+    from darkscope.engines.spark.train import host_windows, training_windows
+
+    from .test_spark_features import _dual_stack
+
+    mixed = _dual_stack(read_packets(sim_heldout.table))
+    path = tmp_path / "dual-stack.parquet"
+    pq.write_table(mixed, path)
+    definition, rules = FeatureDefinition(), load_rules()
+    telescope = parse_telescope(TELESCOPE + ",2001:db8:ab::/48")
+    rows = packets.detector_rows(packets.read(spark, [str(path)], positions=True))
+    theirs, rule, _, judged, context = host_windows(
+        training_windows(rows, definition, rules, telescope), definition, rules)
+    table = read_packets(path)
+    mine = extract(table, definition)
+    mine_rule, _ = apply_rules(rules, table, mine.row_of_packet, len(mine), mine.packets,
+                               telescope)
+    mine_judged, mine_context = context_features(table, mine)
+    assert mine.is6.sum() > 10
+    for name in ("src", "window_start", "window_end", "packets", "is6", "src6"):
+        np.testing.assert_array_equal(getattr(theirs, name), getattr(mine, name), name)
+    np.testing.assert_array_equal(rule, mine_rule)
+    np.testing.assert_array_equal(context, mine_context)
+    np.testing.assert_allclose(judged, mine_judged, rtol=1e-9, atol=1e-9)
+    # one id per host, as the local engine's ids group them
+    pairs = set(zip(theirs.host.tolist(), mine.host.tolist(), strict=True))
+    assert len(pairs) == len(set(mine.host.tolist())) == len(set(theirs.host.tolist()))

@@ -11,8 +11,8 @@ sums in another order), and a window on the confidence boundary may then be lear
 confident verdict by one engine and queued by the other (tests/engines/test_spark_train.py
 measures the agreement on held-out traffic). On larger inputs the local engine takes one
 online step per chunk to bound its memory, while Spark fits all windows at once; the driver
-must hold them (about 330 bytes per host-window: a /16 day's million windows are a few hundred
-MB; raise ``spark.driver.memory`` and ``spark.driver.maxResultSize``).
+must hold them (about 330 bytes per host-window: the 4 M windows of a /16's simulated day are
+1.3 GB; raise ``spark.driver.memory`` and ``spark.driver.maxResultSize``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from darkscope.backscatter.features import FeatureDefinition, HostWindows
 from darkscope.backscatter.rules import NO_RULE, RuleSet
@@ -58,13 +59,12 @@ def host_windows(table: pa.Table, definition: FeatureDefinition, ruleset: RuleSe
         return np.column_stack([table[f"{prefix}{n}"].to_numpy() for n in names]).astype(
             np.float64)
 
-    raw6 = table["src6"].to_pylist()
-    is6 = np.array([raw is not None for raw in raw6], bool)
+    is6 = pc.is_valid(table["src6"]).to_numpy(zero_copy_only=False)
     src6 = np.zeros((table.num_rows, 16), np.uint8)
-    for i in np.flatnonzero(is6):
-        src6[i] = np.frombuffer(raw6[i], np.uint8)
-    _, host = np.unique(np.asarray(table["host"].to_pylist(), object).astype(str),
-                        return_inverse=True)
+    if is6.any():
+        raw6 = b"".join(table["src6"].filter(pa.array(is6)).to_pylist())
+        src6[is6] = np.frombuffer(raw6, np.uint8).reshape(-1, 16)
+    host = pc.dictionary_encode(table["host"]).combine_chunks().indices.to_numpy()
     windows = HostWindows(
         src=table["src"].to_numpy().astype(np.uint32),
         window_start=table["window_start"].to_numpy().astype(np.int64),

@@ -169,7 +169,7 @@ def outputs(sim_heldout, sim_train, model_dir, tmp_path_factory) -> Outputs:
     with ReviewStore(store) as opened:
         users = UserStore(opened)
         for name, role in (("admin", "admin"), ("alice", "expert"), ("bob", "expert"),
-                           ("victor", "viewer")):
+                           ("carol", "expert"), ("victor", "viewer")):
             users.add(name, PASSWORD, role)
     return Outputs(data, store, ppml_state)
 

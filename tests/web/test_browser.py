@@ -97,6 +97,33 @@ def test_label_with_the_keyboard_and_undo(browser, served, shots) -> None:
     assert not dialogs
 
 
+def test_skip_moves_an_item_down_and_keys_label_the_selected_one(browser, served) -> None:
+    page, dialogs = _login(browser, served, "carol")
+    page.goto(served.url + "/review")
+    hosts = page.locator("#queue tr.item td a")
+    order = [hosts.nth(i).inner_text() for i in range(min(hosts.count(), 4))]
+    assert len(order) == 4
+    page.keyboard.press("x")                       # skip the first: it goes last
+    assert hosts.last.inner_text() == order[0]
+    assert page.locator("#queue tr.selected td a").inner_text() == order[1]
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    page.keyboard.press("j")                       # the third item, now second
+    assert page.locator("#queue tr.selected td a").inner_text() == order[2]
+    page.keyboard.press("o")
+    page.wait_for_load_state()
+    page.locator("#notice").wait_for()
+    assert "labelled other" in page.locator("#notice").inner_text()
+    top = page.locator("#history tbody tr.event").first.inner_text()
+    assert order[2] in top and "carol" in top and "other" in top
+    # after the reload the skipped item is still at the end, the next one on top
+    assert hosts.first.inner_text() == order[1] and hosts.last.inner_text() == order[0]
+    page.keyboard.press("u")                       # leave the queue as it was
+    page.wait_for_load_state()
+    page.locator("#notice").wait_for()
+    assert not dialogs
+
+
 def test_a_hostile_string_renders_as_text(browser, served) -> None:
     page, dialogs = _login(browser, served, "victor")
     page.goto(f"{served.url}/ip/{HOSTILE_HOST}")

@@ -29,8 +29,10 @@ def test_two_experts_label_history_preview_undo_and_kappa(served) -> None:
     items = queue["items"][:4]
     history_before = len(alice.get("/api/v1/review/history").json())
 
-    # the preview must equal the same step applied to a fresh copy of the model
+    # the preview must equal the same step applied to a fresh copy of the model, and each
+    # label carries the working model's version and confidence at review time
     reference = persist.load(served.model)
+    base_version, updates = queue["model_version"], 0
     votes = {"alice": ["ddos", "ddos", "scan", "scan"], "bob": ["ddos", "scan", "scan", "scan"]}
     for who, client, csrf in (("alice", alice, alice_csrf), ("bob", bob, bob_csrf)):
         for item, label in zip(items, votes[who], strict=True):
@@ -42,10 +44,14 @@ def test_two_experts_label_history_preview_undo_and_kappa(served) -> None:
                 labelled = [i for i in store.items() if i.src == item["src"]
                             and i.window_start == item["window_start"]]
                 pending = store.items(pending_only=True)
+            _, before, _ = reference.model.decide(np.array([labelled[0].features]))
             expected = learn_expert_labels(reference, labelled, pending)
             body = answer.json()
             assert body["label"]["who"] == who and body["label"]["label"] == label
-            assert body["label"]["score"] == item["confidence"]
+            assert body["label"]["score"] == float(before[0])
+            assert body["label"]["model_version"] == base_version + (
+                f"+{updates}" if updates else "")
+            updates += expected is not None
             if expected is None:
                 assert body["update"] is None
             else:
@@ -76,6 +82,15 @@ def test_two_experts_label_history_preview_undo_and_kappa(served) -> None:
     undo = bob.post("/api/v1/review/undo", headers={"X-CSRF-Token": bob_csrf})
     assert undo.status_code == 200
     assert undo.json()["label"]["label"] == "scan" and undo.json()["label"]["undoes"]
+    # undo unlearns: the working model is the loaded one with the labels standing now
+    rebuilt = persist.load(served.model)
+    with ReviewStore(served.store) as store:
+        standing = [i for i in store.items() if i.label is not None and
+                    any((i.src, i.window_start) == (x["src"], x["window_start"]) for x in items)]
+        expected = learn_expert_labels(rebuilt, standing, store.items(pending_only=True))
+    assert len(standing) == 4 and expected is not None
+    assert undo.json()["update"]["now_decided"] == expected.now_decided
+    assert undo.json()["model_version"] == base_version + f"+{updates + 1}"
     after = alice.get("/api/v1/review/history").json()
     assert len(after) == len(history) + 1 and after[0]["previous"] == "scan"
     again = bob.post("/api/v1/review/undo", headers={"X-CSRF-Token": bob_csrf})

@@ -5,11 +5,15 @@
   *evaluation slice* and shown in hash order: labels there are a random sample, so accuracy
   measured on them is unbiased (uncertainty-ordered labels are not).
 - **Labels** go to the store's append-only history with who, when, the label replaced, and
-  the model version and score the item carried; undo appends the label before.
+  the working model's version and confidence for the item at that moment (the version and
+  score the item was queued with when no model is loaded); undo appends the label before.
 - **Learning.** Each label is learnt at once by the dashboard's working copy of the model (the
   same step as ``darkscope monitor``'s, ``backscatter.online``), and the page shows what that
   update changes: how many pending items the model now decides. The model files are not
   written: a running monitor learns the same labels from the store at its next poll.
+- **Undo unlearns.** A gradient step cannot be taken back, so an undo rebuilds the working
+  copy: the loaded model again, then every item labelled here that still has a label, learnt
+  in one step. The withdrawn label is then in no part of the model.
 - **Agreement.** Items labelled by two experts give Cohen's κ per pair; disagreements are listed.
 - **Accuracy on the evaluation slice.** Before a label of a slice item is learnt, the working
   model's guess for it (DDoS or not) is stored with the label (test-then-train), and the page
@@ -20,6 +24,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import math
@@ -69,10 +74,13 @@ class Reviewer:
         self._store = store
         self._lock = threading.Lock()
         self.model: SavedModel | None = None
+        self._base: SavedModel | None = None      # the model as loaded, for undo
         self.base_version: str | None = None
         self.updates = 0
+        self._learnt: dict[tuple[int, int | None], None] = {}  # items labelled here, in order
         if model_path is not None:
             self.model = persist.load(model_path)
+            self._base = copy.deepcopy(self.model)
             self.base_version = f"{model_path.name}@{_digest(model_path)}"
 
     @property
@@ -105,12 +113,20 @@ class Reviewer:
 
     def label(self, item: ReviewItem, label: str, who: str) -> LabelOutcome:
         with self._lock:
+            version, score = self._judge(item)
             record = self.store.label(item.src, label, window_start=item.window_start,
-                                      who=who, model_version=item.model_version
-                                      or self.model_version, score=item.confidence,
+                                      who=who, model_version=version, score=score,
                                       guess=self._guess(item))
             update = self._learn(item.src, item.window_start)
             return LabelOutcome(record, update, self.model_version)
+
+    def _judge(self, item: ReviewItem) -> tuple[str | None, float]:
+        """The working model's version and confidence for ``item`` now, or what the item was
+        queued with when no model here can judge its features."""
+        if self.model is None or item.feature_definition != self.model.definition.key():
+            return item.model_version or self.model_version, item.confidence
+        _, confidence, _ = self.model.model.decide(np.array([item.features], np.float64))
+        return self.model_version, float(confidence[0])
 
     def undo(self, who: str) -> LabelOutcome | None:
         """Withdraw ``who``'s newest history row (an undo of an undo re-applies the label);
@@ -123,8 +139,21 @@ class Reviewer:
                 record = self.store.undo(mine.id, who=who)
             except UsageError:
                 return None  # replaced by another expert's label since: theirs stands
-            return LabelOutcome(record, self._learn(record.src, record.window_start),
-                                self.model_version)
+            # the label now standing (the one before, or none) is learnt with the others
+            self._learnt[(record.src, record.window_start)] = None
+            return LabelOutcome(record, self._relearn(), self.model_version)
+
+    def _relearn(self) -> ExpertUpdate | None:
+        """The loaded model again, with every item labelled here that still has a label."""
+        if self._base is None:
+            return None
+        self.model = copy.deepcopy(self._base)
+        standing = [i for i in self.store.items() if i.label is not None
+                    and (i.src, i.window_start) in self._learnt]
+        self._learnt = {(i.src, i.window_start): None for i in standing}
+        update = learn_expert_labels(self.model, standing, self.store.items(pending_only=True))
+        self.updates = 0 if update is None else self.updates + 1   # versions never reused
+        return update
 
     def _guess(self, item: ReviewItem) -> tuple[str, float, str | None] | None:
         """The working model's prediction for an evaluation-slice item, before learning it."""
@@ -166,6 +195,7 @@ class Reviewer:
                                      self.store.items(pending_only=True))
         if update is not None:
             self.updates += 1
+            self._learnt.update({(i.src, i.window_start): None for i in labelled})
         return update
 
     def history(self, limit: int = 50) -> list[Label]:

@@ -51,6 +51,23 @@ def _hostile_verdicts(path: Path, template: pa.Table) -> None:
     pq.write_table(pa.Table.from_pylist([row], schema=template.schema), path)
 
 
+HOSTILE_PAYLOADS = (b"<script>pwned=3<", b"\x00\x1b[2J</td><b>\xff\xfe\r\n")
+
+
+def _hostile_packets(path: Path, template: Path) -> None:
+    """Packets from the crafted verdict's host whose payload heads and option layout carry
+    markup and control bytes, as a crafted capture or table could."""
+    rows = pq.read_table(template).slice(0, len(HOSTILE_PAYLOADS))
+    src = int.from_bytes(bytes(map(int, HOSTILE_HOST.split("."))), "big")
+    rows = rows.set_column(rows.schema.get_field_index("src"), "src",
+                           pa.array([src] * rows.num_rows, rows.schema.field("src").type))
+    rows = rows.set_column(rows.schema.get_field_index("payload_head"), "payload_head",
+                           pa.array(HOSTILE_PAYLOADS, pa.binary()))
+    rows = rows.set_column(rows.schema.get_field_index("tcp_layout"), "tcp_layout",
+                           pa.array([HOSTILE] * rows.num_rows, pa.string()))
+    pq.write_table(rows, path)
+
+
 def _crawl_and_topics(data: Path, work: Path) -> None:
     """The built-in test market crawled through a loopback SOCKS5 proxy (its pages carry
     hostile markup), LDA topics of its listings, and one crafted listing whose strings are
@@ -165,6 +182,7 @@ def outputs(sim_heldout, sim_train, model_dir, tmp_path_factory) -> Outputs:
     ppml_state = _ppml_rounds(data, ppml)
     verdicts = pq.ParquetDataset(data / "monitor" / "verdicts").read()
     _hostile_verdicts(data / "crafted-verdicts.parquet", verdicts)
+    _hostile_packets(data / "crafted-packets.parquet", sim_heldout.table)
     (data / "notes.parquet").write_bytes(b"PAR1 not really parquet")  # skipped, never fatal
     with ReviewStore(store) as opened:
         users = UserStore(opened)

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from .conftest import HOSTILE, HOSTILE_HOST, login
+from .conftest import HOSTILE, HOSTILE_HOST, HOSTILE_PAYLOADS, login
 
 PAGES = ["/", "/attacks", "/review", "/ip/203.0.113.9", "/api/v1/overview",
          "/api/v1/ip/203.0.113.9", "/api/v1/review/queue", "/api/v1/review/history",
@@ -144,8 +144,16 @@ def test_hostile_strings_from_a_crafted_table_render_as_text(served) -> None:
     with _client(served) as client:
         login(client, "victor")
         page = client.get(f"/ip/{HOSTILE_HOST}").text
+        sample = client.get(f"/api/v1/ip/{HOSTILE_HOST}").json()["sample"]
     assert HOSTILE not in page and "<script>window.pwned" not in page
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page
+    # payload bytes leave as hex and printable ASCII, never as raw bytes
+    assert "<script>pwned" not in page and "\x1b" not in page and "</td><b>" not in page
+    assert "|&lt;script&gt;pwned=3&lt;|" in page
+    heads = [p["payload_head"] for p in sample]
+    assert heads == [f"{raw.hex(' ')}  |{shown}|" for raw, shown in zip(
+        HOSTILE_PAYLOADS, ("<script>pwned=3<", "..[2J</td><b>...."), strict=True)]
+    assert {p["options"] for p in sample} == {HOSTILE}
 
 
 def test_outputs_are_found_by_schema_and_foreign_files_skipped(served) -> None:

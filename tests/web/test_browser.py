@@ -129,6 +129,9 @@ def test_a_hostile_string_renders_as_text(browser, served) -> None:
     page.goto(f"{served.url}/ip/{HOSTILE_HOST}")
     cell = page.locator("table.verdicts tbody tr").first
     assert "<script>window.pwned=1</script>" in cell.inner_text()
+    packets = page.locator("table.packets tbody").inner_text()   # crafted payload bytes
+    assert "3c 73 63 72 69 70 74 3e" in packets and "|<script>pwned=3<|" in packets
+    assert "|..[2J</td><b>....|" in packets and HOSTILE in packets
     assert page.evaluate("window.pwned") is None  # the script never ran
     assert not dialogs  # nor did the onerror handler
 

@@ -26,6 +26,16 @@ def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: _iso(v) for k, v in row.items()} for row in rows]
 
 
+def payload_text(head: bytes | None) -> str | None:
+    """A payload's first bytes as an analyst reads them: hex, then the printable ASCII
+    (anything else as a dot), as ``tcpdump -X`` shows them. Never raw bytes: the page escapes
+    the text, and no byte of a capture reaches it unencoded."""
+    if not head:
+        return None
+    shown = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in head)
+    return f"{head.hex(' ')}  |{shown}|"
+
+
 def _host_of(row: dict[str, Any], v4: str = "src", v6: str = "src6") -> str | None:
     return ipv6_text(row.get(v6)) or ipv4_text(row.get(v4))
 
@@ -96,9 +106,11 @@ def ip_context(data: DataSource, host: Host, sample: int = 50) -> dict[str, Any]
                           f"packets_by_src WHERE {key_sql}", packet_key)[0]
         out.update(first_seen=_iso(seen["a"]), last_seen=_iso(seen["b"]), packets=seen["n"])
         rows = data.query("SELECT ts, dst, dst6, proto, sport, dport, tcp_flags, ttl, ip_id, "
-                          f"win AS window, tos, ip_len FROM packets_by_src WHERE {key_sql} "
-                          f"ORDER BY ts LIMIT {int(sample)}", packet_key)
-        out["sample"] = [{**r, "dst": _host_of(r, "dst", "dst6")} for r in _clean(rows)]
+                          "win AS window, tos, ip_len, tcp_layout AS options, payload_head "
+                          f"FROM packets_by_src WHERE {key_sql} ORDER BY ts "
+                          f"LIMIT {int(sample)}", packet_key)
+        out["sample"] = [{**r, "dst": _host_of(r, "dst", "dst6"),
+                          "payload_head": payload_text(r["payload_head"])} for r in _clean(rows)]
         for r in out["sample"]:
             r.pop("dst6", None)
         out["ports"] = data.query(

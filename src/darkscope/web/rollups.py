@@ -15,7 +15,7 @@ Per verdict or packet file, once, in a background thread, this builds:
   a file has it: the names follow the feature version), for the same reason as
 - ``packets_by_src``: the IP page's packet columns ordered by source, so DuckDB's per-row-group
   min/max skips all but one or two row groups per file (an IP page in tens of milliseconds;
-  the price is a copy of those columns, about 16 bytes a packet).
+  the price is a copy of those columns, about 16 bytes a packet, more for payload heads).
 
 The summaries live in a DuckDB file beside the store (derived data: delete it any time, it is
 rebuilt). A file the builder has not reached yet is summarised on the fly by the same SQL, so
@@ -39,7 +39,7 @@ from darkscope.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
+SCHEMA = 2  # 2: packets_by_src has tcp_layout and payload_head
 PORTS_PER_HOUR = 64
 SKETCH_LG_K = 14
 HOUR_NS = 3_600_000_000_000
@@ -48,7 +48,7 @@ VERDICT_FIXED = frozenset({"src", "src6", "window_start", "window_end", "packets
                            "decided_by", "confidence", "model_version", "context_packets",
                            "date", "hour"})
 PACKET_COLUMNS = ("ts", "src", "src6", "dst", "dst6", "proto", "sport", "dport", "tcp_flags",
-                  "ttl", "ip_id", "win", "tos", "ip_len")
+                  "ttl", "ip_id", "win", "tos", "ip_len", "tcp_layout", "payload_head")
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ SUMMARIES = (
     Summary("packets_by_src", "packets",
             "ts TIMESTAMPTZ_NS, src UINTEGER, src6 BLOB, dst UINTEGER, dst6 BLOB, proto UTINYINT, "
             "sport USMALLINT, dport USMALLINT, tcp_flags UTINYINT, ttl UTINYINT, "
-            "ip_id USMALLINT, win USMALLINT, tos UTINYINT, ip_len UINTEGER",
+            "ip_id USMALLINT, win USMALLINT, tos UTINYINT, ip_len UINTEGER, tcp_layout VARCHAR, "
+            "payload_head BLOB",
             "SELECT {packet_columns} FROM {source} ORDER BY src, src6, ts"),
 )
 KINDS = frozenset(s.kind for s in SUMMARIES)

@@ -8,14 +8,20 @@ from collections import Counter
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from .conftest import HOSTILE, HOSTILE_HOST, HOSTILE_PAYLOADS, login
 
-PAGES = ["/", "/attacks", "/review", "/ip/203.0.113.9", "/api/v1/overview",
-         "/api/v1/ip/203.0.113.9", "/api/v1/review/queue", "/api/v1/review/history",
-         "/api/v1/review/agreement", "/api/v1/attacks", "/api/v1/catalog", "/api/v1/me"]
+PAGES = ["/", "/attacks", "/review", "/ip/", "/ip/203.0.113.9", "/rules", "/rules/rule?text=x",
+         "/map", "/darkweb", "/darkweb/listing?url=x", "/ppml", "/admin"]
+API = {"/api/v1/overview", "/api/v1/ip/{address}", "/api/v1/review/queue",
+       "/api/v1/review/history", "/api/v1/review/evaluation", "/api/v1/review/agreement",
+       "/api/v1/review/labels", "/api/v1/review/undo", "/api/v1/attacks", "/api/v1/rules",
+       "/api/v1/rules/rule", "/api/v1/map", "/api/v1/darkweb", "/api/v1/darkweb/listing",
+       "/api/v1/ppml", "/api/v1/admin/users", "/api/v1/catalog", "/api/v1/me"}
 
 
 def _client(served) -> httpx.Client:
@@ -24,18 +30,23 @@ def _client(served) -> httpx.Client:
 
 def test_nothing_is_shown_before_login(served) -> None:
     with _client(served) as client:
+        schema = client.get("/api/openapi.json")   # the schema holds no data
+        assert schema.status_code == 200
+        paths = schema.json()["paths"]
+        assert set(paths) >= API                   # every page's API is documented
+        assert all(p.startswith(("/api/v1/", "/taxii2/")) for p in paths)
         for path in PAGES:
             answer = client.get(path)
-            if path.startswith("/api/"):
-                assert answer.status_code == 401, path
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].startswith("/login?next=")
+        for path, methods in paths.items():        # every API the app has, with any method
+            if not path.startswith("/api/v1/"):
+                continue
+            for method in methods:
+                answer = client.request(method, path.replace("{address}", "203.0.113.9"),
+                                        **({"json": {}} if method != "get" else {}))
+                assert answer.status_code == 401, (method, path)
                 assert answer.json() == {"detail": "log in first"}
-            else:
-                assert answer.status_code == 303, path
-                assert answer.headers["location"].startswith("/login?next=")
-        label = client.post("/api/v1/review/labels",
-                            json={"src": 1, "window_start": 0, "label": "ddos"})
-        assert label.status_code == 401
-        assert client.get("/api/openapi.json").status_code == 200  # the schema holds no data
 
 
 def test_login_needs_the_right_password_and_its_form_token(served) -> None:
@@ -84,6 +95,21 @@ def test_roles_csrf_limits_and_headers(served) -> None:
         huge = expert.post("/review/label", content=b"a=" + b"x" * 200_000,
                            headers={"content-type": "application/x-www-form-urlencoded"})
         assert huge.status_code == 413
+        unframed = expert.post("/review/label", content=iter([b"a=1"]),   # chunked
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+        assert unframed.status_code == 411
+        # every form refuses a post without the session's token, and changes nothing
+        before = expert.get("/api/v1/review/history").json()
+        form = {"src": str(item["src"]), "window_start": str(item["window_start"]),
+                "label": "ddos"}
+        for path, data in (("/review/label", form), ("/review/undo", {}), ("/logout", {})):
+            for token in ({}, {"csrf": "forged"}):
+                assert expert.post(path, data={**data, **token}).status_code in (403, 422), \
+                    (path, token)
+        assert expert.get("/api/v1/review/history").json() == before
+        assert expert.get("/api/v1/me").status_code == 200          # still logged in
+        for path in ("/review", "/api/v1/overview", "/ip/203.0.113.9"):
+            assert "script-src 'self'" in expert.get(path).headers["content-security-policy"]
         assert expert.get("/api/v1/ip/not-an-ip").status_code == 400
         assert expert.get("/api/v1/overview", params={"start": "yesterday"}).status_code == 400
         typed = expert.get("/api/v1/overview?start=2017-03-07T07:00:00+00:00")  # '+' unencoded
@@ -93,8 +119,12 @@ def test_roles_csrf_limits_and_headers(served) -> None:
 
 def test_overview_agrees_with_the_verdict_and_packet_tables(served) -> None:
     verdicts = ds.dataset(served.data / "monitor" / "verdicts", partitioning="hive").to_table()
-    packets = ds.dataset(served.data / "monitor" / "packets", partitioning="hive").to_table(
-        columns=["dport", "proto", "src"])
+    columns = ["dport", "proto", "src"]
+    packets = pa.concat_tables([   # the monitor's, and the crafted file's
+        ds.dataset(served.data / "monitor" / "packets", partitioning="hive").to_table(
+            columns=columns),
+        pq.read_table(served.data / "crafted-packets.parquet", columns=columns)],
+        promote_options="permissive")
     with _client(served) as client:
         login(client, "victor")
         overview = client.get("/api/v1/overview").json()

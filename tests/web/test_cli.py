@@ -59,6 +59,13 @@ def test_serve_without_a_store_says_how_to_make_the_first_admin(tmp_path: Path) 
     assert not (tmp_path / "none.db").exists()
 
 
+def test_serve_listens_on_loopback_port_8080_unless_told_otherwise() -> None:
+    from darkscope.web.cli import serve
+
+    defaults = {p.name: p.default for p in serve.params}
+    assert (defaults["host"], defaults["port"]) == ("127.0.0.1", 8080)
+
+
 def test_api_tokens_from_the_cli_are_printed_once_and_stored_hashed(tmp_path: Path) -> None:
     store = str(tmp_path / "s.db")
     _run("users", "add", "carol", "--role", "expert", "--password-stdin", "--store", store,

@@ -51,6 +51,22 @@ def test_rules_timeline_follows_each_rule_through_its_periods(served) -> None:
             want = [by_rule[rule["rule"]].get(p, 0) for p in periods]
             assert rule["daily_hosts"] == want, rule["rule"]
             assert rule["peak_hosts"] == max(want)
+        # the Mirai share shown is the rules table's, in the rule's peak period
+        shares: dict[tuple[str, object], list] = {}
+        for r in rows:
+            shares.setdefault((rule_text(r["antecedent"], r["consequent"]),
+                               r["period_start"]), []).append(r["mirai_share"])
+        checked = 0
+        for rule in found["rules"]:
+            want = by_rule[rule["rule"]]
+            peak = max(periods, key=lambda p, w=want: (w.get(p, 0), -periods.index(p)))
+            (share, *more) = shares[(rule["rule"], peak)]
+            if not more:
+                assert rule["mirai_share_at_peak"] == pytest.approx(share), rule["rule"]
+                checked += 1
+        assert checked > 10
+        assert any(r["mirai_share_at_peak"] and r["mirai_share_at_peak"] > 0.5
+                   for r in found["rules"])
         peaks = [r["peak_hosts"] for r in found["rules"]]
         assert peaks == sorted(peaks, reverse=True)
         for family, shown in found["panels"].items():

@@ -110,7 +110,7 @@ def test_training_windows_of_a_dual_stack_table_are_the_local_ones(spark, sim_he
     from darkscope.backscatter.rules import apply_rules, load_rules
     from darkscope.backscatter.telescope import parse_telescope
     from darkscope.engines.spark import packets
-    from darkscope.engines.spark.train import host_windows, training_windows
+    from darkscope.engines.spark.train import training_steps
 
     from .test_spark_features import _dual_stack
 
@@ -120,8 +120,8 @@ def test_training_windows_of_a_dual_stack_table_are_the_local_ones(spark, sim_he
     definition, rules = FeatureDefinition(), load_rules()
     telescope = parse_telescope(TELESCOPE + ",2001:db8:ab::/48")
     rows = packets.detector_rows(packets.read(spark, [str(path)], positions=True))
-    theirs, rule, _, judged, context = host_windows(
-        training_windows(rows, definition, rules, telescope), definition, rules)
+    (step,) = training_steps(rows, definition, rules, telescope)
+    theirs, rule, judged, context = step.windows, step.rule_index, step.judged, step.context
     table = read_packets(path)
     mine = extract(table, definition)
     mine_rule, _ = apply_rules(rules, table, mine.row_of_packet, len(mine), mine.packets,
@@ -136,3 +136,27 @@ def test_training_windows_of_a_dual_stack_table_are_the_local_ones(spark, sim_he
     # one id per host, as the local engine's ids group them
     pairs = set(zip(theirs.host.tolist(), mine.host.tolist(), strict=True))
     assert len(pairs) == len(set(mine.host.tolist())) == len(set(theirs.host.tolist()))
+
+
+def test_spark_trains_in_the_local_engines_steps(spark, ingested, tmp_path):
+    from darkscope.backscatter.features import FeatureDefinition
+    from darkscope.backscatter.rules import load_rules
+    from darkscope.backscatter.training import fit_steps, train_stream
+    from darkscope.engines.spark import packets
+    from darkscope.engines.spark.train import _chunks, training_steps
+
+    assert list(_chunks([(0, 5), (1, 5), (2, 9), (3, 1)], 10)) == [(0, 1), (2, 3)]
+    assert list(_chunks([(7, 30), (8, 2)], 10)) == [(7, 7), (8, 8)]
+    # hourly windows without context: each hour of the day (35 k packets) is a step
+    definition, rules = FeatureDefinition(context_below=0), load_rules()
+    telescope = "203.0.0.0/16"
+    local, local_report, scope, _ = train_stream([ingested], rules, telescope,
+                                                 definition=definition, chunk_rows=20_000)
+    rows = packets.detector_rows(packets.read(spark, [str(ingested)], positions=True))
+    steps = list(training_steps(rows, definition, rules, scope, chunk_rows=20_000))
+    assert len(steps) == 2 and local.info["updates"] == 1
+    theirs, report = fit_steps(iter(steps), rules)
+    assert theirs.info["updates"] == 1
+    assert (report.windows, report.rule_labelled) == (local_report.windows,
+                                                      local_report.rule_labelled)
+    assert sum(len(s.windows) for s in steps) == local_report.windows

@@ -11,6 +11,7 @@ auto-labelled rows in every update so older patterns are not forgotten.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import astuple, dataclass
 
 import numpy as np
@@ -167,19 +168,60 @@ def train_stream(inputs: list, rules: RuleSet, telescope: str | None, *,
         definition = base.definition
     definition = definition or FeatureDefinition()
     chunks = WindowChunks(inputs, definition.chunk_s, chunk_rows)
-    saved, scope, packets, total = base, None, 0, None
+    scope: Telescope | None = None
+    packets = 0
+
+    def steps() -> Iterator[TrainingStep]:
+        nonlocal scope, packets
+        for table in chunks:
+            scope = resolve(telescope, table, scope)
+            windows = extract(table, definition)
+            rule_index, rule_label = apply_rules(rules, table, windows.row_of_packet,
+                                                 len(windows), windows.packets, scope)
+            judged, context = context_features(table, windows)
+            packets += table.num_rows
+            yield TrainingStep(windows, rule_index, rule_label, judged, context)
+
+    saved, total = fit_steps(steps(), rules, base=base, store=store, truth=truth,
+                             expert_budget=expert_budget, params=params, seed=seed)
+    assert scope is not None
+    return saved, total, scope, packets
+
+
+@dataclass
+class TrainingStep:
+    """The host-windows of one online step, with what :func:`fit_windows` needs of them."""
+
+    windows: HostWindows
+    rule_index: np.ndarray
+    rule_label: np.ndarray
+    judged: np.ndarray
+    context: np.ndarray
+
+
+def fit_steps(steps: Iterable[TrainingStep], rules: RuleSet, *, base: SavedModel | None = None,
+              store: ReviewStore | None = None, truth: pa.Table | None = None,
+              expert_budget: int | None = None, params: dict | None = None,
+              seed: int = 0) -> tuple[SavedModel, TrainReport]:
+    """:func:`fit_windows` on each step in turn (however the steps were computed: this
+    machine's chunks or a cluster's), the oracle budget shared; the summed report."""
+    saved, total = base, None
     remaining = expert_budget
-    for table in chunks:
-        scope = resolve(telescope, table, scope)
-        saved, report = train(table, rules, scope, definition=definition, base=saved,
-                              store=store, truth=truth, expert_budget=remaining, params=params,
-                              seed=seed)
+    pending = iter(steps)
+    while True:
+        started = time.perf_counter()   # the step's features are computed as it is drawn
+        step = next(pending, None)
+        if step is None:
+            break
+        saved, report = fit_windows(step.windows, step.rule_index, step.rule_label,
+                                    step.judged, step.context, rules, base=saved, store=store,
+                                    truth=truth, expert_budget=remaining, params=params,
+                                    seed=seed, started=started)
         if remaining is not None:
             remaining -= report.answered_by_oracle
-        packets += table.num_rows
         total = report if total is None else TrainReport(
             *(a + b for a, b in zip(astuple(total), astuple(report), strict=True)))
-    if saved is None or total is None or scope is None:
+    if saved is None or total is None:
         raise DarkscopeError("no packets to train on")
     saved.info["last_update"] = total.as_dict()
-    return saved, total, scope, packets
+    return saved, total

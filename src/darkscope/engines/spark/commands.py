@@ -11,6 +11,7 @@ place, elsewhere (HDFS, S3) by Spark's own output committer.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,9 @@ def train(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...],
     from darkscope.backscatter import persist
     from darkscope.backscatter.cli import feature_definition, oracle_truth, report_trained
     from darkscope.backscatter.rules import load_rules
-    from darkscope.backscatter.training import fit_windows
+    from darkscope.backscatter.training import TrainingStep, fit_steps
     from darkscope.engines.spark import packets
-    from darkscope.engines.spark.train import host_windows, training_windows
-    from darkscope.errors import DarkscopeError
+    from darkscope.engines.spark.train import training_steps
     from darkscope.store import ReviewStore
 
     if "://" in output:
@@ -96,18 +96,19 @@ def train(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...],
     started = time.perf_counter()
     rows = packets.detector_rows(packets.read(spark, paths, positions=True))
     scope = packets.resolve(rows, telescope)
-    table = training_windows(rows, definition, ruleset, scope)
-    if not table.num_rows:
-        raise DarkscopeError(f"{', '.join(paths)}: no IPv4 or IPv6 packets with a timestamp "
-                             "to train on")
-    windows, rule_index, rule_label, judged, context_packets = host_windows(
-        table, definition, ruleset)
+    sent: list[int] = []   # packets per step
+
+    def counted() -> Iterator[TrainingStep]:
+        for step in training_steps(rows, definition, ruleset, scope):
+            sent.append(int(step.windows.packets.sum()))
+            yield step
+
     with ReviewStore(store_path) as store:
-        saved, report = fit_windows(windows, rule_index, rule_label, judged, context_packets,
-                                    ruleset, base=base, store=store, truth=truth_table,
-                                    expert_budget=expert_budget, seed=seed, started=started)
+        saved, report = fit_steps(counted(), ruleset, base=base, store=store, truth=truth_table,
+                                  expert_budget=expert_budget, seed=seed)
+    report.seconds = time.perf_counter() - started
     persist.save(saved, output, overwrite=overwrite)
-    report_trained(saved, report, str(scope), int(windows.packets.sum()), output, as_json)
+    report_trained(saved, report, str(scope), sum(sent), output, as_json)
 
 
 def detect(*, master: str | None, conf: tuple[str, ...], inputs: tuple[str, ...],

@@ -2,53 +2,79 @@
 deciding rules: :func:`.detect.judged_windows`), the driver fits the model on the
 host-windows, with the local engine's own :func:`darkscope.backscatter.training.fit_windows`.
 
-The model's solvers are sequential and visit rows in order, so the windows reach the driver in
-the local engine's order: each host-window's first packet in input order (files in path order,
-rows in file order, from Parquet's ``_metadata``). On an input the local engine trains in one
-step (up to its chunk of 4 M packets) both engines thus learn the same rows in the same order.
-The models are still not bit for bit alike: the features differ in their last digits (Spark
-sums in another order), and a window on the confidence boundary may then be learnt as a
+The model's solvers are sequential and visit rows in order, so the windows reach the driver as
+the local engine takes them: one online step per run of whole spans holding at least 4 M packets
+(bounded driver memory: a step's windows, about 330 bytes each, and the model's work arrays),
+each step's windows in order of their first packet (files in path order, rows in file order,
+from Parquet's ``_metadata``). Both engines thus learn the same rows in the same steps and
+order, up to where a step ends (the local engine cuts when its read batches reach 4 M
+packets). The models are still not bit for bit alike: the features differ in their last digits
+(Spark sums in another order), and a window on the confidence boundary may then be learnt as a
 confident verdict by one engine and queued by the other (tests/engines/test_spark_train.py
-measures the agreement on held-out traffic). On larger inputs the local engine takes one
-online step per chunk to bound its memory, while Spark fits all windows at once; the driver
-must hold them (about 330 bytes per host-window: the 4 M windows of a /16's simulated day are
-1.3 GB; raise ``spark.driver.memory`` and ``spark.driver.maxResultSize``).
+measures the agreement on held-out traffic).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from darkscope.backscatter.features import FeatureDefinition, HostWindows
+from darkscope.backscatter.features import NS, FeatureDefinition, HostWindows
 from darkscope.backscatter.rules import NO_RULE, RuleSet
 from darkscope.backscatter.telescope import Telescope
+from darkscope.backscatter.training import TrainingStep
 from darkscope.engines.spark.detect import judged_windows
 
 _POSITION = ("first_file", "first_row")
 
 
-def training_windows(rows: Any, definition: FeatureDefinition, ruleset: RuleSet,
-                     telescope: Telescope) -> pa.Table:
-    """The host-windows of ``rows`` (:func:`.packets.detector_rows` read with positions) on
-    the driver, in order of their first packet: identity, features, judged vectors,
-    ``context_packets`` and ``rule``."""
+def training_steps(rows: Any, definition: FeatureDefinition, ruleset: RuleSet,
+                   telescope: Telescope, chunk_rows: int = 1 << 22) -> Iterator[TrainingStep]:
+    """The host-windows of ``rows`` (:func:`.packets.detector_rows` read with positions), one
+    online step at a time as the local engine takes them: whole spans (the context span, or
+    the window) of at least ``chunk_rows`` packets, each step's windows brought to the driver
+    in order of their first packet."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     judged = judged_windows(rows, definition, ruleset, telescope)   # time windows only
-    span = definition.window_s * 1_000_000_000
-    first = rows.groupBy("host", (F.expr(f"ts div {span}") * span).alias("window_start")).agg(
-        F.min(F.struct(*_POSITION)).alias("first"))
-    judged = judged.join(first, ["host", "window_start"])
-    return judged.orderBy("first.first_file", "first.first_row").drop("first").toArrow()
+    window_ns, span_ns = definition.window_s * NS, definition.chunk_s * NS
+    first = rows.groupBy("host", (F.expr(f"ts div {window_ns}") * window_ns).alias(
+        "window_start")).agg(F.min(F.struct(*_POSITION)).alias("first"))
+    judged = judged.join(first, ["host", "window_start"]).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        spans = rows.groupBy(F.expr(f"ts div {span_ns}").alias("span")).count().orderBy(
+            "span").collect()
+        for low, high in _chunks([(r["span"], r["count"]) for r in spans], chunk_rows):
+            part = judged.where((F.col("window_start") >= low * span_ns)
+                                & (F.col("window_start") < (high + 1) * span_ns))
+            table = part.orderBy("first.first_file", "first.first_row").drop("first").toArrow()
+            yield TrainingStep(*host_windows(table, definition, ruleset))
+    finally:
+        judged.unpersist()
+
+
+def _chunks(spans: list[tuple[int, int]], chunk_rows: int) -> Iterator[tuple[int, int]]:
+    """First and last span of each run of consecutive spans holding ``chunk_rows`` packets
+    or more (the last run: what is left)."""
+    start, rows = None, 0
+    for span, count in spans:
+        start = span if start is None else start
+        rows += count
+        if rows >= chunk_rows:
+            yield start, span
+            start, rows = None, 0
+    if start is not None:
+        yield start, spans[-1][0]
 
 
 def host_windows(table: pa.Table, definition: FeatureDefinition, ruleset: RuleSet
                  ) -> tuple[HostWindows, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`training_windows`' table as the arguments of
+    """One step's windows (a table in order of first packet) as the arguments of
     :func:`~darkscope.backscatter.training.fit_windows`: the windows, each one's deciding rule
     and its label, the judged vectors and the context packets."""
     names = definition.names

@@ -3,7 +3,7 @@
     python -u benchmarks/spark.py [--hours 18] [--scale 1.0] [--workdir DIR] [--skip-cluster]
 
 Data: ``simulate --scenario mirai-2016`` for ``--hours`` at ``--scale`` (the defaults give
-about 20 M packets: 20,151,582) as a packet table, and a model trained on 2 h of the day before. Measured,
+20,151,582 packets) as a packet table, and a model trained on 2 h of the day before. Measured,
 each as the command a user runs (process start included), with the verdicts counted on every
 side so the runs are known to agree:
 

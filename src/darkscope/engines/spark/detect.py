@@ -67,6 +67,11 @@ def _labels(spark: Any, labels: dict[tuple[int, int | None], Label] | None) -> t
             table(host, ["label_src", "host_label"]))
 
 
+def rule_labels(ruleset: RuleSet) -> np.ndarray:
+    """Each rule's label (1: DDoS), and -1 last, where ``NO_RULE`` (-1) indexes."""
+    return np.array([1 if r.label == "ddos" else 0 for r in ruleset.rules] + [-1], np.int64)
+
+
 def judged_windows(rows: Any, definition: FeatureDefinition, ruleset: RuleSet,
                    telescope: Telescope) -> Any:
     """Per host-window: the features, the judged vector (``judged_<feature>``),
@@ -95,14 +100,13 @@ def decide(spark: Any, rows: Any, saved: SavedModel, ruleset: RuleSet, telescope
 
     definition = saved.definition
     judged = judged_windows(rows, definition, ruleset, telescope)
-    rule_labels = np.array([1 if r.label == "ddos" else 0 for r in ruleset.rules] + [-1],
-                           np.int64)
+    by_rule = rule_labels(ruleset)
     model = spark.sparkContext.broadcast(saved.model)
     schema = StructType([*judged.schema.fields, *(StructField(name, kind) for name, kind in (
         ("model_verdict", LongType()), ("confidence", DoubleType()), ("outlier", BooleanType()),
         ("src6_text", StringType())))])
     names = definition.names
-    judged = judged.mapInArrow(lambda batches: _judge(batches, model, names, rule_labels),
+    judged = judged.mapInArrow(lambda batches: _judge(batches, model, names, by_rule),
                                schema)
     own, host = _labels(spark, labels)
     is4 = F.col("src6").isNull()

@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from darkscope.backscatter.features import NS, FeatureDefinition, HostWindows
-from darkscope.backscatter.rules import NO_RULE, RuleSet
+from darkscope.backscatter.rules import RuleSet
 from darkscope.backscatter.telescope import Telescope
 from darkscope.backscatter.training import TrainingStep
-from darkscope.engines.spark.detect import judged_windows
+from darkscope.engines.spark.detect import judged_windows, rule_labels
 
 _POSITION = ("first_file", "first_row")
 
@@ -99,7 +99,5 @@ def host_windows(table: pa.Table, definition: FeatureDefinition, ruleset: RuleSe
         row_of_packet=np.empty(0, np.int64), definition=definition,
         host=host.astype(np.int64), is6=is6, src6=src6)
     rule_index = table["rule"].to_numpy().astype(np.int64)
-    labels = np.array([1 if r.label == "ddos" else 0 for r in ruleset.rules] + [-1], np.int64)
-    rule_label = np.where(rule_index == NO_RULE, -1, labels[rule_index])
-    return (windows, rule_index, rule_label, matrix("judged_"),
+    return (windows, rule_index, rule_labels(ruleset)[rule_index], matrix("judged_"),
             table["context_packets"].to_numpy().astype(np.int64))

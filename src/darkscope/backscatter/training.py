@@ -84,14 +84,20 @@ def train(table: pa.Table, rules: RuleSet, telescope: Telescope, *,
     started = time.perf_counter()
     if base is not None:
         definition = base.definition
-    definition = definition or FeatureDefinition()
+    step = training_step(table, definition or FeatureDefinition(), rules, telescope)
+    return fit_windows(step.windows, step.rule_index, step.rule_label, step.judged,
+                       step.context, rules, base=base, store=store, truth=truth,
+                       expert_budget=expert_budget, params=params, seed=seed, started=started)
+
+
+def training_step(table: pa.Table, definition: FeatureDefinition, rules: RuleSet,
+                  telescope: Telescope) -> TrainingStep:
+    """A packet table's host-windows with their rules, judged vectors and context."""
     windows = extract(table, definition)
     rule_index, rule_label = apply_rules(rules, table, windows.row_of_packet, len(windows),
                                          windows.packets, telescope)
     judged, context = context_features(table, windows)
-    return fit_windows(windows, rule_index, rule_label, judged, context, rules, base=base,
-                       store=store, truth=truth, expert_budget=expert_budget, params=params,
-                       seed=seed, started=started)
+    return TrainingStep(windows, rule_index, rule_label, judged, context)
 
 
 def fit_windows(windows: HostWindows, rule_index: np.ndarray, rule_label: np.ndarray,
@@ -175,12 +181,8 @@ def train_stream(inputs: list, rules: RuleSet, telescope: str | None, *,
         nonlocal scope, packets
         for table in chunks:
             scope = resolve(telescope, table, scope)
-            windows = extract(table, definition)
-            rule_index, rule_label = apply_rules(rules, table, windows.row_of_packet,
-                                                 len(windows), windows.packets, scope)
-            judged, context = context_features(table, windows)
             packets += table.num_rows
-            yield TrainingStep(windows, rule_index, rule_label, judged, context)
+            yield training_step(table, definition, rules, scope)
 
     saved, total = fit_steps(steps(), rules, base=base, store=store, truth=truth,
                              expert_budget=expert_budget, params=params, seed=seed)

@@ -28,10 +28,14 @@ def _packet_tables(inputs: tuple[str, ...]) -> list[str]:
         if "://" not in given and Path(given).suffix.lower() in _CAPTURES:
             raise UsageError(f"{given}: --engine spark reads packet tables; ingest the "
                              f"capture first: darkscope ingest {given} -o packets/")
-        if "://" not in given and not any(c in given for c in "*?[") and \
-                not Path(given).exists():
-            raise UsageError(f"{given}: no such file or directory")
+        _must_exist(given, given)
     return list(inputs)
+
+
+def _must_exist(given: str, name: str) -> None:
+    """A local path (not a URL or a glob Spark expands) that is not there is a user error."""
+    if "://" not in given and not any(c in given for c in "*?[") and not Path(given).exists():
+        raise UsageError(f"{name}: no such file or directory")
 
 
 def _refuse(**given: Any) -> None:
@@ -212,9 +216,7 @@ def rules_timeline(*, master: str | None, conf: tuple[str, ...], rules_tables: t
                              "path")
     check_timeline_outputs(output, png, table, overwrite)
     for given in rules_tables:
-        if "://" not in given and not any(c in given for c in "*?[") and \
-                not Path(given).exists():
-            raise UsageError(f"rules table {given}: no such file or directory")
+        _must_exist(given, f"rules table {given}")
     from darkscope.engines.spark.session import parse_conf, session
 
     spark = session(master, parse_conf(conf))
